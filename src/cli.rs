@@ -1,0 +1,394 @@
+//! The command line: serve, migrate, and the administration of clients and users.
+//! clap reads only the command and `--config`; every setting comes from the
+//! configuration layers.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::{
+    app::Application,
+    config::Settings,
+    crypto::{
+        password::{Password, PasswordHasher},
+        token::{ClientSecret, generate_password},
+    },
+    oauth::Scope,
+    store::{self, ClientRecord, Store, StoreError, UserRecord},
+    telemetry,
+};
+
+/// rotor: an OAuth 2.0 token server with single-use, rotating refresh tokens.
+#[derive(Debug, Parser)]
+#[command(name = "rotor", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML), layered over the defaults; ROTOR__SECTION__KEY
+    /// environment variables win over both.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply the database migrations; safe to run any number of times.
+    Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users of the password grant.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. A confidential client's generated secret is printed once.
+    Add(ClientAdd),
+    /// List clients.
+    List,
+    /// Remove a client; its tokens stop working at once.
+    Remove { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientAdd {
+    pub client_id: String,
+    /// A public client: no secret, identified by client_id alone.
+    #[arg(long, conflicts_with = "secret_stdin")]
+    pub public: bool,
+    /// Read the secret (at least 32 characters) from standard input instead of
+    /// generating one.
+    #[arg(long)]
+    pub secret_stdin: bool,
+    /// Grant types the client may use.
+    #[arg(long, value_delimiter = ',', default_value = "password,refresh_token")]
+    pub grants: Vec<String>,
+    /// Scopes the client may request (space-separated); the default scope of its tokens.
+    #[arg(long, default_value = "")]
+    pub scopes: String,
+    /// Refresh-token lifetime for this client (e.g. 30d), instead of the server's.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub refresh_ttl: Option<Duration>,
+    /// Refreshes allowed per login for this client (0 = unlimited), instead of the server's.
+    #[arg(long, value_name = "N")]
+    pub max_refreshes: Option<u32>,
+    /// Issue no refresh tokens to this client.
+    #[arg(long)]
+    pub no_refresh_tokens: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. A generated password is printed once unless one is read from stdin.
+    Add {
+        username: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user; their refresh tokens stop working at once.
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
+}
+
+/// Grant types rotor implements.
+const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Bad configuration, an unreachable store, or a refused administrative change.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log.filter, std::io::stderr);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let store = open_store(&settings, false).await?;
+            store.migrate().await.context("running migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client(cmd, &settings).await,
+        Command::User(cmd) => user(cmd, &settings).await,
+    }
+}
+
+async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(
+        &settings.database.url,
+        settings.database.max_connections.min(2),
+    )
+    .await
+    .context("connecting to the database (database.url)")?;
+    if migrate && settings.database.auto_migrate {
+        store.migrate().await.context("running migrations")?;
+    }
+    Ok(store)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr()?;
+    let state = app.state().clone();
+    if let Some(id) = &state.settings.clients.anonymous_client {
+        match state.store.find_client(id).await? {
+            Some(c) if c.is_public() => {}
+            _ => tracing::warn!(
+                client_id = %id,
+                "clients.anonymous_client names no public client; add it with `rotor client add {id} --public`"
+            ),
+        }
+    }
+    if state.store.is_empty().await? {
+        create_demo(state.store.as_ref(), &state.hasher, addr).await?;
+    }
+    tracing::info!(%addr, "rotor listening");
+    app.run_until_stopped().await.context("serving")
+}
+
+/// On first start, a demo client and user so that a newcomer gets tokens at once.
+async fn create_demo(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let secret = ClientSecret::generate();
+    let password = generate_password();
+    let now = time::OffsetDateTime::now_utc();
+    store
+        .create_client(&ClientRecord {
+            id: "demo".into(),
+            secret_hash: Some(secret.hash()),
+            grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+            scopes: vec!["read".into(), "write".into()],
+            refresh_tokens: true,
+            refresh_ttl: None,
+            max_refreshes: None,
+            created_at: now,
+        })
+        .await?;
+    let hash = hash_password(hasher, password.clone()).await?;
+    store
+        .create_user(&UserRecord {
+            id: Uuid::new_v4(),
+            username: "demo".into(),
+            password_hash: hash,
+            disabled: false,
+            created_at: now,
+        })
+        .await?;
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    println!(
+        "\nFirst start: created a demo client and user. These credentials are shown only once.\n\
+         \n  client_id:     demo\n  client_secret: {secret}\n  username:      demo\n  password:      {password}\n\
+         \nGet tokens:\n\n  curl -s -u 'demo:{secret}' -d grant_type=password -d username=demo -d 'password={password}' http://{host}/oauth2/token\n",
+        secret = secret.expose(),
+    );
+    Ok(())
+}
+
+async fn hash_password(hasher: &PasswordHasher, password: String) -> anyhow::Result<String> {
+    let hasher = hasher.clone();
+    tokio::task::spawn_blocking(move || hasher.hash_blocking(&Password::new(password)))
+        .await
+        .context("hashing task")?
+}
+
+/// Reads a secret from stdin without its trailing newline.
+fn read_stdin_secret(what: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading the {what} from standard input"))?;
+    let trimmed = text.trim_end_matches(['\r', '\n']).to_owned();
+    if trimmed.is_empty() {
+        bail!("the {what} read from standard input is empty");
+    }
+    Ok(trimmed)
+}
+
+fn check_name(kind: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        bail!("a {kind} must be 1 to 255 characters without control characters");
+    }
+    Ok(())
+}
+
+async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    match cmd {
+        ClientCommand::Add(add) => {
+            check_name("client id", &add.client_id)?;
+            if add.client_id.chars().any(char::is_whitespace) {
+                bail!("a client id must not contain white space");
+            }
+            for g in &add.grants {
+                if !GRANT_TYPES.contains(&g.as_str()) {
+                    bail!(
+                        "unknown grant type {g:?}; rotor supports {}",
+                        GRANT_TYPES.join(", ")
+                    );
+                }
+            }
+            let scopes = Scope::parse(&add.scopes)
+                .map_err(|e| anyhow::anyhow!("--scopes: {}", e.description()))?;
+            let secret = match (add.public, add.secret_stdin) {
+                (true, _) => None,
+                (false, true) => Some(
+                    ClientSecret::parse(read_stdin_secret("client secret")?)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                (false, false) => Some(ClientSecret::generate()),
+            };
+            let record = ClientRecord {
+                id: add.client_id.clone(),
+                secret_hash: secret.as_ref().map(ClientSecret::hash),
+                grant_types: add.grants.clone(),
+                scopes: scopes.tokens().to_vec(),
+                refresh_tokens: !add.no_refresh_tokens,
+                refresh_ttl: add.refresh_ttl,
+                max_refreshes: add.max_refreshes,
+                created_at: time::OffsetDateTime::now_utc(),
+            };
+            match store.create_client(&record).await {
+                Err(StoreError::Conflict { .. }) => {
+                    bail!("client {:?} already exists", add.client_id)
+                }
+                other => other?,
+            }
+            match (secret, add.secret_stdin) {
+                (Some(s), false) => println!(
+                    "client {} added\nclient_secret: {}\n(shown only once)",
+                    add.client_id,
+                    s.expose()
+                ),
+                (Some(_), true) => println!("client {} added (confidential)", add.client_id),
+                (None, _) => println!("client {} added (public)", add.client_id),
+            }
+        }
+        ClientCommand::List => {
+            println!(
+                "{:<24} {:<12} {:<26} {:<20} REFRESH",
+                "CLIENT_ID", "TYPE", "GRANTS", "SCOPES"
+            );
+            for c in store.list_clients().await? {
+                let refresh = if c.refresh_tokens {
+                    format!(
+                        "on ttl={} max={}",
+                        c.refresh_ttl
+                            .map_or("default".into(), |d| humantime::format_duration(d)
+                                .to_string()),
+                        c.max_refreshes.map_or("default".into(), |m| m.to_string()),
+                    )
+                } else {
+                    "off".into()
+                };
+                println!(
+                    "{:<24} {:<12} {:<26} {:<20} {}",
+                    c.id,
+                    if c.is_public() {
+                        "public"
+                    } else {
+                        "confidential"
+                    },
+                    c.grant_types.join(","),
+                    c.scopes.join(" "),
+                    refresh
+                );
+            }
+        }
+        ClientCommand::Remove { client_id } => match store.remove_client(&client_id).await {
+            Err(StoreError::NotFound) => bail!("no client {client_id:?}"),
+            other => {
+                other?;
+                println!("client {client_id} removed");
+            }
+        },
+    }
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    match cmd {
+        UserCommand::Add {
+            username,
+            password_stdin,
+        } => {
+            check_name("username", &username)?;
+            let (password, generated) = if password_stdin {
+                (read_stdin_secret("password")?, false)
+            } else {
+                (generate_password(), true)
+            };
+            let hasher = PasswordHasher::new(&settings.passwords)?;
+            let hash = hash_password(&hasher, password.clone()).await?;
+            let record = UserRecord {
+                id: Uuid::new_v4(),
+                username: username.clone(),
+                password_hash: hash,
+                disabled: false,
+                created_at: time::OffsetDateTime::now_utc(),
+            };
+            match store.create_user(&record).await {
+                Err(StoreError::Conflict { .. }) => bail!("user {username:?} already exists"),
+                other => other?,
+            }
+            if generated {
+                println!("user {username} added\npassword: {password}\n(shown only once)");
+            } else {
+                println!("user {username} added");
+            }
+        }
+        UserCommand::List => {
+            println!("{:<32} {:<10} CREATED", "USERNAME", "STATE");
+            for u in store.list_users().await? {
+                println!(
+                    "{:<32} {:<10} {}",
+                    u.username,
+                    if u.disabled { "disabled" } else { "active" },
+                    u.created_at
+                );
+            }
+        }
+        UserCommand::Disable { username } => set_disabled(store.as_ref(), &username, true).await?,
+        UserCommand::Enable { username } => set_disabled(store.as_ref(), &username, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_disabled(store: &dyn Store, username: &str, disabled: bool) -> anyhow::Result<()> {
+    match store.set_user_disabled(username, disabled).await {
+        Err(StoreError::NotFound) => bail!("no user {username:?}"),
+        other => other?,
+    }
+    println!(
+        "user {username} {}",
+        if disabled { "disabled" } else { "enabled" }
+    );
+    Ok(())
+}
+
+/// Settings for a path given on the command line (used by tests of the binary).
+pub fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
+    Settings::load(path)
+}

@@ -1,0 +1,264 @@
+//! Settings: `config/default.toml`, then `--config FILE`, then `ROTOR__SECTION__KEY`
+//! environment variables, deserialised strictly so that a typo or a bad value stops
+//! start-up with a message naming the key.
+
+use std::{net::SocketAddr, path::Path, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, compiled in so that the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub refresh: RefreshSettings,
+    pub clients: ClientSettings,
+    pub passwords: PasswordSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub session_timeout: SessionTimeout,
+    pub signing_alg: SigningAlg,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSettings {
+    pub enabled: bool,
+    pub rotate: bool,
+    #[serde(with = "humantime_serde")]
+    pub extra_ttl: Duration,
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+    pub max_refreshes: u32,
+    pub reuse_detection: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    #[serde(default)]
+    pub anonymous_client: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+/// The access-token lifetime, or `unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTimeout {
+    Limited(Duration),
+    /// Secret Server's "unlimited": no refresh tokens are issued.
+    Unlimited,
+}
+
+impl SessionTimeout {
+    /// How long an access token lives. RFC 9068 §2.2 makes `exp` required, so
+    /// "unlimited" becomes ten years.
+    pub fn access_token_lifetime(self) -> Duration {
+        match self {
+            SessionTimeout::Limited(d) => d,
+            SessionTimeout::Unlimited => Duration::from_secs(10 * 365 * 24 * 3600),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionTimeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().eq_ignore_ascii_case("unlimited") {
+            return Ok(SessionTimeout::Unlimited);
+        }
+        humantime::parse_duration(text.trim())
+            .map(SessionTimeout::Limited)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}: expected a duration like \"20m\" or \"unlimited\""
+                ))
+            })
+    }
+}
+
+/// The JWT signature algorithm of access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE name, as stored beside each key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ES256" => Ok(SigningAlg::ES256),
+            "RS256" => Ok(SigningAlg::RS256),
+            other => Err(format!("unsupported signing algorithm {other:?}")),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the layered settings.
+    ///
+    /// # Errors
+    /// A missing file, an unknown key or a value of the wrong form; the message names the key.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = path {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("ROTOR")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-field checks, each naming its key.
+    ///
+    /// # Errors
+    /// The first value that cannot work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let fail =
+            |key: &str, why: &str| Err(anyhow::anyhow!("invalid configuration: {key}: {why}"));
+        if matches!(self.tokens.session_timeout, SessionTimeout::Limited(d) if d.as_secs() == 0) {
+            return fail("tokens.session_timeout", "must be at least one second");
+        }
+        if self.tokens.issuer.trim().is_empty() {
+            return fail("tokens.issuer", "must not be empty");
+        }
+        if self.tokens.audience.trim().is_empty() {
+            return fail("tokens.audience", "must not be empty");
+        }
+        if matches!(self.refresh.ttl, Some(d) if d.as_secs() == 0) {
+            return fail("refresh.ttl", "must be at least one second");
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return fail(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.passwords.memory_kib < 8 * self.passwords.parallelism.max(1) {
+            return fail("passwords.memory_kib", "must be at least 8 × parallelism");
+        }
+        if self.passwords.iterations == 0 {
+            return fail("passwords.iterations", "must be at least 1");
+        }
+        if self.passwords.parallelism == 0 {
+            return fail("passwords.parallelism", "must be at least 1");
+        }
+        if self
+            .clients
+            .anonymous_client
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return fail(
+                "clients.anonymous_client",
+                "must name a client, or be left out",
+            );
+        }
+        Ok(())
+    }
+
+    /// The lifetime of a refresh token issued now, before per-client overrides.
+    pub fn default_refresh_ttl(&self) -> Duration {
+        self.refresh.ttl.unwrap_or_else(|| {
+            self.tokens.session_timeout.access_token_lifetime() + self.refresh.extra_ttl
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.server.bind.port(), 8080);
+        assert_eq!(
+            s.tokens.session_timeout,
+            SessionTimeout::Limited(Duration::from_secs(1200))
+        );
+        assert_eq!(s.default_refresh_ttl(), Duration::from_secs(1200 + 900));
+        assert_eq!(s.tokens.signing_alg, SigningAlg::ES256);
+        assert!(s.clients.anonymous_client.is_none());
+    }
+
+    #[test]
+    fn unlimited_session_timeout_parses() {
+        let t: SessionTimeout = serde_json::from_str("\"unlimited\"").unwrap();
+        assert_eq!(t, SessionTimeout::Unlimited);
+        assert!(serde_json::from_str::<SessionTimeout>("\"soon\"").is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The only place that turns errors into HTTP: RFC 6749 §5.2 JSON bodies, status
+//! codes and the headers that go with them.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::oauth::OAuthError;
+
+/// The RFC 6749 §5.2 error body.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    error_description: String,
+}
+
+/// The status code of each error.
+pub fn status_of(error: &OAuthError) -> StatusCode {
+    match error {
+        OAuthError::InvalidRequest(_)
+        | OAuthError::InvalidGrant(_)
+        | OAuthError::UnauthorizedClient(_)
+        | OAuthError::UnsupportedGrantType(_)
+        | OAuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
+        OAuthError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        OAuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        OAuthError::NotFound => StatusCode::NOT_FOUND,
+        OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        match &self {
+            OAuthError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed")
+            }
+            OAuthError::InvalidClient {
+                basic_attempted, ..
+            } => {
+                tracing::info!(basic_attempted, "client authentication failed");
+            }
+            other => tracing::debug!(error = other.code(), "request refused"),
+        }
+        let body = ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            // RFC 6749 §5.2 and RFC 9110 §15.5.2: a 401 names the scheme to use.
+            OAuthError::InvalidClient { .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="rotor", charset="UTF-8""#),
+                );
+            }
+            OAuthError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            OAuthError::TemporarilyUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_code(e: OAuthError) -> (u16, &'static str) {
+        (status_of(&e).as_u16(), e.code())
+    }
+
+    #[test]
+    fn every_error_maps_to_its_rfc_status() {
+        let s = || String::from("x");
+        assert_eq!(
+            status_and_code(OAuthError::InvalidRequest(s())),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::PayloadTooLarge),
+            (413, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::MethodNotAllowed { allow: "POST" }),
+            (405, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::NotFound),
+            (404, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::invalid_client("x", true)),
+            (401, "invalid_client")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::InvalidGrant(s())),
+            (400, "invalid_grant")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::UnauthorizedClient(s())),
+            (400, "unauthorized_client")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::UnsupportedGrantType(s())),
+            (400, "unsupported_grant_type")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::InvalidScope(s())),
+            (400, "invalid_scope")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::TemporarilyUnavailable(s())),
+            (503, "temporarily_unavailable")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::Internal(anyhow::anyhow!("boom"))),
+            (500, "server_error")
+        );
+    }
+
+    #[test]
+    fn invalid_client_answers_with_www_authenticate_basic() {
+        let response = OAuthError::invalid_client("x", true).into_response();
+        let value = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(value.starts_with("Basic "));
+    }
+
+    #[test]
+    fn internal_error_body_says_nothing_of_the_cause() {
+        let e = OAuthError::Internal(anyhow::anyhow!("secret detail"));
+        assert_eq!(e.description(), "internal error");
+    }
+}

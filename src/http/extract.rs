@@ -1,0 +1,141 @@
+//! Extractors whose rejection is an [`OAuthError`], so that even a malformed
+//! request is answered with RFC 6749 JSON.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{StatusCode, header, request::Parts},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+
+use crate::oauth::{BasicCredentials, OAuthError, Params};
+
+/// The largest accepted body. Token requests are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The body's parameters, from a form, a JSON object, or a form under a JSON label.
+#[derive(Debug)]
+pub struct OAuthParams(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthParams {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
+        let essence = req.headers().get(header::CONTENT_TYPE).map(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::PayloadTooLarge
+            } else {
+                OAuthError::InvalidRequest("the request body could not be read".into())
+            }
+        })?;
+        let params = match essence.as_deref() {
+            Some("application/x-www-form-urlencoded") => Params::from_form(&body)?,
+            // PowerShell's Invoke-RestMethod sends a hashtable form-encoded even under
+            // a JSON content type; a body without a type is sniffed the same way.
+            Some("application/json") | None => Params::from_json_or_form(&body)?,
+            Some(t) if t.ends_with("+json") => Params::from_json_or_form(&body)?,
+            Some(_) => {
+                return Err(OAuthError::InvalidRequest(
+                    "send the parameters as application/x-www-form-urlencoded or application/json"
+                        .into(),
+                ));
+            }
+        };
+        Ok(OAuthParams(params))
+    }
+}
+
+/// `Authorization: Basic` client credentials, if sent.
+#[derive(Debug, Default)]
+pub struct BasicAuth {
+    pub credentials: Option<BasicCredentials>,
+    /// A Basic header was sent but could not be decoded.
+    pub malformed: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
+    type Rejection = std::convert::Infallible;
+
+    #[tracing::instrument(name = "basic_auth", skip_all)]
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(BasicAuth::default());
+        };
+        let Some(encoded) = value.to_str().ok().and_then(strip_basic) else {
+            // Another scheme (e.g. Bearer) is not client authentication here.
+            return Ok(BasicAuth::default());
+        };
+        Ok(match decode_basic(encoded) {
+            Some(credentials) => BasicAuth {
+                credentials: Some(credentials),
+                malformed: false,
+            },
+            None => BasicAuth {
+                credentials: None,
+                malformed: true,
+            },
+        })
+    }
+}
+
+fn strip_basic(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+}
+
+/// RFC 6749 §2.3.1: the client id and secret are form-url-encoded, then joined with
+/// a colon and base64-encoded (RFC 7617).
+fn decode_basic(encoded: &str) -> Option<BasicCredentials> {
+    let decoded = STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let client_id = form_decode(id)?;
+    if client_id.is_empty() {
+        return None;
+    }
+    Some(BasicCredentials {
+        client_id,
+        client_secret: form_decode(secret)?,
+    })
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_url_decoded() {
+        let encoded = STANDARD.encode("my%20client:p%40ss+word");
+        let c = decode_basic(&encoded).unwrap();
+        assert_eq!(c.client_id, "my client");
+        assert_eq!(c.client_secret, "p@ss word");
+    }
+
+    #[test]
+    fn basic_without_colon_or_base64_is_malformed() {
+        assert!(decode_basic(&STANDARD.encode("nocolon")).is_none());
+        assert!(decode_basic("%%%").is_none());
+    }
+
+    #[test]
+    fn scheme_name_is_case_insensitive() {
+        assert_eq!(strip_basic("basic abc"), Some("abc"));
+        assert_eq!(strip_basic("Bearer abc"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! rotor: a standalone OAuth 2.0 authorization server that issues access tokens with
+//! the password grant and renews them with single-use, rotating, counted, expiring
+//! and revocable refresh tokens.
+//!
+//! Layers: [`http`] (axum) calls [`oauth`] (protocol rules, no HTTP), which calls
+//! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod oauth;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Settings;

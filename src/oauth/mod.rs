@@ -1,0 +1,169 @@
+//! The OAuth 2.0 protocol: grant rules of RFC 6749, RFC 9700 and RFC 9068 as plain
+//! Rust. This module knows nothing of HTTP (no axum types) and nothing of SQL (it
+//! calls the [`Store`] trait); the current time comes in as a value.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    config::{SessionTimeout, Settings},
+    crypto::{
+        keys::{AccessClaims, KeySet},
+        password::PasswordHasher,
+    },
+    store::{NewAccessToken, Store},
+};
+
+pub mod client_auth;
+pub mod error;
+pub mod password;
+pub mod refresh;
+pub mod request;
+pub mod scope;
+
+pub use client_auth::{AuthenticatedClient, BasicCredentials, PresentedClient};
+pub use error::OAuthError;
+pub use request::{GrantRequest, Params};
+pub use scope::Scope;
+
+/// Everything a grant needs, borrowed from the server state for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantContext<'a> {
+    pub store: &'a dyn Store,
+    pub settings: &'a Settings,
+    pub keys: &'a KeySet,
+    pub hasher: &'a PasswordHasher,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Handles a token request: authenticates the client, then runs the grant.
+///
+/// # Errors
+/// Any RFC 6749 §5.2 error the request deserves.
+pub async fn token(
+    ctx: &GrantContext<'_>,
+    presented: PresentedClient,
+    request: GrantRequest,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    let client = client_auth::authenticate(ctx, presented).await?;
+    tracing::Span::current().record("client_id", client.id());
+    match request {
+        GrantRequest::Password {
+            username,
+            password,
+            scope,
+        } => password::grant(ctx, &client, username, password, scope, now).await,
+        GrantRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => refresh::grant(ctx, &client, refresh_token, scope, now).await,
+    }
+}
+
+/// How refresh tokens work for one client, from the server settings and the
+/// client's overrides.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    /// Whether refresh tokens are issued to this client.
+    pub issue: bool,
+    /// Lifetime of each refresh token from its issue.
+    pub ttl: Duration,
+    /// Refreshes allowed per family; 0 = unlimited.
+    pub max_refreshes: u32,
+}
+
+impl RefreshPolicy {
+    /// The policy for `client`.
+    pub fn for_client(settings: &Settings, client: &AuthenticatedClient) -> RefreshPolicy {
+        RefreshPolicy {
+            issue: refresh_available(settings).is_ok()
+                && client.0.refresh_tokens
+                && client.allows_grant("refresh_token"),
+            ttl: client
+                .0
+                .refresh_ttl
+                .unwrap_or_else(|| settings.default_refresh_ttl()),
+            max_refreshes: client
+                .0
+                .max_refreshes
+                .unwrap_or(settings.refresh.max_refreshes),
+        }
+    }
+}
+
+/// Whether the server issues refresh tokens at all.
+///
+/// # Errors
+/// `unsupported_grant_type`, saying why, when it does not.
+pub fn refresh_available(settings: &Settings) -> Result<(), OAuthError> {
+    if !settings.refresh.enabled {
+        return Err(OAuthError::UnsupportedGrantType(
+            "the refresh_token grant is turned off on this server".into(),
+        ));
+    }
+    if settings.tokens.session_timeout == SessionTimeout::Unlimited {
+        return Err(OAuthError::UnsupportedGrantType(
+            "refresh tokens are not issued while the session timeout is unlimited".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A signed access token and the record of its id.
+pub(crate) struct MintedAccessToken {
+    pub jwt: String,
+    pub record: NewAccessToken,
+    pub expires_in: u64,
+}
+
+/// Signs an RFC 9068 access token.
+pub(crate) fn mint_access_token(
+    ctx: &GrantContext<'_>,
+    subject: Uuid,
+    client_id: &str,
+    scope: &Scope,
+    now: OffsetDateTime,
+) -> Result<MintedAccessToken, OAuthError> {
+    let lifetime = ctx.settings.tokens.session_timeout.access_token_lifetime();
+    let expires_at = now + lifetime;
+    let jti = Uuid::new_v4();
+    let claims = AccessClaims {
+        iss: ctx.settings.tokens.issuer.clone(),
+        sub: subject.to_string(),
+        aud: ctx.settings.tokens.audience.clone(),
+        exp: expires_at.unix_timestamp(),
+        iat: now.unix_timestamp(),
+        jti: jti.to_string(),
+        client_id: client_id.to_owned(),
+        scope: scope.to_string(),
+    };
+    Ok(MintedAccessToken {
+        jwt: ctx.keys.sign(&claims)?,
+        record: NewAccessToken {
+            jti,
+            issued_at: now,
+            expires_at,
+        },
+        expires_in: lifetime.as_secs(),
+    })
+}
+
+/// `scope` as the response carries it: left out when empty.
+pub(crate) fn response_scope(scope: &Scope) -> Option<String> {
+    (!scope.is_empty()).then(|| scope.to_string())
+}

@@ -1,0 +1,148 @@
+//! The refresh token grant (RFC 6749 §6) with single use, rotation, a per-family
+//! counter and reuse detection (RFC 9700 §4.14.2).
+
+use time::OffsetDateTime;
+
+use super::{
+    AuthenticatedClient, GrantContext, OAuthError, RefreshPolicy, Scope, TokenResponse,
+    mint_access_token, refresh_available, response_scope, scope,
+};
+use crate::{
+    crypto::token::RefreshToken,
+    store::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationOutcome},
+};
+
+const INVALID: &str = "the refresh token is invalid";
+const REVOKED: &str = "the refresh token has been revoked";
+
+/// Runs the refresh token grant.
+///
+/// # Errors
+/// `unsupported_grant_type` when refresh is off on the server, `unauthorized_client`
+/// when off for the client, `invalid_scope` for a wider scope, `invalid_grant` for a
+/// token that is unknown, another client's, expired, revoked, spent or over the limit.
+#[tracing::instrument(skip_all, fields(grant = "refresh_token", client_id = %client.id()))]
+pub async fn grant(
+    ctx: &GrantContext<'_>,
+    client: &AuthenticatedClient,
+    token: RefreshToken,
+    requested: Option<Scope>,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    refresh_available(ctx.settings)?;
+    let policy = RefreshPolicy::for_client(ctx.settings, client);
+    if !policy.issue {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use the refresh_token grant".into(),
+        ));
+    }
+
+    let hash = token.hash();
+    let Some(record) = ctx.store.find_refresh_token(&hash).await? else {
+        return Err(OAuthError::InvalidGrant(INVALID.into()));
+    };
+    // RFC 6749 §6: the server MUST "validate the refresh token" and "ensure that the
+    // refresh token was issued to the authenticated client".
+    if record.client_id != client.id() {
+        tracing::warn!(family_id = %record.family_id, "refresh token presented by another client");
+        return Err(OAuthError::InvalidGrant(INVALID.into()));
+    }
+    if record.family_revoked {
+        return Err(OAuthError::InvalidGrant(REVOKED.into()));
+    }
+    if record.user_disabled {
+        return Err(OAuthError::InvalidGrant(
+            "the user account is disabled".into(),
+        ));
+    }
+    if record.used_at.is_some() {
+        return Err(reuse_detected(ctx, &record, now).await);
+    }
+    if record.expires_at <= now {
+        return Err(OAuthError::InvalidGrant(
+            "the refresh token has expired".into(),
+        ));
+    }
+    if policy.max_refreshes > 0 && record.refresh_count >= policy.max_refreshes {
+        return Err(limit_reached(policy.max_refreshes));
+    }
+    // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally
+    // granted by the resource owner, and if omitted is treated as equal to the
+    // scope originally granted." A narrower scope applies to the new access token
+    // only; the family keeps the original scope.
+    let granted = Scope::parse(&record.scope)?;
+    let access_scope = scope::narrow(requested, &granted)?;
+
+    let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now)?;
+    let rotate = ctx.settings.refresh.rotate;
+    let successor = rotate.then(RefreshToken::generate);
+    let outcome = ctx
+        .store
+        .rotate_refresh_token(&Rotation {
+            old: hash,
+            family_id: record.family_id,
+            now,
+            spend_old: rotate,
+            max_refreshes: policy.max_refreshes,
+            successor: successor.as_ref().map(|rt| NewRefreshToken {
+                hash: rt.hash(),
+                issued_at: now,
+                expires_at: now + policy.ttl,
+            }),
+            access: access.record,
+        })
+        .await?;
+    match outcome {
+        RotationOutcome::Rotated { refresh_count } => {
+            tracing::info!(family_id = %record.family_id, refresh_count, "refresh token rotated");
+        }
+        // Another request spent the token between the lookup and the update.
+        RotationOutcome::AlreadyUsed => return Err(reuse_detected(ctx, &record, now).await),
+        RotationOutcome::LimitReached => return Err(limit_reached(policy.max_refreshes)),
+        RotationOutcome::Inactive => return Err(OAuthError::InvalidGrant(REVOKED.into())),
+    }
+    // WSO2's RenewRefreshTokenForRefreshGrant=false: with rotation off the same
+    // refresh token is returned until it expires.
+    let refresh_token = successor.unwrap_or(token);
+    Ok(TokenResponse {
+        access_token: access.jwt,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: Some(refresh_token.expose().to_owned()),
+        scope: response_scope(&access_scope),
+    })
+}
+
+fn limit_reached(max: u32) -> OAuthError {
+    OAuthError::InvalidGrant(format!(
+        "the refresh limit of {max} for this login is reached; sign in again"
+    ))
+}
+
+/// RFC 9700 §4.14.2: when a spent refresh token is presented, the server cannot
+/// tell the legitimate client from an attacker, so it revokes the whole family. The
+/// revocation is committed on its own, although the request fails.
+async fn reuse_detected(
+    ctx: &GrantContext<'_>,
+    record: &RefreshTokenRecord,
+    now: OffsetDateTime,
+) -> OAuthError {
+    if !ctx.settings.refresh.reuse_detection {
+        return OAuthError::InvalidGrant("the refresh token was already used".into());
+    }
+    match ctx.store.revoke_family(record.family_id, now).await {
+        Ok(revoked) => {
+            tracing::warn!(
+                family_id = %record.family_id,
+                user_id = %record.user_id,
+                newly_revoked = revoked,
+                "refresh token reuse detected: token family revoked"
+            );
+            OAuthError::InvalidGrant(
+                "the refresh token was already used; every token of this login has been revoked"
+                    .into(),
+            )
+        }
+        Err(e) => e.into(),
+    }
+}

@@ -1,0 +1,247 @@
+//! Storage: one trait of domain operations, with a PostgreSQL and a SQLite
+//! implementation. All SQL of the project lives below this module; it knows nothing
+//! of OAuth error codes and returns records and [`StoreError`].
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{keys::StoredKey, token::TokenHash};
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or foreign-key constraint refused the write.
+    #[error("conflict on {constraint}")]
+    Conflict { constraint: &'static str },
+    /// The database cannot be reached (pool timeout, dropped connection, busy file).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure, or a row that does not decode.
+    #[error("database error")]
+    Backend(#[source] sqlx::Error),
+    /// A stored value is not what this version expects.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Sorts a driver error into "retry later" and "broken".
+    pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Backend(e),
+        }
+    }
+}
+
+/// PostgreSQL: serialization failure, deadlock, connection errors, shutdown.
+/// SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_FULL (13), SQLITE_READONLY (8).
+fn is_transient(code: Option<&str>) -> bool {
+    match code {
+        Some(c) if c.starts_with("08") || c.starts_with("57P") => true,
+        Some("40001" | "40P01" | "53300" | "5" | "6" | "8" | "13" | "517" | "262") => true,
+        _ => false,
+    }
+}
+
+/// Shorthand used by both backends.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// A client as stored.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub id: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    pub secret_hash: Option<TokenHash>,
+    /// Grant type names this client may use.
+    pub grant_types: Vec<String>,
+    /// Scope values this client may ask for.
+    pub scopes: Vec<String>,
+    /// Whether this client receives refresh tokens.
+    pub refresh_tokens: bool,
+    /// Refresh-token lifetime for this client, instead of the server's.
+    pub refresh_ttl: Option<Duration>,
+    /// Refresh limit per family for this client, instead of the server's (0 = unlimited).
+    pub max_refreshes: Option<u32>,
+    pub created_at: OffsetDateTime,
+}
+
+impl ClientRecord {
+    /// Public clients have no secret (RFC 6749 §2.1).
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+}
+
+/// A refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub hash: TokenHash,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The id of an issued access token, to store.
+#[derive(Debug, Clone)]
+pub struct NewAccessToken {
+    pub jti: Uuid,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A login: a new token family with its first tokens, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub scope: String,
+    pub created_at: OffsetDateTime,
+    pub refresh: Option<NewRefreshToken>,
+    pub access: NewAccessToken,
+}
+
+/// A refresh token with the state of its family, user and client, as the grant
+/// needs it to decide.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub hash: TokenHash,
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_disabled: bool,
+    /// The scope granted at login; a narrowed refresh never changes it.
+    pub scope: String,
+    pub refresh_count: u32,
+    pub family_revoked: bool,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// One refresh, applied atomically by [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub old: TokenHash,
+    pub family_id: Uuid,
+    pub now: OffsetDateTime,
+    /// Mark the old token used (rotation on). With rotation off it stays valid.
+    pub spend_old: bool,
+    /// Refreshes allowed in the family; 0 = unlimited.
+    pub max_refreshes: u32,
+    /// The successor (rotation on).
+    pub successor: Option<NewRefreshToken>,
+    pub access: NewAccessToken,
+}
+
+/// What [`Store::rotate_refresh_token`] did. Anything but `Rotated` changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// The old token is spent, the counter moved, the new tokens are stored.
+    Rotated { refresh_count: u32 },
+    /// Another request spent the token first.
+    AlreadyUsed,
+    /// The family reached its refresh limit.
+    LimitReached,
+    /// The family was revoked, or its user disabled, in the meantime.
+    Inactive,
+}
+
+/// All persistent state of rotor. Methods are domain operations; each one is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Applies the embedded migrations; safe to run any number of times.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Whether the store holds neither a client nor a user (first start).
+    async fn is_empty(&self) -> StoreResult<bool>;
+
+    /// Adds a user. `Conflict` when the name is taken.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Finds a user by name.
+    async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Every user, by name.
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Disables or enables a user. `NotFound` when there is no such user.
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()>;
+
+    /// Adds a client. `Conflict` when the id is taken.
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    /// Finds a client by id.
+    async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>>;
+    /// Every client, by id.
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// Removes a client and, by cascade, every family and token issued to it.
+    /// `NotFound` when there is no such client.
+    async fn remove_client(&self, id: &str) -> StoreResult<()>;
+
+    /// Stores a login: family, first refresh token (if any) and access-token id.
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// Finds a refresh token by hash, with its family's, user's and client's state.
+    async fn find_refresh_token(&self, hash: &TokenHash)
+    -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Spends the old token, moves the family counter and stores the new tokens, all
+    /// or nothing. Concurrent calls for one token: exactly one returns `Rotated`.
+    async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<RotationOutcome>;
+    /// Revokes a family: every refresh and access token of the login, in one row
+    /// update. Returns whether it was live before.
+    async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Every signing key.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Adds a signing key.
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+}
+
+/// Opens the store named by `database.url`.
+///
+/// # Errors
+/// The URL is malformed or the database cannot be reached.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    }
+}
+
+/// Space-separated lists, as stored for grant types and scopes.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// Converts a stored count to `u32`.
+pub(crate) fn count(value: i64, column: &str) -> StoreResult<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range: {value}")))
+}

@@ -1,0 +1,505 @@
+//! The PostgreSQL store: the production backend that several rotor instances share.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    ClientRecord, NewSession, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError,
+    StoreResult, UserRecord, count, split_list,
+};
+use crate::crypto::{keys::StoredKey, token::TokenHash};
+
+/// How long a request waits for a pooled connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool.
+    ///
+    /// # Errors
+    /// Malformed URL or unreachable server.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::Backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+}
+
+fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { constraint }
+        }
+        _ => StoreError::from_sqlx(e),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: OffsetDateTime,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(r: UserRow) -> Self {
+        UserRecord {
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    id: String,
+    secret_hash: Option<Vec<u8>>,
+    grant_types: String,
+    scopes: String,
+    refresh_tokens: bool,
+    refresh_ttl_secs: Option<i64>,
+    max_refreshes: Option<i32>,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<ClientRow> for ClientRecord {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> StoreResult<Self> {
+        Ok(ClientRecord {
+            secret_hash: r
+                .secret_hash
+                .map(|h| TokenHash::from_slice(&h))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt(format!("secret hash of client {}", r.id)))?,
+            grant_types: split_list(&r.grant_types),
+            scopes: split_list(&r.scopes),
+            refresh_tokens: r.refresh_tokens,
+            refresh_ttl: r
+                .refresh_ttl_secs
+                .map(|s| count(s, "refresh_ttl_secs").map(|s| Duration::from_secs(s.into())))
+                .transpose()?,
+            max_refreshes: r
+                .max_refreshes
+                .map(|m| count(m.into(), "max_refreshes"))
+                .transpose()?,
+            created_at: r.created_at,
+            id: r.id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    token_hash: Vec<u8>,
+    family_id: Uuid,
+    client_id: String,
+    user_id: Uuid,
+    username: String,
+    user_disabled: bool,
+    scope: String,
+    refresh_count: i32,
+    family_revoked: bool,
+    issued_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<RefreshRow> for RefreshTokenRecord {
+    type Error = StoreError;
+    fn try_from(r: RefreshRow) -> StoreResult<Self> {
+        Ok(RefreshTokenRecord {
+            hash: TokenHash::from_slice(&r.token_hash)
+                .map_err(|_| StoreError::Corrupt("refresh token hash".into()))?,
+            family_id: r.family_id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            username: r.username,
+            user_disabled: r.user_disabled,
+            scope: r.scope,
+            refresh_count: count(r.refresh_count.into(), "refresh_count")?,
+            family_revoked: r.family_revoked,
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    private_key: Vec<u8>,
+    created_at: OffsetDateTime,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+    fn try_from(r: KeyRow) -> StoreResult<Self> {
+        Ok(StoredKey {
+            alg: r.alg.parse().map_err(StoreError::Corrupt)?,
+            kid: r.kid,
+            private_der: r.private_key,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        // sqlx holds a PostgreSQL advisory lock while migrating, so instances
+        // starting together apply each migration once.
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => StoreError::from_sqlx(e),
+                other => StoreError::Corrupt(format!("migrations: {other}")),
+            })
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        // language=PostgreSQL
+        let (empty,): (bool,) = sqlx::query_as(
+            r#"select not exists (select 1 from users) and not exists (select 1 from clients)"#,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(empty)
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(
+            r#"insert into users (id, username, password_hash, disabled, created_at)
+               values ($1, $2, $3, $4, $5)"#,
+        )
+        .bind(user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.disabled)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("users_username_key"))?;
+        Ok(())
+    }
+
+    async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        // language=PostgreSQL
+        let row: Option<UserRow> = sqlx::query_as(
+            r#"select id, username, password_hash, disabled, created_at
+               from users where username = $1"#,
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        // language=PostgreSQL
+        let rows: Vec<UserRow> = sqlx::query_as(
+            r#"select id, username, password_hash, disabled, created_at
+               from users order by username"#,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()> {
+        // language=PostgreSQL
+        let done = sqlx::query(r#"update users set disabled = $2 where username = $1"#)
+            .bind(username)
+            .bind(disabled)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(
+            r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
+                                    refresh_ttl_secs, max_refreshes, created_at)
+               values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        )
+        .bind(&client.id)
+        .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
+        .bind(client.grant_types.join(" "))
+        .bind(client.scopes.join(" "))
+        .bind(client.refresh_tokens)
+        .bind(
+            client
+                .refresh_ttl
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
+        .bind(
+            client
+                .max_refreshes
+                .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
+        )
+        .bind(client.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("clients_pkey"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        // language=PostgreSQL
+        let row: Option<ClientRow> = sqlx::query_as(
+            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                      max_refreshes, created_at
+               from clients where id = $1"#,
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        // language=PostgreSQL
+        let rows: Vec<ClientRow> = sqlx::query_as(
+            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                      max_refreshes, created_at
+               from clients order by id"#,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn remove_client(&self, id: &str) -> StoreResult<()> {
+        // language=PostgreSQL
+        let done = sqlx::query(r#"delete from clients where id = $1"#)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        // language=PostgreSQL
+        sqlx::query(
+            r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
+               values ($1, $2, $3, $4, 0, $5)"#,
+        )
+        .bind(s.family_id)
+        .bind(&s.client_id)
+        .bind(s.user_id)
+        .bind(&s.scope)
+        .bind(s.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if let Some(rt) = &s.refresh {
+            insert_refresh_token(&mut tx, s.family_id, rt).await?;
+        }
+        insert_access_token(&mut tx, s.family_id, &s.access).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenRecord>> {
+        // language=PostgreSQL
+        let row: Option<RefreshRow> = sqlx::query_as(
+            r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
+                      u.disabled as user_disabled, f.scope, f.refresh_count,
+                      f.revoked_at is not null as family_revoked,
+                      rt.issued_at, rt.expires_at, rt.used_at
+               from refresh_tokens rt
+               join token_families f on f.id = rt.family_id
+               join users u on u.id = f.user_id
+               where rt.token_hash = $1"#,
+        )
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn rotate_refresh_token(&self, r: &Rotation) -> StoreResult<RotationOutcome> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        if r.spend_old {
+            // The conditional update is the lock: of concurrent requests for one
+            // token, exactly one finds `used_at is null`.
+            // language=PostgreSQL
+            let spent = sqlx::query(
+                r#"update refresh_tokens set used_at = $2
+                   where token_hash = $1 and used_at is null"#,
+            )
+            .bind(r.old.as_bytes().as_slice())
+            .bind(r.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if spent.rows_affected() == 0 {
+                return Ok(RotationOutcome::AlreadyUsed);
+            }
+        }
+        // language=PostgreSQL
+        let counted: Option<(i32,)> = sqlx::query_as(
+            r#"update token_families f set refresh_count = refresh_count + 1
+               where id = $1 and revoked_at is null
+                 and ($2 = 0 or refresh_count < $2)
+                 and exists (select 1 from users u where u.id = f.user_id and not u.disabled)
+               returning refresh_count"#,
+        )
+        .bind(r.family_id)
+        .bind(i64::from(r.max_refreshes))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let Some((refresh_count,)) = counted else {
+            // language=PostgreSQL
+            let (live,): (bool,) = sqlx::query_as(
+                r#"select f.revoked_at is null and not u.disabled
+                   from token_families f join users u on u.id = f.user_id where f.id = $1"#,
+            )
+            .bind(r.family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?
+            .unwrap_or((false,));
+            return Ok(if live {
+                RotationOutcome::LimitReached
+            } else {
+                RotationOutcome::Inactive
+            });
+        };
+        if let Some(successor) = &r.successor {
+            insert_refresh_token(&mut tx, r.family_id, successor).await?;
+        }
+        insert_access_token(&mut tx, r.family_id, &r.access).await?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(RotationOutcome::Rotated {
+            refresh_count: count(refresh_count.into(), "refresh_count")?,
+        })
+    }
+
+    async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        // language=PostgreSQL
+        let done = sqlx::query(
+            r#"update token_families set revoked_at = $2 where id = $1 and revoked_at is null"#,
+        )
+        .bind(family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        // language=PostgreSQL
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            r#"select kid, alg, private_key, created_at from signing_keys order by created_at, kid"#,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(
+            r#"insert into signing_keys (kid, alg, private_key, created_at) values ($1, $2, $3, $4)"#,
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(&key.private_der)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("signing_keys_pkey"))?;
+        Ok(())
+    }
+}
+
+async fn insert_refresh_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    family_id: Uuid,
+    rt: &super::NewRefreshToken,
+) -> StoreResult<()> {
+    // language=PostgreSQL
+    sqlx::query(
+        r#"insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+           values ($1, $2, $3, $4)"#,
+    )
+    .bind(rt.hash.as_bytes().as_slice())
+    .bind(family_id)
+    .bind(rt.issued_at)
+    .bind(rt.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(unique("refresh_tokens_pkey"))?;
+    Ok(())
+}
+
+async fn insert_access_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    family_id: Uuid,
+    at: &super::NewAccessToken,
+) -> StoreResult<()> {
+    // language=PostgreSQL
+    sqlx::query(
+        r#"insert into access_tokens (jti, family_id, issued_at, expires_at) values ($1, $2, $3, $4)"#,
+    )
+    .bind(at.jti)
+    .bind(family_id)
+    .bind(at.issued_at)
+    .bind(at.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(unique("access_tokens_pkey"))?;
+    Ok(())
+}
