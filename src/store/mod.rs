@@ -184,6 +184,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies the embedded migrations; safe to run any number of times.
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Closes every pooled connection; waits for those in use to be returned.
+    async fn close(&self);
+
     /// Whether the store holds neither a client nor a user (first start).
     async fn is_empty(&self) -> StoreResult<bool>;
 

@@ -32,6 +32,14 @@ impl PgStore {
     /// Malformed URL or unreachable server.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
         let options: PgConnectOptions = url.parse().map_err(StoreError::Backend)?;
+        PgStore::open(options, max_connections).await
+    }
+
+    /// Opens a pool of its own on `options`, as another instance would.
+    ///
+    /// # Errors
+    /// Unreachable server.
+    pub async fn open(options: PgConnectOptions, max_connections: u32) -> StoreResult<PgStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -184,6 +192,10 @@ impl Store for PgStore {
                 sqlx::migrate::MigrateError::Execute(e) => StoreError::from_sqlx(e),
                 other => StoreError::Corrupt(format!("migrations: {other}")),
             })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {

@@ -35,8 +35,20 @@ impl SqliteStore {
     /// # Errors
     /// Malformed URL or a file that cannot be opened.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(StoreError::Backend)?
+        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::Backend)?;
+        SqliteStore::open(options, max_connections).await
+    }
+
+    /// Opens a pool with rotor's settings (WAL, busy timeout, foreign keys) on top of
+    /// `options`.
+    ///
+    /// # Errors
+    /// The file cannot be opened or created.
+    pub async fn open(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> StoreResult<SqliteStore> {
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -206,6 +218,10 @@ impl Store for SqliteStore {
                 sqlx::migrate::MigrateError::Execute(e) => StoreError::from_sqlx(e),
                 other => StoreError::Corrupt(format!("migrations: {other}")),
             })
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {

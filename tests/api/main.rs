@@ -1,1 +1,14 @@
-fn main() {}
+//! API tests: a real server on a random port, against a fresh PostgreSQL database
+//! and a fresh SQLite file per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod helpers;
+
+mod bodies;
+mod cli;
+mod client_auth;
+mod concurrency;
+mod password_grant;
+mod refresh_grant;
+mod secrecy;

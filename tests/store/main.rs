@@ -1,1 +1,361 @@
-fn main() {}
+//! Store contract: the same behaviour tests against PostgreSQL and SQLite, each on a
+//! fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::{sync::Arc, time::Duration};
+
+use rotor::{
+    config::SigningAlg,
+    crypto::{
+        keys::StoredKey,
+        token::{RefreshToken, TokenHash},
+    },
+    store::{
+        ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Rotation, RotationOutcome,
+        Store, StoreError, UserRecord,
+    },
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[sqlx::test(migrations = "migrations/postgres")]
+            async fn postgres(pool: sqlx::PgPool) {
+                let store = std::sync::Arc::new(rotor::store::PgStore::from_pool(pool));
+                super::$name(store).await
+            }
+            #[sqlx::test(migrations = "migrations/sqlite")]
+            async fn sqlite(pool: sqlx::SqlitePool) {
+                let store = rotor::store::SqliteStore::open((*pool.connect_options()).clone(), 8).await.unwrap();
+                super::$name(std::sync::Arc::new(store)).await
+            }
+        }
+    )*};
+}
+
+contract!(
+    migrations_can_run_again,
+    users_are_unique_by_name_and_can_be_disabled,
+    clients_are_unique_by_id_and_removal_cascades_to_their_tokens,
+    a_session_is_found_by_its_refresh_token_hash,
+    rotation_spends_the_token_once_and_counts,
+    rotation_stops_at_the_family_limit,
+    rotation_of_a_revoked_family_or_disabled_user_is_inactive,
+    rotation_without_spending_keeps_the_token_live,
+    concurrent_rotations_of_one_token_succeed_exactly_once,
+    signing_keys_round_trip,
+);
+
+fn now() -> OffsetDateTime {
+    // Whole seconds: SQLite keeps unix seconds.
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
+    let user = UserRecord {
+        id: Uuid::new_v4(),
+        username: "alice".into(),
+        password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        disabled: false,
+        created_at: now(),
+    };
+    store.create_user(&user).await.unwrap();
+    let client = ClientRecord {
+        id: "app".into(),
+        secret_hash: Some(TokenHash::of("secret")),
+        grant_types: vec!["password".into(), "refresh_token".into()],
+        scopes: vec!["read".into(), "write".into()],
+        refresh_tokens: true,
+        refresh_ttl: Some(Duration::from_secs(3600)),
+        max_refreshes: Some(5),
+        created_at: now(),
+    };
+    store.create_client(&client).await.unwrap();
+    (user, client)
+}
+
+fn access() -> NewAccessToken {
+    NewAccessToken {
+        jti: Uuid::new_v4(),
+        issued_at: now(),
+        expires_at: now() + Duration::from_secs(60),
+    }
+}
+
+fn refresh(token: &RefreshToken) -> NewRefreshToken {
+    NewRefreshToken {
+        hash: token.hash(),
+        issued_at: now(),
+        expires_at: now() + Duration::from_secs(600),
+    }
+}
+
+/// A login with one refresh token; returns the family id and the token.
+async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
+    let token = RefreshToken::generate();
+    let family_id = Uuid::new_v4();
+    store
+        .create_session(&NewSession {
+            family_id,
+            client_id: "app".into(),
+            user_id: user.id,
+            scope: "read write".into(),
+            created_at: now(),
+            refresh: Some(refresh(&token)),
+            access: access(),
+        })
+        .await
+        .unwrap();
+    (family_id, token)
+}
+
+fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Rotation, RefreshToken) {
+    let next = RefreshToken::generate();
+    let r = Rotation {
+        old: old.hash(),
+        family_id,
+        now: now(),
+        spend_old: true,
+        max_refreshes: max,
+        successor: Some(refresh(&next)),
+        access: access(),
+    };
+    (r, next)
+}
+
+async fn migrations_can_run_again(store: Arc<dyn Store>) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.is_empty().await.unwrap());
+}
+
+async fn users_are_unique_by_name_and_can_be_disabled(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    assert!(!store.is_empty().await.unwrap());
+    let found = store.find_user("alice").await.unwrap().unwrap();
+    assert_eq!(found.id, user.id);
+    assert_eq!(found.password_hash, user.password_hash);
+    assert!(store.find_user("bob").await.unwrap().is_none());
+    let dup = UserRecord {
+        id: Uuid::new_v4(),
+        ..user.clone()
+    };
+    assert!(matches!(
+        store.create_user(&dup).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.set_user_disabled("alice", true).await.unwrap();
+    assert!(store.find_user("alice").await.unwrap().unwrap().disabled);
+    assert!(matches!(
+        store.set_user_disabled("bob", true).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
+async fn clients_are_unique_by_id_and_removal_cascades_to_their_tokens(store: Arc<dyn Store>) {
+    let (user, client) = seed(store.as_ref()).await;
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(found.scopes, client.scopes);
+    assert_eq!(found.grant_types, client.grant_types);
+    assert_eq!(found.refresh_ttl, Some(Duration::from_secs(3600)));
+    assert_eq!(found.max_refreshes, Some(5));
+    assert!(found.secret_hash.unwrap().ct_eq(&TokenHash::of("secret")));
+    assert!(matches!(
+        store.create_client(&client).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let (_, token) = login(store.as_ref(), &user).await;
+    store.remove_client("app").await.unwrap();
+    assert!(
+        store
+            .find_refresh_token(&token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.remove_client("app").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.list_clients().await.unwrap().is_empty());
+}
+
+async fn a_session_is_found_by_its_refresh_token_hash(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let record = store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.family_id, family_id);
+    assert_eq!(record.client_id, "app");
+    assert_eq!(record.username, "alice");
+    assert_eq!(record.scope, "read write");
+    assert_eq!(record.refresh_count, 0);
+    assert!(!record.family_revoked && !record.user_disabled && record.used_at.is_none());
+    assert!(record.expires_at > record.issued_at);
+    assert!(
+        store
+            .find_refresh_token(&TokenHash::of("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, first) = login(store.as_ref(), &user).await;
+    let (r, second) = rotation(&first, family_id, 0);
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::Rotated { refresh_count: 1 }
+    );
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::AlreadyUsed
+    );
+    assert!(
+        store
+            .find_refresh_token(&first.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_some()
+    );
+    let (r2, _) = rotation(&second, family_id, 0);
+    assert_eq!(
+        store.rotate_refresh_token(&r2).await.unwrap(),
+        RotationOutcome::Rotated { refresh_count: 2 }
+    );
+}
+
+async fn rotation_stops_at_the_family_limit(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, mut token) = login(store.as_ref(), &user).await;
+    for _ in 0..2 {
+        let (r, next) = rotation(&token, family_id, 2);
+        assert!(matches!(
+            store.rotate_refresh_token(&r).await.unwrap(),
+            RotationOutcome::Rotated { .. }
+        ));
+        token = next;
+    }
+    let (r, _) = rotation(&token, family_id, 2);
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::LimitReached
+    );
+    // Nothing moved: the token is still unspent.
+    assert!(
+        store
+            .find_refresh_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
+}
+
+async fn rotation_of_a_revoked_family_or_disabled_user_is_inactive(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    assert!(store.revoke_family(family_id, now()).await.unwrap());
+    assert!(!store.revoke_family(family_id, now()).await.unwrap());
+    let (r, _) = rotation(&token, family_id, 0);
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::Inactive
+    );
+    assert!(
+        store
+            .find_refresh_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .family_revoked
+    );
+
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    store.set_user_disabled("alice", true).await.unwrap();
+    let (r, _) = rotation(&token, family_id, 0);
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::Inactive
+    );
+}
+
+async fn rotation_without_spending_keeps_the_token_live(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    for count in 1..=3 {
+        let r = Rotation {
+            spend_old: false,
+            successor: None,
+            ..rotation(&token, family_id, 0).0
+        };
+        assert_eq!(
+            store.rotate_refresh_token(&r).await.unwrap(),
+            RotationOutcome::Rotated {
+                refresh_count: count
+            }
+        );
+    }
+    assert!(
+        store
+            .find_refresh_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
+}
+
+async fn concurrent_rotations_of_one_token_succeed_exactly_once(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let (r, _) = rotation(&token, family_id, 0);
+        tasks.spawn(async move { store.rotate_refresh_token(&r).await.unwrap() });
+    }
+    let outcomes = tasks.join_all().await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotationOutcome::Rotated { .. }))
+        .count();
+    assert_eq!(rotated, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        RotationOutcome::Rotated { .. } | RotationOutcome::AlreadyUsed
+    )));
+    let record = store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.refresh_count, 1);
+}
+
+async fn signing_keys_round_trip(store: Arc<dyn Store>) {
+    let key = StoredKey::generate(SigningAlg::ES256, now()).unwrap();
+    store.insert_signing_key(&key).await.unwrap();
+    assert!(matches!(
+        store.insert_signing_key(&key).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].kid, key.kid);
+    assert_eq!(keys[0].private_der, key.private_der);
+    assert_eq!(keys[0].alg, SigningAlg::ES256);
+}
