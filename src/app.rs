@@ -7,13 +7,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     clock::Clock,
-    config::{Settings, SigningAlg},
-    crypto::{
-        keys::{KeySet, StoredKey},
-        password::PasswordHasher,
-    },
+    config::Settings,
+    crypto::{keys::KeyRing, password::PasswordHasher},
     http::{self, AppState},
-    store::{self, Store, StoreError},
+    store::{self, Store},
 };
 
 /// A bound, ready-to-run server.
@@ -47,9 +44,15 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Application> {
         let clock = Clock::system();
-        let keys = load_signing_keys(store.as_ref(), settings.tokens.signing_alg, &clock)
-            .await
-            .context("loading signing keys")?;
+        let keys = KeyRing::load(
+            store.as_ref(),
+            settings.tokens.signing_alg,
+            settings.max_access_token_lifetime(),
+            settings.keys.reload_interval,
+            clock.now(),
+        )
+        .await
+        .context("loading signing keys")?;
         let hasher = {
             let passwords = settings.passwords.clone();
             tokio::task::spawn_blocking(move || PasswordHasher::new(&passwords))
@@ -92,29 +95,6 @@ impl Application {
             .with_graceful_shutdown(shutdown_signal())
             .await
     }
-}
-
-/// Loads the signing keys, creating one of the configured algorithm on first start.
-/// Every instance sharing the store then signs with the same key.
-async fn load_signing_keys(
-    store: &dyn Store,
-    alg: SigningAlg,
-    clock: &Clock,
-) -> anyhow::Result<KeySet> {
-    let mut stored = store.signing_keys().await?;
-    if !stored.iter().any(|k| k.alg == alg) {
-        let now = clock.now();
-        let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now))
-            .await
-            .context("key generation task")??;
-        match store.insert_signing_key(&key).await {
-            Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
-            Err(StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        stored = store.signing_keys().await?;
-    }
-    KeySet::new(&stored, alg)
 }
 
 async fn shutdown_signal() {

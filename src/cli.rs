@@ -2,12 +2,7 @@
 //! clap reads only the command and `--config`; every setting comes from the
 //! configuration layers.
 
-use std::{
-    io::Read,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{io::Read, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -49,6 +44,18 @@ pub enum Command {
     /// Manage users of the password grant.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the JWT signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key active. Older keys stay published until every token
+    /// they signed has expired, then are dropped.
+    Rotate,
+    /// List the signing keys.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client(cmd, &settings).await,
         Command::User(cmd) => user(cmd, &settings).await,
+        Command::Keys(cmd) => keys(cmd, &settings).await,
     }
 }
 
@@ -388,7 +396,31 @@ async fn set_disabled(store: &dyn Store, username: &str, disabled: bool) -> anyh
     Ok(())
 }
 
-/// Settings for a path given on the command line (used by tests of the binary).
-pub fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
-    Settings::load(path)
+async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    let now = time::OffsetDateTime::now_utc();
+    match cmd {
+        KeysCommand::Rotate => {
+            let key = crate::crypto::keys::rotate(
+                store.as_ref(),
+                settings.tokens.signing_alg,
+                now,
+                settings.max_access_token_lifetime(),
+            )
+            .await?;
+            println!(
+                "new {} signing key {} is active; running instances switch within {}",
+                key.alg.as_str(),
+                key.kid,
+                humantime::format_duration(settings.keys.reload_interval)
+            );
+        }
+        KeysCommand::List => {
+            println!("{:<45} {:<6} CREATED", "KID", "ALG");
+            for k in store.signing_keys().await? {
+                println!("{:<45} {:<6} {}", k.kid, k.alg.as_str(), k.created_at);
+            }
+        }
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub refresh: RefreshSettings,
+    pub keys: KeySettings,
     pub clients: ClientSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
@@ -59,6 +60,13 @@ pub struct RefreshSettings {
     pub ttl: Option<Duration>,
     pub max_refreshes: u32,
     pub reuse_detection: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +236,12 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// The longest an access token can stay valid: its lifetime plus the leeway. A
+    /// retired signing key stays published this long.
+    pub fn max_access_token_lifetime(&self) -> Duration {
+        self.tokens.session_timeout.access_token_lifetime() + self.tokens.leeway
     }
 
     /// The lifetime of a refresh token issued now, before per-client overrides.

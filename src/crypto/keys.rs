@@ -1,7 +1,14 @@
 //! JWT signing keys (RFC 9068 access tokens). Keys live in the store so that every
 //! instance sharing a database signs with the same key and publishes the same set.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use jsonwebtoken::{
@@ -10,7 +17,10 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::SigningAlg;
+use crate::{
+    config::SigningAlg,
+    store::{Store, StoreError},
+};
 
 /// The claims of an access token, RFC 9068 §2.2.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -148,6 +158,8 @@ impl fmt::Debug for KeySet {
     }
 }
 
+const UNKNOWN_KID: &str = "unknown kid";
+
 /// Why a presented access token was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid access token: {0}")]
@@ -163,6 +175,14 @@ impl KeySet {
             .iter()
             .map(|k| LoadedKey::load(k).map(Arc::new))
             .collect::<anyhow::Result<_>>()?;
+        KeySet::from_loaded(stored, all, alg)
+    }
+
+    fn from_loaded(
+        stored: &[StoredKey],
+        all: Vec<Arc<LoadedKey>>,
+        alg: SigningAlg,
+    ) -> anyhow::Result<KeySet> {
         let active = stored
             .iter()
             .zip(&all)
@@ -220,7 +240,7 @@ impl KeySet {
             .all
             .iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| TokenRejected("unknown kid".into()))?;
+            .ok_or_else(|| TokenRejected(UNKNOWN_KID.into()))?;
         let mut validation = Validation::new(algorithm(key.alg));
         validation.leeway = leeway_secs;
         validation.set_issuer(&[issuer]);
@@ -230,6 +250,189 @@ impl KeySet {
             .map(|data| data.claims)
             .map_err(|e| TokenRejected(e.to_string()))
     }
+}
+
+/// When a key stops signing: when the next key was created. `None` for the newest.
+fn superseded_at(key: &StoredKey, stored: &[StoredKey]) -> Option<time::OffsetDateTime> {
+    stored
+        .iter()
+        .filter(|k| (k.created_at, &k.kid) > (key.created_at, &key.kid))
+        .map(|k| k.created_at)
+        .min()
+}
+
+/// Keys that no unexpired token can carry: superseded longer ago than the longest
+/// access-token lifetime.
+pub fn retired_keys(
+    stored: &[StoredKey],
+    now: time::OffsetDateTime,
+    max_token_lifetime: Duration,
+) -> Vec<StoredKey> {
+    stored
+        .iter()
+        .filter(|k| superseded_at(k, stored).is_some_and(|t| t + max_token_lifetime < now))
+        .cloned()
+        .collect()
+}
+
+/// The key set in force, re-read from the store now and then so that a key rotated
+/// by `rotor keys rotate` (or by another instance) is picked up by every instance.
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+    alg: SigningAlg,
+    max_token_lifetime: Duration,
+    reload_every: Duration,
+    /// Unix seconds after which the next use re-reads the store.
+    next_reload: AtomicI64,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing").field("alg", &self.alg).finish()
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, creating one of `alg` when the store has none (first start).
+    /// Instances starting together may each create one; the newest signs everywhere
+    /// once every instance has reloaded.
+    ///
+    /// # Errors
+    /// The store failed, or key generation failed.
+    pub async fn load(
+        store: &dyn Store,
+        alg: SigningAlg,
+        max_token_lifetime: Duration,
+        reload_every: Duration,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<KeyRing> {
+        let mut stored = store.signing_keys().await?;
+        if !stored.iter().any(|k| k.alg == alg) {
+            let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now))
+                .await
+                .context("key generation task")??;
+            match store.insert_signing_key(&key).await {
+                Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            stored = store.signing_keys().await?;
+        }
+        let set = KeyRing::build(&stored, alg, now, max_token_lifetime)?;
+        Ok(KeyRing {
+            current: RwLock::new(Arc::new(set)),
+            alg,
+            max_token_lifetime,
+            reload_every,
+            next_reload: AtomicI64::new(next_deadline(now, reload_every)),
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn build(
+        stored: &[StoredKey],
+        alg: SigningAlg,
+        now: time::OffsetDateTime,
+        max_token_lifetime: Duration,
+    ) -> anyhow::Result<KeySet> {
+        let retired = retired_keys(stored, now, max_token_lifetime);
+        let live: Vec<StoredKey> = stored
+            .iter()
+            .filter(|k| !retired.iter().any(|r| r.kid == k.kid))
+            .cloned()
+            .collect();
+        KeySet::new(&live, alg)
+    }
+
+    /// The keys in force; re-reads the store first when the reload interval passed.
+    pub async fn current(&self, store: &dyn Store, now: time::OffsetDateTime) -> Arc<KeySet> {
+        if now.unix_timestamp() >= self.next_reload.load(Ordering::Relaxed) {
+            self.reload(store, now).await;
+        }
+        self.snapshot()
+    }
+
+    /// The keys in force, without touching the store.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        match self.current.read() {
+            Ok(set) => set.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the store now; on failure the old set stays in force.
+    pub async fn reload(&self, store: &dyn Store, now: time::OffsetDateTime) {
+        let Ok(_guard) = self.reloading.try_lock() else {
+            return; // another request is reloading
+        };
+        self.next_reload
+            .store(next_deadline(now, self.reload_every), Ordering::Relaxed);
+        let built = match store.signing_keys().await {
+            Ok(stored) => KeyRing::build(&stored, self.alg, now, self.max_token_lifetime),
+            Err(e) => Err(e.into()),
+        };
+        match built {
+            Ok(set) => {
+                let mut current = match self.current.write() {
+                    Ok(c) => c,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *current = Arc::new(set);
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "reloading signing keys failed"),
+        }
+    }
+
+    /// Verifies an access token; a kid this instance does not know yet makes it
+    /// re-read the store once before refusing.
+    ///
+    /// # Errors
+    /// As [`KeySet::verify`].
+    pub async fn verify(
+        &self,
+        store: &dyn Store,
+        now: time::OffsetDateTime,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        leeway_secs: u64,
+    ) -> Result<AccessClaims, TokenRejected> {
+        let set = self.current(store, now).await;
+        match set.verify(token, issuer, audience, leeway_secs) {
+            Err(TokenRejected(reason)) if reason == UNKNOWN_KID => {
+                self.reload(store, now).await;
+                self.snapshot().verify(token, issuer, audience, leeway_secs)
+            }
+            other => other,
+        }
+    }
+}
+
+fn next_deadline(now: time::OffsetDateTime, every: Duration) -> i64 {
+    now.unix_timestamp() + i64::try_from(every.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// Makes a new key of `alg` the signing key, and drops keys no live token can carry.
+///
+/// # Errors
+/// Key generation or the store failed.
+pub async fn rotate(
+    store: &dyn Store,
+    alg: SigningAlg,
+    now: time::OffsetDateTime,
+    max_token_lifetime: Duration,
+) -> anyhow::Result<StoredKey> {
+    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now))
+        .await
+        .context("key generation task")??;
+    store.insert_signing_key(&key).await?;
+    let stored = store.signing_keys().await?;
+    for retired in retired_keys(&stored, now, max_token_lifetime) {
+        store.delete_signing_key(&retired.kid).await?;
+        tracing::info!(kid = %retired.kid, "dropped retired signing key");
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -278,5 +481,18 @@ mod tests {
         let old_only = KeySet::new(&[old], SigningAlg::ES256).unwrap();
         let jwt = old_only.sign(&claims(t0.unix_timestamp())).unwrap();
         assert!(set.verify(&jwt, "https://issuer", "api", 1).is_ok());
+    }
+
+    #[test]
+    fn superseded_key_retires_once_its_tokens_can_have_expired() {
+        let t0 = time::OffsetDateTime::now_utc();
+        let old = StoredKey::generate(SigningAlg::ES256, t0).unwrap();
+        let new = StoredKey::generate(SigningAlg::ES256, t0 + time::Duration::seconds(10)).unwrap();
+        let both = [old.clone(), new.clone()];
+        let lifetime = Duration::from_secs(60);
+        assert!(retired_keys(&both, t0 + time::Duration::seconds(69), lifetime).is_empty());
+        let retired = retired_keys(&both, t0 + time::Duration::seconds(71), lifetime);
+        assert_eq!(retired.len(), 1);
+        assert_eq!(retired[0].kid, old.kid);
     }
 }

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::oauth::OAuthError;
+use crate::oauth::{OAuthError, bearer::BearerError};
 
 /// The RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize)]
@@ -24,7 +24,8 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         | OAuthError::InvalidGrant(_)
         | OAuthError::UnauthorizedClient(_)
         | OAuthError::UnsupportedGrantType(_)
-        | OAuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
+        | OAuthError::InvalidScope(_)
+        | OAuthError::UnsupportedTokenType(_) => StatusCode::BAD_REQUEST,
         OAuthError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OAuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         OAuthError::NotFound => StatusCode::NOT_FOUND,
@@ -74,6 +75,68 @@ impl IntoResponse for OAuthError {
     }
 }
 
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        // RFC 6750 §3: the challenge carries the error; 503/500 go through the OAuth
+        // mapping.
+        let error = match self {
+            BearerError::Server(inner) => return inner.into_response(),
+            other => other,
+        };
+        let (status, challenge) = match &error {
+            BearerError::Server(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+            BearerError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="rotor""#.to_owned(),
+            ),
+            BearerError::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    r#"Bearer realm="rotor", error="invalid_request", error_description="{}""#,
+                    quote_safe(d)
+                ),
+            ),
+            BearerError::InvalidToken(d) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    r#"Bearer realm="rotor", error="invalid_token", error_description="{}""#,
+                    quote_safe(d)
+                ),
+            ),
+            BearerError::InsufficientScope { required } => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    r#"Bearer realm="rotor", error="insufficient_scope", scope="{}""#,
+                    quote_safe(required)
+                ),
+            ),
+        };
+        let body = match &error {
+            BearerError::Missing => serde_json::json!({
+                "error": "invalid_token", "error_description": "send an access token as Authorization: Bearer"
+            }),
+            other => serde_json::json!({
+                "error": other.code().unwrap_or("invalid_request"),
+                "error_description": other.to_string(),
+            }),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// RFC 6750 §3: error_description uses %x20-21 / %x23-5B / %x5D-7E only.
+fn quote_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +183,10 @@ mod tests {
         assert_eq!(
             status_and_code(OAuthError::InvalidScope(s())),
             (400, "invalid_scope")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::UnsupportedTokenType(s())),
+            (400, "unsupported_token_type")
         );
         assert_eq!(
             status_and_code(OAuthError::TemporarilyUnavailable(s())),

@@ -14,14 +14,17 @@ use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
 use crate::{
     clock::Clock,
     config::Settings,
-    crypto::{keys::KeySet, password::PasswordHasher},
+    crypto::{keys::KeyRing, password::PasswordHasher},
     oauth::{GrantContext, OAuthError},
     store::Store,
 };
 
+pub mod api;
+pub mod bearer;
 pub mod error;
 pub mod extract;
-pub mod jwks;
+pub mod metadata;
+pub mod revoke;
 pub mod token;
 
 /// The state every handler shares. Cheap to clone.
@@ -29,7 +32,7 @@ pub mod token;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
     pub clock: Clock,
 }
@@ -50,7 +53,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(token::router())
-        .merge(jwks::router())
+        .merge(revoke::router())
+        .merge(metadata::router())
+        .merge(api::router())
         .fallback(|| async { OAuthError::NotFound })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // RFC 6749 §5.1: responses with tokens carry no-store; errors do too.

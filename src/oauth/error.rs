@@ -39,6 +39,9 @@ pub enum OAuthError {
     /// RFC 6749 §5.2: the requested scope is invalid, unknown or exceeds what was granted.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
+    /// RFC 7009 §2.2.1: the `token_type_hint` names a type this server does not know.
+    #[error("unsupported_token_type: {0}")]
+    UnsupportedTokenType(String),
     /// RFC 6749 §4.1.2.1: the store cannot be reached; the client may retry.
     #[error("temporarily_unavailable: {0}")]
     TemporarilyUnavailable(String),
@@ -60,6 +63,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
@@ -73,6 +77,7 @@ impl OAuthError {
             | OAuthError::UnauthorizedClient(d)
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
+            | OAuthError::UnsupportedTokenType(d)
             | OAuthError::TemporarilyUnavailable(d) => d.clone(),
             OAuthError::InvalidClient { description, .. } => description.clone(),
             OAuthError::PayloadTooLarge => "request body too large".into(),

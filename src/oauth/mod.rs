@@ -11,17 +11,22 @@ use uuid::Uuid;
 use crate::{
     config::{SessionTimeout, Settings},
     crypto::{
-        keys::{AccessClaims, KeySet},
+        keys::{AccessClaims, KeyRing},
         password::PasswordHasher,
     },
     store::{NewAccessToken, Store},
 };
 
+pub mod bearer;
 pub mod client_auth;
 pub mod error;
+pub mod introspect;
+pub mod lookup;
+pub mod metadata;
 pub mod password;
 pub mod refresh;
 pub mod request;
+pub mod revoke;
 pub mod scope;
 
 pub use client_auth::{AuthenticatedClient, BasicCredentials, PresentedClient};
@@ -34,7 +39,7 @@ pub use scope::Scope;
 pub struct GrantContext<'a> {
     pub store: &'a dyn Store,
     pub settings: &'a Settings,
-    pub keys: &'a KeySet,
+    pub keys: &'a KeyRing,
     pub hasher: &'a PasswordHasher,
 }
 
@@ -132,7 +137,7 @@ pub(crate) struct MintedAccessToken {
 }
 
 /// Signs an RFC 9068 access token.
-pub(crate) fn mint_access_token(
+pub(crate) async fn mint_access_token(
     ctx: &GrantContext<'_>,
     subject: Uuid,
     client_id: &str,
@@ -153,7 +158,7 @@ pub(crate) fn mint_access_token(
         scope: scope.to_string(),
     };
     Ok(MintedAccessToken {
-        jwt: ctx.keys.sign(&claims)?,
+        jwt: ctx.keys.current(ctx.store, now).await.sign(&claims)?,
         record: NewAccessToken {
             jti,
             issued_at: now,

@@ -60,7 +60,7 @@ pub async fn grant(
         ));
     }
 
-    let access = mint_access_token(ctx, user.id, client.id(), &scope, now)?;
+    let access = mint_access_token(ctx, user.id, client.id(), &scope, now).await?;
     let policy = RefreshPolicy::for_client(ctx.settings, client);
     let refresh = policy.issue.then(RefreshToken::generate);
     ctx.store

@@ -73,7 +73,7 @@ pub async fn grant(
     let granted = Scope::parse(&record.scope)?;
     let access_scope = scope::narrow(requested, &granted)?;
 
-    let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now)?;
+    let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now).await?;
     let rotate = ctx.settings.refresh.rotate;
     let successor = rotate.then(RefreshToken::generate);
     let outcome = ctx

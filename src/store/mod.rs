@@ -150,6 +150,22 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<OffsetDateTime>,
 }
 
+/// An issued access token's id with the state of its family, user and client, for
+/// revocation, introspection and the bearer guard.
+#[derive(Debug, Clone)]
+pub struct AccessTokenRecord {
+    pub jti: Uuid,
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_disabled: bool,
+    pub revoked: bool,
+    pub family_revoked: bool,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// One refresh, applied atomically by [`Store::rotate_refresh_token`].
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -225,6 +241,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
     /// Adds a signing key.
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+
+    /// Finds an issued access token by its jti, with its family's state.
+    async fn find_access_token(&self, jti: Uuid) -> StoreResult<Option<AccessTokenRecord>>;
+    /// Revokes one access token. Returns whether it was live before.
+    async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Removes a signing key that no live token can carry any more.
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
 }
 
 /// Opens the store named by `database.url`.

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    ClientRecord, NewSession, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord, count, split_list,
+    AccessTokenRecord, ClientRecord, NewSession, RefreshTokenRecord, Rotation, RotationOutcome,
+    Store, StoreError, StoreResult, UserRecord, count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -157,6 +157,37 @@ impl TryFrom<RefreshRow> for RefreshTokenRecord {
             expires_at: r.expires_at,
             used_at: r.used_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessRow {
+    jti: Uuid,
+    family_id: Uuid,
+    client_id: String,
+    user_id: Uuid,
+    username: String,
+    user_disabled: bool,
+    revoked: bool,
+    family_revoked: bool,
+    issued_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+impl From<AccessRow> for AccessTokenRecord {
+    fn from(r: AccessRow) -> Self {
+        AccessTokenRecord {
+            jti: r.jti,
+            family_id: r.family_id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            username: r.username,
+            user_disabled: r.user_disabled,
+            revoked: r.revoked,
+            family_revoked: r.family_revoked,
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+        }
     }
 }
 
@@ -473,6 +504,47 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(unique("signing_keys_pkey"))?;
+        Ok(())
+    }
+
+    async fn find_access_token(&self, jti: Uuid) -> StoreResult<Option<AccessTokenRecord>> {
+        // language=PostgreSQL
+        let row: Option<AccessRow> = sqlx::query_as(
+            r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
+                      u.disabled as user_disabled, a.revoked_at is not null as revoked,
+                      f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
+               from access_tokens a
+               join token_families f on f.id = a.family_id
+               join users u on u.id = f.user_id
+               where a.jti = $1"#,
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        // language=PostgreSQL
+        let done = sqlx::query(
+            r#"update access_tokens set revoked_at = $2 where jti = $1 and revoked_at is null"#,
+        )
+        .bind(jti)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(r#"delete from signing_keys where kid = $1"#)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         Ok(())
     }
 }

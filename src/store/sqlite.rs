@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    ClientRecord, NewAccessToken, NewRefreshToken, NewSession, RefreshTokenRecord, Rotation,
-    RotationOutcome, Store, StoreError, StoreResult, UserRecord, count, split_list,
+    AccessTokenRecord, ClientRecord, NewAccessToken, NewRefreshToken, NewSession,
+    RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult, UserRecord,
+    count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -184,6 +185,38 @@ impl TryFrom<RefreshRow> for RefreshTokenRecord {
             issued_at: dt(r.issued_at)?,
             expires_at: dt(r.expires_at)?,
             used_at: r.used_at.map(dt).transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessRow {
+    jti: String,
+    family_id: String,
+    client_id: String,
+    user_id: String,
+    username: String,
+    user_disabled: bool,
+    revoked: bool,
+    family_revoked: bool,
+    issued_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<AccessRow> for AccessTokenRecord {
+    type Error = StoreError;
+    fn try_from(r: AccessRow) -> StoreResult<Self> {
+        Ok(AccessTokenRecord {
+            jti: uuid(&r.jti)?,
+            family_id: uuid(&r.family_id)?,
+            client_id: r.client_id,
+            user_id: uuid(&r.user_id)?,
+            username: r.username,
+            user_disabled: r.user_disabled,
+            revoked: r.revoked,
+            family_revoked: r.family_revoked,
+            issued_at: dt(r.issued_at)?,
+            expires_at: dt(r.expires_at)?,
         })
     }
 }
@@ -497,6 +530,47 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(unique("signing_keys_pkey"))?;
+        Ok(())
+    }
+
+    async fn find_access_token(&self, jti: Uuid) -> StoreResult<Option<AccessTokenRecord>> {
+        // language=SQLite
+        let row: Option<AccessRow> = sqlx::query_as(
+            r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
+                      u.disabled as user_disabled, a.revoked_at is not null as revoked,
+                      f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
+               from access_tokens a
+               join token_families f on f.id = a.family_id
+               join users u on u.id = f.user_id
+               where a.jti = ?1"#,
+        )
+        .bind(jti.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"update access_tokens set revoked_at = ?2 where jti = ?1 and revoked_at is null"#,
+        )
+        .bind(jti.to_string())
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"delete from signing_keys where kid = ?1"#)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         Ok(())
     }
 }

@@ -396,6 +396,49 @@ impl TestApp {
         Self::read(req.send().await.unwrap()).await
     }
 
+    /// POSTs a form to any endpoint, authenticating as `client` (Basic when it has
+    /// a secret, else `client_id` in the body).
+    pub async fn post_to(&self, path: &str, client: &TestClient, form: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.address);
+        let req = match &client.secret {
+            Some(secret) => self
+                .http
+                .post(url)
+                .header("Authorization", basic(&client.id, secret))
+                .form(form),
+            None => {
+                let mut with_id = form.to_vec();
+                with_id.push(("client_id", &client.id));
+                self.http.post(url).form(&with_id)
+            }
+        };
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// Revokes a token as the seeded client.
+    pub async fn revoke(&self, token: &str, hint: Option<&str>) -> Answer {
+        let mut form = vec![("token", token)];
+        if let Some(h) = hint {
+            form.push(("token_type_hint", h));
+        }
+        self.post_to("/oauth2/revoke", &self.client, &form).await
+    }
+
+    /// Introspects a token as the seeded client.
+    pub async fn introspect(&self, token: &str) -> Answer {
+        self.post_to("/oauth2/introspect", &self.client, &[("token", token)])
+            .await
+    }
+
+    /// GETs `path` with an optional bearer token.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        let mut req = self.http.get(format!("{}{path}", self.address));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
     /// The seeded client's Basic header.
     pub fn client_basic(&self) -> String {
         basic(&self.client.id, self.client.secret.as_deref().unwrap())

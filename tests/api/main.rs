@@ -5,10 +5,14 @@
 
 mod helpers;
 
+mod bearer;
 mod bodies;
 mod cli;
 mod client_auth;
 mod concurrency;
+mod introspection;
+mod metadata;
 mod password_grant;
 mod refresh_grant;
+mod revocation;
 mod secrecy;

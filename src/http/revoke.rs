@@ -1,0 +1,49 @@
+//! `POST /oauth2/revoke` (RFC 7009) and `POST /oauth2/introspect` (RFC 7662).
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+
+use super::{
+    AppState,
+    extract::{BasicAuth, OAuthParams},
+};
+use crate::oauth::{
+    OAuthError, PresentedClient,
+    introspect::{self, Introspection},
+    revoke,
+};
+
+/// The revocation and introspection routes.
+pub fn router() -> Router<AppState> {
+    let post_only = || async { OAuthError::MethodNotAllowed { allow: "POST" } };
+    Router::new()
+        .route("/oauth2/revoke", post(post_revoke).fallback(post_only))
+        .route(
+            "/oauth2/introspect",
+            post(post_introspect).fallback(post_only),
+        )
+}
+
+/// Revokes a token; answers 200 with an empty body, also for unknown tokens
+/// (RFC 7009 §2.2).
+async fn post_revoke(
+    State(state): State<AppState>,
+    basic: BasicAuth,
+    OAuthParams(mut params): OAuthParams,
+) -> Result<StatusCode, OAuthError> {
+    let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
+    revoke::revoke(&state.grant_context(), presented, params, state.clock.now()).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Describes a token to a confidential client.
+async fn post_introspect(
+    State(state): State<AppState>,
+    basic: BasicAuth,
+    OAuthParams(mut params): OAuthParams,
+) -> Result<Json<Introspection>, OAuthError> {
+    let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
+    let answer =
+        introspect::introspect(&state.grant_context(), presented, params, state.clock.now())
+            .await?;
+    Ok(Json(answer))
+}

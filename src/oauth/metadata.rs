@@ -1,0 +1,59 @@
+//! Authorization server metadata (RFC 8414), computed from the running
+//! configuration and the registered clients.
+
+use serde::Serialize;
+
+use super::refresh_available;
+use crate::{config::Settings, store::ClientRecord};
+
+/// RFC 8414 §2 metadata document.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub grant_types_supported: Vec<&'static str>,
+    /// No authorization endpoint: no response type.
+    pub response_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Introspection is for confidential clients only.
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub scopes_supported: Vec<String>,
+}
+
+/// Builds the document. Endpoints hang off the issuer URL.
+pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata {
+    let base = settings.tokens.issuer.trim_end_matches('/');
+    let mut grants = vec!["password"];
+    if refresh_available(settings).is_ok() {
+        grants.push("refresh_token");
+    }
+    let confidential = vec!["client_secret_basic", "client_secret_post"];
+    let mut client_methods = confidential.clone();
+    // "none": public clients, identified by client_id alone (or the anonymous client).
+    if clients.iter().any(ClientRecord::is_public) || settings.clients.anonymous_client.is_some() {
+        client_methods.push("none");
+    }
+    let mut scopes: Vec<String> = clients
+        .iter()
+        .flat_map(|c| c.scopes.iter().cloned())
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    ServerMetadata {
+        issuer: settings.tokens.issuer.clone(),
+        token_endpoint: format!("{base}/oauth2/token"),
+        jwks_uri: format!("{base}/oauth2/jwks"),
+        revocation_endpoint: format!("{base}/oauth2/revoke"),
+        introspection_endpoint: format!("{base}/oauth2/introspect"),
+        grant_types_supported: grants,
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: client_methods.clone(),
+        revocation_endpoint_auth_methods_supported: client_methods,
+        introspection_endpoint_auth_methods_supported: confidential,
+        scopes_supported: scopes,
+    }
+}

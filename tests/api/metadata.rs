@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use rotor::crypto::keys;
+
+use crate::helpers::{Db, client_record, spawn_app, spawn_app_with};
+use crate::on_both_stores;
+
+on_both_stores!(
+    metadata_matches_the_configuration,
+    metadata_without_refresh_or_public_clients,
+    key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key,
+);
+
+async fn metadata_matches_the_configuration(db: Db) {
+    let app = spawn_app(db).await;
+    app.store
+        .create_client(&client_record("spa", None, "profile read"))
+        .await
+        .unwrap();
+    let m = app
+        .get("/.well-known/oauth-authorization-server", None)
+        .await;
+    m.assert_ok();
+    let b = &m.body;
+    assert_eq!(b["issuer"], "https://rotor.test");
+    assert_eq!(b["token_endpoint"], "https://rotor.test/oauth2/token");
+    assert_eq!(b["revocation_endpoint"], "https://rotor.test/oauth2/revoke");
+    assert_eq!(
+        b["introspection_endpoint"],
+        "https://rotor.test/oauth2/introspect"
+    );
+    assert_eq!(b["jwks_uri"], "https://rotor.test/oauth2/jwks");
+    assert_eq!(
+        b["grant_types_supported"],
+        serde_json::json!(["password", "refresh_token"])
+    );
+    assert_eq!(b["response_types_supported"], serde_json::json!([]));
+    assert_eq!(
+        b["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        b["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        b["scopes_supported"],
+        serde_json::json!(["profile", "read", "write"])
+    );
+}
+
+async fn metadata_without_refresh_or_public_clients(db: Db) {
+    let app = spawn_app_with(db, |s| s.refresh.enabled = false).await;
+    let b = app
+        .get("/.well-known/oauth-authorization-server", None)
+        .await
+        .body;
+    assert_eq!(b["grant_types_supported"], serde_json::json!(["password"]));
+    assert_eq!(
+        b["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+}
+
+async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key(db: Db) {
+    // Arrange: a token signed by the first key.
+    let app = spawn_app(db).await;
+    let before = app.login().await;
+    let old_kid = jsonwebtoken::decode_header(before.str("access_token"))
+        .unwrap()
+        .kid
+        .unwrap();
+
+    // Act: rotate, as `rotor keys rotate` does, and let the reload interval pass.
+    let lifetime = app.settings.max_access_token_lifetime();
+    let new_key = keys::rotate(
+        app.store.as_ref(),
+        app.settings.tokens.signing_alg,
+        app.clock.now(),
+        lifetime,
+    )
+    .await
+    .unwrap();
+    app.advance(app.settings.keys.reload_interval + Duration::from_secs(1));
+
+    // Assert: new tokens carry the new kid; old tokens still validate; both published.
+    let after = app.login().await;
+    let new_kid = jsonwebtoken::decode_header(after.str("access_token"))
+        .unwrap()
+        .kid
+        .unwrap();
+    assert_eq!(new_kid, new_key.kid);
+    assert_ne!(new_kid, old_kid);
+    app.get("/api/v1/me", Some(before.str("access_token")))
+        .await
+        .assert_ok();
+    app.get("/api/v1/me", Some(after.str("access_token")))
+        .await
+        .assert_ok();
+    let jwks = app.get("/oauth2/jwks", None).await.body;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
+
+    // Once every token of the old key has expired, the old key is dropped.
+    app.advance(lifetime + Duration::from_secs(120));
+    keys::rotate(
+        app.store.as_ref(),
+        app.settings.tokens.signing_alg,
+        app.clock.now(),
+        lifetime,
+    )
+    .await
+    .unwrap();
+    app.advance(app.settings.keys.reload_interval + Duration::from_secs(1));
+    let jwks = app.get("/oauth2/jwks", None).await.body;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(!kids.contains(&old_kid.as_str()), "{kids:?}");
+    assert_eq!(kids.len(), 2, "{kids:?}");
+}
