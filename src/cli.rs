@@ -93,6 +93,9 @@ pub struct ClientAdd {
     /// Issue no refresh tokens to this client.
     #[arg(long)]
     pub no_refresh_tokens: bool,
+    /// Retry grace period for this client (at most 120s), instead of the server's.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub grace_period: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +190,7 @@ async fn create_demo(
             refresh_tokens: true,
             refresh_ttl: None,
             max_refreshes: None,
+            grace_period: None,
             created_at: now,
         })
         .await?;
@@ -257,6 +261,12 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
                     );
                 }
             }
+            if add
+                .grace_period
+                .is_some_and(|g| g > crate::config::MAX_GRACE_PERIOD)
+            {
+                bail!("--grace-period must be at most 120s");
+            }
             let scopes = Scope::parse(&add.scopes)
                 .map_err(|e| anyhow::anyhow!("--scopes: {}", e.description()))?;
             let secret = match (add.public, add.secret_stdin) {
@@ -275,6 +285,7 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
                 refresh_tokens: !add.no_refresh_tokens,
                 refresh_ttl: add.refresh_ttl,
                 max_refreshes: add.max_refreshes,
+                grace_period: add.grace_period,
                 created_at: time::OffsetDateTime::now_utc(),
             };
             match store.create_client(&record).await {

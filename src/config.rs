@@ -60,7 +60,13 @@ pub struct RefreshSettings {
     pub ttl: Option<Duration>,
     pub max_refreshes: u32,
     pub reuse_detection: bool,
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
 }
+
+/// The longest retry grace period: a retry is a matter of seconds, and a longer
+/// window keeps a spent token answering for longer.
+pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +218,9 @@ impl Settings {
                 "must start with sqlite:, postgres:// or postgresql://",
             );
         }
+        if self.refresh.grace_period > MAX_GRACE_PERIOD {
+            return fail("refresh.grace_period", "must be at most 120s");
+        }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
         }
@@ -267,6 +276,15 @@ mod tests {
         assert_eq!(s.default_refresh_ttl(), Duration::from_secs(1200 + 900));
         assert_eq!(s.tokens.signing_alg, SigningAlg::ES256);
         assert!(s.clients.anonymous_client.is_none());
+    }
+
+    #[test]
+    fn grace_period_over_the_cap_names_the_key() {
+        let mut s = Settings::load(None).unwrap();
+        assert_eq!(s.refresh.grace_period, Duration::ZERO);
+        s.refresh.grace_period = Duration::from_secs(121);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("refresh.grace_period"), "{err}");
     }
 
     #[test]

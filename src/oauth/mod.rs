@@ -90,6 +90,8 @@ pub struct RefreshPolicy {
     pub ttl: Duration,
     /// Refreshes allowed per family; 0 = unlimited.
     pub max_refreshes: u32,
+    /// How long a spent token may be retried for the same answer; zero = never.
+    pub grace_period: Duration,
 }
 
 impl RefreshPolicy {
@@ -107,6 +109,10 @@ impl RefreshPolicy {
                 .0
                 .max_refreshes
                 .unwrap_or(settings.refresh.max_refreshes),
+            grace_period: client
+                .0
+                .grace_period
+                .unwrap_or(settings.refresh.grace_period),
         }
     }
 }

@@ -1,6 +1,14 @@
 //! The refresh token grant (RFC 6749 §6) with single use, rotation, a per-family
-//! counter and reuse detection (RFC 9700 §4.14.2).
+//! counter, reuse detection (RFC 9700 §4.14.2) and a retry window.
+//!
+//! The retry window (`refresh.grace_period`): a client whose answer was lost
+//! presents the token it just spent again. Within the window, by the same client,
+//! while the successor is unspent and the family live, it gets exactly the same
+//! tokens again — no new family member, no counter move, no reuse detection. The
+//! answer is kept sealed under a key derived from the spent token
+//! ([`crate::crypto::retry`]), so the store never holds a usable token.
 
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
@@ -8,12 +16,22 @@ use super::{
     mint_access_token, refresh_available, response_scope, scope,
 };
 use crate::{
-    crypto::token::RefreshToken,
-    store::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationOutcome},
+    crypto::{retry, token::RefreshToken},
+    store::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationOutcome, SealedAnswer},
 };
 
 const INVALID: &str = "the refresh token is invalid";
 const REVOKED: &str = "the refresh token has been revoked";
+
+/// What is sealed for a retry: the tokens, and when the access token expires so
+/// that `expires_in` stays true.
+#[derive(Serialize, Deserialize)]
+struct RetryAnswer {
+    access_token: String,
+    access_expires_at: i64,
+    refresh_token: String,
+    scope: Option<String>,
+}
 
 /// Runs the refresh token grant.
 ///
@@ -41,22 +59,22 @@ pub async fn grant(
     let Some(record) = ctx.store.find_refresh_token(&hash).await? else {
         return Err(OAuthError::InvalidGrant(INVALID.into()));
     };
+    if record.family_revoked {
+        return Err(OAuthError::InvalidGrant(REVOKED.into()));
+    }
+    if record.used_at.is_some() {
+        return spent_token_presented(ctx, client, &token, &record, now).await;
+    }
     // RFC 6749 §6: the server MUST "validate the refresh token" and "ensure that the
     // refresh token was issued to the authenticated client".
     if record.client_id != client.id() {
         tracing::warn!(family_id = %record.family_id, "refresh token presented by another client");
         return Err(OAuthError::InvalidGrant(INVALID.into()));
     }
-    if record.family_revoked {
-        return Err(OAuthError::InvalidGrant(REVOKED.into()));
-    }
     if record.user_disabled {
         return Err(OAuthError::InvalidGrant(
             "the user account is disabled".into(),
         ));
-    }
-    if record.used_at.is_some() {
-        return Err(reuse_detected(ctx, &record, now).await);
     }
     if record.expires_at <= now {
         return Err(OAuthError::InvalidGrant(
@@ -76,6 +94,30 @@ pub async fn grant(
     let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now).await?;
     let rotate = ctx.settings.refresh.rotate;
     let successor = rotate.then(RefreshToken::generate);
+    // WSO2's RenewRefreshTokenForRefreshGrant=false: with rotation off the same
+    // refresh token is returned until it expires.
+    let refresh_token = successor.as_ref().unwrap_or(&token).expose().to_owned();
+    let response = TokenResponse {
+        access_token: access.jwt,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: Some(refresh_token.clone()),
+        scope: response_scope(&access_scope),
+    };
+    let sealed = (rotate && !policy.grace_period.is_zero())
+        .then(|| {
+            let answer = RetryAnswer {
+                access_token: response.access_token.clone(),
+                access_expires_at: access.record.expires_at.unix_timestamp(),
+                refresh_token,
+                scope: response.scope.clone(),
+            };
+            serde_json::to_vec(&answer).ok().map(|plain| SealedAnswer {
+                ciphertext: retry::seal(&token, &hash, &plain),
+                until: now + policy.grace_period,
+            })
+        })
+        .flatten();
     let outcome = ctx
         .store
         .rotate_refresh_token(&Rotation {
@@ -90,33 +132,73 @@ pub async fn grant(
                 expires_at: now + policy.ttl,
             }),
             access: access.record,
+            retry: sealed,
         })
         .await?;
     match outcome {
         RotationOutcome::Rotated { refresh_count } => {
             tracing::info!(family_id = %record.family_id, refresh_count, "refresh token rotated");
+            Ok(response)
         }
-        // Another request spent the token between the lookup and the update.
-        RotationOutcome::AlreadyUsed => return Err(reuse_detected(ctx, &record, now).await),
-        RotationOutcome::LimitReached => return Err(limit_reached(policy.max_refreshes)),
-        RotationOutcome::Inactive => return Err(OAuthError::InvalidGrant(REVOKED.into())),
+        // Another request spent the token between the lookup and the update: a
+        // concurrent duplicate (answered from its retry answer) or reuse.
+        RotationOutcome::AlreadyUsed => match ctx.store.find_refresh_token(&hash).await? {
+            Some(spent) => spent_token_presented(ctx, client, &token, &spent, now).await,
+            None => Err(OAuthError::InvalidGrant(INVALID.into())),
+        },
+        RotationOutcome::LimitReached => Err(limit_reached(policy.max_refreshes)),
+        RotationOutcome::Inactive => Err(OAuthError::InvalidGrant(REVOKED.into())),
     }
-    // WSO2's RenewRefreshTokenForRefreshGrant=false: with rotation off the same
-    // refresh token is returned until it expires.
-    let refresh_token = successor.unwrap_or(token);
-    Ok(TokenResponse {
-        access_token: access.jwt,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_token: Some(refresh_token.expose().to_owned()),
-        scope: response_scope(&access_scope),
-    })
 }
 
 fn limit_reached(max: u32) -> OAuthError {
     OAuthError::InvalidGrant(format!(
         "the refresh limit of {max} for this login is reached; sign in again"
     ))
+}
+
+/// A spent token: the same answer again inside its retry window, reuse otherwise.
+async fn spent_token_presented(
+    ctx: &GrantContext<'_>,
+    client: &AuthenticatedClient,
+    token: &RefreshToken,
+    record: &RefreshTokenRecord,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    if let Some(answer) = retry_answer(client, token, record, now) {
+        tracing::info!(family_id = %record.family_id, "retried refresh answered with the same tokens");
+        return Ok(answer);
+    }
+    Err(reuse_detected(ctx, record, now).await)
+}
+
+/// The sealed answer, when this presentation is a retry: same client, inside the
+/// window, successor unspent, family live and user enabled.
+fn retry_answer(
+    client: &AuthenticatedClient,
+    token: &RefreshToken,
+    record: &RefreshTokenRecord,
+    now: OffsetDateTime,
+) -> Option<TokenResponse> {
+    let in_window = record.retry_until.is_some_and(|until| now < until);
+    if !in_window
+        || record.client_id != client.id()
+        || record.successor_used
+        || record.family_revoked
+        || record.user_disabled
+    {
+        return None;
+    }
+    let plain = retry::open(token, &record.hash, record.retry_answer.as_deref()?)?;
+    let answer: RetryAnswer = serde_json::from_slice(&plain).ok()?;
+    let remaining = (answer.access_expires_at - now.unix_timestamp()).max(0);
+    Some(TokenResponse {
+        access_token: answer.access_token,
+        token_type: "Bearer",
+        expires_in: u64::try_from(remaining).unwrap_or(0),
+        refresh_token: Some(answer.refresh_token),
+        scope: answer.scope,
+    })
 }
 
 /// RFC 9700 §4.14.2: when a spent refresh token is presented, the server cannot

@@ -93,6 +93,8 @@ pub struct ClientRecord {
     pub refresh_ttl: Option<Duration>,
     /// Refresh limit per family for this client, instead of the server's (0 = unlimited).
     pub max_refreshes: Option<u32>,
+    /// Retry grace period for this client, instead of the server's.
+    pub grace_period: Option<Duration>,
     pub created_at: OffsetDateTime,
 }
 
@@ -148,6 +150,12 @@ pub struct RefreshTokenRecord {
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
+    /// Whether the token that replaced this one was spent in turn, which closes
+    /// this token's retry window.
+    pub successor_used: bool,
+    /// The sealed answer of this token's refresh, while its retry window lasts.
+    pub retry_answer: Option<Vec<u8>>,
+    pub retry_until: Option<OffsetDateTime>,
 }
 
 /// An issued access token's id with the state of its family, user and client, for
@@ -179,6 +187,15 @@ pub struct Rotation {
     /// The successor (rotation on).
     pub successor: Option<NewRefreshToken>,
     pub access: NewAccessToken,
+    /// The sealed answer kept on the spent token for retries (grace period on).
+    pub retry: Option<SealedAnswer>,
+}
+
+/// An answer sealed for retries, and when its window ends.
+#[derive(Debug, Clone)]
+pub struct SealedAnswer {
+    pub ciphertext: Vec<u8>,
+    pub until: OffsetDateTime,
 }
 
 /// What [`Store::rotate_refresh_token`] did. Anything but `Rotated` changed nothing.
@@ -234,7 +251,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// or nothing. Concurrent calls for one token: exactly one returns `Rotated`.
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<RotationOutcome>;
     /// Revokes a family: every refresh and access token of the login, in one row
-    /// update. Returns whether it was live before.
+    /// update (and erases retry answers its tokens still keep). Returns whether it
+    /// was live before.
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
 
     /// Every signing key.
@@ -248,6 +266,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
     /// Removes a signing key that no live token can carry any more.
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
+    /// Erases up to `limit` retry answers whose window has ended; returns how many.
+    async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// Opens the store named by `database.url`.

@@ -93,6 +93,7 @@ struct ClientRow {
     scopes: String,
     refresh_tokens: bool,
     refresh_ttl_secs: Option<i64>,
+    grace_period_secs: Option<i64>,
     max_refreshes: Option<i32>,
     created_at: OffsetDateTime,
 }
@@ -112,6 +113,10 @@ impl TryFrom<ClientRow> for ClientRecord {
             refresh_ttl: r
                 .refresh_ttl_secs
                 .map(|s| count(s, "refresh_ttl_secs").map(|s| Duration::from_secs(s.into())))
+                .transpose()?,
+            grace_period: r
+                .grace_period_secs
+                .map(|s| count(s, "grace_period_secs").map(|s| Duration::from_secs(s.into())))
                 .transpose()?,
             max_refreshes: r
                 .max_refreshes
@@ -137,6 +142,9 @@ struct RefreshRow {
     issued_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     used_at: Option<OffsetDateTime>,
+    successor_used: bool,
+    retry_answer: Option<Vec<u8>>,
+    retry_until: Option<OffsetDateTime>,
 }
 
 impl TryFrom<RefreshRow> for RefreshTokenRecord {
@@ -156,6 +164,9 @@ impl TryFrom<RefreshRow> for RefreshTokenRecord {
             issued_at: r.issued_at,
             expires_at: r.expires_at,
             used_at: r.used_at,
+            successor_used: r.successor_used,
+            retry_answer: r.retry_answer,
+            retry_until: r.retry_until,
         })
     }
 }
@@ -300,8 +311,8 @@ impl Store for PgStore {
         // language=PostgreSQL
         sqlx::query(
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
-                                    refresh_ttl_secs, max_refreshes, created_at)
-               values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -319,6 +330,11 @@ impl Store for PgStore {
                 .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
         )
         .bind(client.created_at)
+        .bind(
+            client
+                .grace_period
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
         .execute(&self.pool)
         .await
         .map_err(unique("clients_pkey"))?;
@@ -329,7 +345,7 @@ impl Store for PgStore {
         // language=PostgreSQL
         let row: Option<ClientRow> = sqlx::query_as(
             r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      max_refreshes, created_at
+                      grace_period_secs, max_refreshes, created_at
                from clients where id = $1"#,
         )
         .bind(id)
@@ -343,7 +359,7 @@ impl Store for PgStore {
         // language=PostgreSQL
         let rows: Vec<ClientRow> = sqlx::query_as(
             r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      max_refreshes, created_at
+                      grace_period_secs, max_refreshes, created_at
                from clients order by id"#,
         )
         .fetch_all(&self.pool)
@@ -396,10 +412,12 @@ impl Store for PgStore {
             r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                       u.disabled as user_disabled, f.scope, f.refresh_count,
                       f.revoked_at is not null as family_revoked,
-                      rt.issued_at, rt.expires_at, rt.used_at
+                      rt.issued_at, rt.expires_at, rt.used_at,
+                      s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                from refresh_tokens rt
                join token_families f on f.id = rt.family_id
                join users u on u.id = f.user_id
+               left join refresh_tokens s on s.token_hash = rt.successor_hash
                where rt.token_hash = $1"#,
         )
         .bind(hash.as_bytes().as_slice())
@@ -416,11 +434,15 @@ impl Store for PgStore {
             // token, exactly one finds `used_at is null`.
             // language=PostgreSQL
             let spent = sqlx::query(
-                r#"update refresh_tokens set used_at = $2
+                r#"update refresh_tokens
+                   set used_at = $2, successor_hash = $3, retry_answer = $4, retry_until = $5
                    where token_hash = $1 and used_at is null"#,
             )
             .bind(r.old.as_bytes().as_slice())
             .bind(r.now)
+            .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+            .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
+            .bind(r.retry.as_ref().map(|a| a.until))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -475,6 +497,16 @@ impl Store for PgStore {
         )
         .bind(family_id)
         .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // A revoked family is never revived by a retry: its sealed answers go too.
+        // language=PostgreSQL
+        sqlx::query(
+            r#"update refresh_tokens set retry_answer = null, retry_until = null
+               where family_id = $1 and retry_answer is not null"#,
+        )
+        .bind(family_id)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -546,6 +578,22 @@ impl Store for PgStore {
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(())
+    }
+
+    async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // language=PostgreSQL
+        let done = sqlx::query(
+            r#"update refresh_tokens set retry_answer = null, retry_until = null
+               where token_hash in (select token_hash from refresh_tokens
+                                    where retry_answer is not null and retry_until <= $1
+                                    limit $2)"#,
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
     }
 }
 

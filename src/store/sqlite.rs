@@ -122,6 +122,7 @@ struct ClientRow {
     scopes: String,
     refresh_tokens: bool,
     refresh_ttl_secs: Option<i64>,
+    grace_period_secs: Option<i64>,
     max_refreshes: Option<i64>,
     created_at: i64,
 }
@@ -141,6 +142,10 @@ impl TryFrom<ClientRow> for ClientRecord {
             refresh_ttl: r
                 .refresh_ttl_secs
                 .map(|s| count(s, "refresh_ttl_secs").map(|s| Duration::from_secs(s.into())))
+                .transpose()?,
+            grace_period: r
+                .grace_period_secs
+                .map(|s| count(s, "grace_period_secs").map(|s| Duration::from_secs(s.into())))
                 .transpose()?,
             max_refreshes: r
                 .max_refreshes
@@ -166,6 +171,9 @@ struct RefreshRow {
     issued_at: i64,
     expires_at: i64,
     used_at: Option<i64>,
+    successor_used: bool,
+    retry_answer: Option<Vec<u8>>,
+    retry_until: Option<i64>,
 }
 
 impl TryFrom<RefreshRow> for RefreshTokenRecord {
@@ -185,6 +193,9 @@ impl TryFrom<RefreshRow> for RefreshTokenRecord {
             issued_at: dt(r.issued_at)?,
             expires_at: dt(r.expires_at)?,
             used_at: r.used_at.map(dt).transpose()?,
+            successor_used: r.successor_used,
+            retry_answer: r.retry_answer,
+            retry_until: r.retry_until.map(dt).transpose()?,
         })
     }
 }
@@ -328,8 +339,8 @@ impl Store for SqliteStore {
         // language=SQLite
         sqlx::query(
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
-                                    refresh_ttl_secs, max_refreshes, created_at)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
+                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -343,6 +354,11 @@ impl Store for SqliteStore {
         )
         .bind(client.max_refreshes.map(i64::from))
         .bind(ts(client.created_at))
+        .bind(
+            client
+                .grace_period
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
         .execute(&self.pool)
         .await
         .map_err(unique("clients_pkey"))?;
@@ -353,7 +369,7 @@ impl Store for SqliteStore {
         // language=SQLite
         let row: Option<ClientRow> = sqlx::query_as(
             r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      max_refreshes, created_at
+                      grace_period_secs, max_refreshes, created_at
                from clients where id = ?1"#,
         )
         .bind(id)
@@ -367,7 +383,7 @@ impl Store for SqliteStore {
         // language=SQLite
         let rows: Vec<ClientRow> = sqlx::query_as(
             r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      max_refreshes, created_at
+                      grace_period_secs, max_refreshes, created_at
                from clients order by id"#,
         )
         .fetch_all(&self.pool)
@@ -420,10 +436,12 @@ impl Store for SqliteStore {
             r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                       u.disabled as user_disabled, f.scope, f.refresh_count,
                       f.revoked_at is not null as family_revoked,
-                      rt.issued_at, rt.expires_at, rt.used_at
+                      rt.issued_at, rt.expires_at, rt.used_at,
+                      s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                from refresh_tokens rt
                join token_families f on f.id = rt.family_id
                join users u on u.id = f.user_id
+               left join refresh_tokens s on s.token_hash = rt.successor_hash
                where rt.token_hash = ?1"#,
         )
         .bind(hash.as_bytes().as_slice())
@@ -441,11 +459,15 @@ impl Store for SqliteStore {
             // one finds `used_at is null`.
             // language=SQLite
             let spent = sqlx::query(
-                r#"update refresh_tokens set used_at = ?2
+                r#"update refresh_tokens
+                   set used_at = ?2, successor_hash = ?3, retry_answer = ?4, retry_until = ?5
                    where token_hash = ?1 and used_at is null"#,
             )
             .bind(r.old.as_bytes().as_slice())
             .bind(ts(r.now))
+            .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+            .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
+            .bind(r.retry.as_ref().map(|a| ts(a.until)))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -501,6 +523,16 @@ impl Store for SqliteStore {
         )
         .bind(family_id.to_string())
         .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // A revoked family is never revived by a retry: its sealed answers go too.
+        // language=SQLite
+        sqlx::query(
+            r#"update refresh_tokens set retry_answer = null, retry_until = null
+               where family_id = ?1 and retry_answer is not null"#,
+        )
+        .bind(family_id.to_string())
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -572,6 +604,22 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(())
+    }
+
+    async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"update refresh_tokens set retry_answer = null, retry_until = null
+               where token_hash in (select token_hash from refresh_tokens
+                                    where retry_answer is not null and retry_until <= ?1
+                                    limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
     }
 }
 

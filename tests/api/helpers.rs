@@ -108,6 +108,14 @@ impl Db {
         }
     }
 
+    /// The answer of a `select count(*) …` query, on either backend.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.kind {
+            DbKind::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            DbKind::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
     /// Every row of every table as text, as a database dump would show it.
     pub async fn dump(&self) -> String {
         match &self.kind {
@@ -313,6 +321,7 @@ pub fn client_record(id: &str, secret: Option<&str>, scopes: &str) -> ClientReco
         refresh_tokens: true,
         refresh_ttl: None,
         max_refreshes: None,
+        grace_period: None,
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

@@ -14,5 +14,6 @@ mod introspection;
 mod metadata;
 mod password_grant;
 mod refresh_grant;
+mod retry_window;
 mod revocation;
 mod secrecy;

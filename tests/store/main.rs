@@ -47,6 +47,8 @@ contract!(
     rotation_without_spending_keeps_the_token_live,
     concurrent_rotations_of_one_token_succeed_exactly_once,
     signing_keys_round_trip,
+    spent_token_keeps_its_sealed_answer_until_erased,
+    access_tokens_are_found_and_revoked_by_jti,
 );
 
 fn now() -> OffsetDateTime {
@@ -71,6 +73,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
         refresh_tokens: true,
         refresh_ttl: Some(Duration::from_secs(3600)),
         max_refreshes: Some(5),
+        grace_period: None,
         created_at: now(),
     };
     store.create_client(&client).await.unwrap();
@@ -122,6 +125,7 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Rotation, Refresh
         max_refreshes: max,
         successor: Some(refresh(&next)),
         access: access(),
+        retry: None,
     };
     (r, next)
 }
@@ -358,4 +362,94 @@ async fn signing_keys_round_trip(store: Arc<dyn Store>) {
     assert_eq!(keys[0].kid, key.kid);
     assert_eq!(keys[0].private_der, key.private_der);
     assert_eq!(keys[0].alg, SigningAlg::ES256);
+}
+
+async fn spent_token_keeps_its_sealed_answer_until_erased(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, first) = login(store.as_ref(), &user).await;
+    let until = now() + Duration::from_secs(30);
+    let (mut r, second) = rotation(&first, family_id, 0);
+    r.retry = Some(rotor::store::SealedAnswer {
+        ciphertext: vec![1, 2, 3],
+        until,
+    });
+    assert!(matches!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotationOutcome::Rotated { .. }
+    ));
+    let spent = store
+        .find_refresh_token(&first.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(spent.retry_answer.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert_eq!(spent.retry_until, Some(until));
+    assert!(!spent.successor_used);
+    // Spending the successor closes the window.
+    let (r2, _) = rotation(&second, family_id, 0);
+    store.rotate_refresh_token(&r2).await.unwrap();
+    assert!(
+        store
+            .find_refresh_token(&first.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .successor_used
+    );
+    // Nothing is erased before the window ends; afterwards the answer goes.
+    assert_eq!(
+        store.erase_stale_retry_answers(now(), 100).await.unwrap(),
+        0
+    );
+    let later = until + Duration::from_secs(1);
+    assert_eq!(
+        store.erase_stale_retry_answers(later, 100).await.unwrap(),
+        1
+    );
+    let erased = store
+        .find_refresh_token(&first.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(erased.retry_answer.is_none() && erased.retry_until.is_none());
+}
+
+async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let token = access();
+    let family_id = Uuid::new_v4();
+    store
+        .create_session(&NewSession {
+            family_id,
+            client_id: "app".into(),
+            user_id: user.id,
+            scope: "read".into(),
+            created_at: now(),
+            refresh: None,
+            access: token.clone(),
+        })
+        .await
+        .unwrap();
+    let found = store.find_access_token(token.jti).await.unwrap().unwrap();
+    assert_eq!(found.family_id, family_id);
+    assert_eq!(found.client_id, "app");
+    assert_eq!(found.username, "alice");
+    assert!(!found.revoked && !found.family_revoked);
+    assert!(store.revoke_access_token(token.jti, now()).await.unwrap());
+    assert!(!store.revoke_access_token(token.jti, now()).await.unwrap());
+    assert!(
+        store
+            .find_access_token(token.jti)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        store
+            .find_access_token(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
