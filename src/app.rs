@@ -43,12 +43,19 @@ impl Application {
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Application> {
+        if settings.keys.secret.is_none() {
+            tracing::warn!(
+                "keys.secret is not set: signing keys are stored unsealed, and a copy of the \
+                 database is enough to mint access tokens; set ROTOR__KEYS__SECRET"
+            );
+        }
         let clock = Clock::system();
         let keys = KeyRing::load(
             store.as_ref(),
             settings.tokens.signing_alg,
             settings.max_access_token_lifetime(),
             settings.keys.reload_interval,
+            settings.keys.cipher(),
             clock.now(),
         )
         .await

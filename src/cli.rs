@@ -56,6 +56,9 @@ pub enum KeysCommand {
     Rotate,
     /// List the signing keys.
     List,
+    /// Seal every signing key under the current `keys.secret` (after changing it;
+    /// the old secret must be in `keys.previous_secrets`).
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,6 +420,7 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                 settings.tokens.signing_alg,
                 now,
                 settings.max_access_token_lifetime(),
+                &settings.keys.cipher(),
             )
             .await?;
             println!(
@@ -425,6 +429,14 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                 key.kid,
                 humantime::format_duration(settings.keys.reload_interval)
             );
+        }
+        KeysCommand::Reseal => {
+            let cipher = settings.keys.cipher();
+            if !cipher.is_sealing() {
+                bail!("keys.secret is not set: nothing to seal under");
+            }
+            let n = crate::crypto::keys::reseal(store.as_ref(), &cipher).await?;
+            println!("{n} signing keys sealed under the current keys.secret");
         }
         KeysCommand::List => {
             println!("{:<45} {:<6} CREATED", "KID", "ALG");

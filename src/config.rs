@@ -73,6 +73,17 @@ pub const MAX_GRACE_PERIOD: Duration = Duration::from_secs(120);
 pub struct KeySettings {
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub previous_secrets: Vec<String>,
+}
+
+impl KeySettings {
+    /// The cipher that seals signing keys at rest.
+    pub fn cipher(&self) -> crate::crypto::keys::KeyCipher {
+        crate::crypto::keys::KeyCipher::new(self.secret.as_deref(), &self.previous_secrets)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +231,19 @@ impl Settings {
         }
         if self.refresh.grace_period > MAX_GRACE_PERIOD {
             return fail("refresh.grace_period", "must be at most 120s");
+        }
+        if self
+            .keys
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.chars().count() < 16)
+            || self
+                .keys
+                .previous_secrets
+                .iter()
+                .any(|s| s.chars().count() < 16)
+        {
+            return fail("keys.secret", "must be at least 16 characters");
         }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");

@@ -39,12 +39,13 @@ pub struct AccessClaims {
 /// RFC 9068 §2.1: access tokens carry `typ: at+jwt`.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// A private key as the store keeps it: PKCS#8 DER for ES256, PKCS#1 DER for RS256.
+/// A private key as the store keeps it: PKCS#8 DER for ES256, PKCS#1 DER for RS256,
+/// sealed by [`KeyCipher`] under `keys.secret` when one is configured.
 #[derive(Clone)]
 pub struct StoredKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub private_der: Vec<u8>,
+    pub private_key: Vec<u8>,
     pub created_at: time::OffsetDateTime,
 }
 
@@ -58,11 +59,15 @@ impl fmt::Debug for StoredKey {
 }
 
 impl StoredKey {
-    /// A new random key. RS256 keys are 2048 bits.
+    /// A new random key, sealed by `cipher`. RS256 keys are 2048 bits.
     ///
     /// # Errors
     /// Key generation or encoding failed.
-    pub fn generate(alg: SigningAlg, now: time::OffsetDateTime) -> anyhow::Result<StoredKey> {
+    pub fn generate(
+        alg: SigningAlg,
+        now: time::OffsetDateTime,
+        cipher: &KeyCipher,
+    ) -> anyhow::Result<StoredKey> {
         let private_der = match alg {
             SigningAlg::ES256 => {
                 use p256::pkcs8::EncodePrivateKey;
@@ -88,10 +93,11 @@ impl StoredKey {
             .context("deriving public key")?
             .thumbprint(ThumbprintHash::SHA256)
             .context("computing key thumbprint")?;
+        let private_key = cipher.seal(&kid, &private_der);
         Ok(StoredKey {
             kid,
             alg,
-            private_der,
+            private_key,
             created_at: now,
         })
     }
@@ -121,8 +127,9 @@ struct LoadedKey {
 }
 
 impl LoadedKey {
-    fn load(stored: &StoredKey) -> anyhow::Result<LoadedKey> {
-        let encoding = encoding_key(stored.alg, &stored.private_der);
+    fn load(stored: &StoredKey, cipher: &KeyCipher) -> anyhow::Result<LoadedKey> {
+        let der = cipher.open(&stored.kid, &stored.private_key)?;
+        let encoding = encoding_key(stored.alg, &der);
         let mut jwk = Jwk::from_encoding_key(&encoding, algorithm(stored.alg))
             .with_context(|| format!("loading signing key {}", stored.kid))?;
         jwk.common.key_id = Some(stored.kid.clone());
@@ -170,10 +177,14 @@ impl KeySet {
     ///
     /// # Errors
     /// No key of `alg` is present, or a stored key cannot be decoded.
-    pub fn new(stored: &[StoredKey], alg: SigningAlg) -> anyhow::Result<KeySet> {
+    pub fn new(
+        stored: &[StoredKey],
+        alg: SigningAlg,
+        cipher: &KeyCipher,
+    ) -> anyhow::Result<KeySet> {
         let all: Vec<Arc<LoadedKey>> = stored
             .iter()
-            .map(|k| LoadedKey::load(k).map(Arc::new))
+            .map(|k| LoadedKey::load(k, cipher).map(Arc::new))
             .collect::<anyhow::Result<_>>()?;
         KeySet::from_loaded(stored, all, alg)
     }
@@ -282,6 +293,7 @@ pub struct KeyRing {
     alg: SigningAlg,
     max_token_lifetime: Duration,
     reload_every: Duration,
+    cipher: KeyCipher,
     /// Unix seconds after which the next use re-reads the store.
     next_reload: AtomicI64,
     reloading: tokio::sync::Mutex<()>,
@@ -305,11 +317,13 @@ impl KeyRing {
         alg: SigningAlg,
         max_token_lifetime: Duration,
         reload_every: Duration,
+        cipher: KeyCipher,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<KeyRing> {
         let mut stored = store.signing_keys().await?;
         if !stored.iter().any(|k| k.alg == alg) {
-            let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now))
+            let sealer = cipher.clone();
+            let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now, &sealer))
                 .await
                 .context("key generation task")??;
             match store.insert_signing_key(&key).await {
@@ -319,12 +333,13 @@ impl KeyRing {
             }
             stored = store.signing_keys().await?;
         }
-        let set = KeyRing::build(&stored, alg, now, max_token_lifetime)?;
+        let set = KeyRing::build(&stored, alg, now, max_token_lifetime, &cipher)?;
         Ok(KeyRing {
             current: RwLock::new(Arc::new(set)),
             alg,
             max_token_lifetime,
             reload_every,
+            cipher,
             next_reload: AtomicI64::new(next_deadline(now, reload_every)),
             reloading: tokio::sync::Mutex::new(()),
         })
@@ -335,6 +350,7 @@ impl KeyRing {
         alg: SigningAlg,
         now: time::OffsetDateTime,
         max_token_lifetime: Duration,
+        cipher: &KeyCipher,
     ) -> anyhow::Result<KeySet> {
         let retired = retired_keys(stored, now, max_token_lifetime);
         let live: Vec<StoredKey> = stored
@@ -342,7 +358,7 @@ impl KeyRing {
             .filter(|k| !retired.iter().any(|r| r.kid == k.kid))
             .cloned()
             .collect();
-        KeySet::new(&live, alg)
+        KeySet::new(&live, alg, cipher)
     }
 
     /// The keys in force; re-reads the store first when the reload interval passed.
@@ -369,7 +385,13 @@ impl KeyRing {
         self.next_reload
             .store(next_deadline(now, self.reload_every), Ordering::Relaxed);
         let built = match store.signing_keys().await {
-            Ok(stored) => KeyRing::build(&stored, self.alg, now, self.max_token_lifetime),
+            Ok(stored) => KeyRing::build(
+                &stored,
+                self.alg,
+                now,
+                self.max_token_lifetime,
+                &self.cipher,
+            ),
             Err(e) => Err(e.into()),
         };
         match built {
@@ -422,8 +444,10 @@ pub async fn rotate(
     alg: SigningAlg,
     now: time::OffsetDateTime,
     max_token_lifetime: Duration,
+    cipher: &KeyCipher,
 ) -> anyhow::Result<StoredKey> {
-    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now))
+    let sealer = cipher.clone();
+    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now, &sealer))
         .await
         .context("key generation task")??;
     store.insert_signing_key(&key).await?;
@@ -433,6 +457,128 @@ pub async fn rotate(
         tracing::info!(kid = %retired.kid, "dropped retired signing key");
     }
     Ok(key)
+}
+
+/// Seals signing keys at rest under `keys.secret`, so that a database dump alone
+/// cannot mint tokens. XChaCha20-Poly1305 under HKDF-SHA256(secret) with the kid as
+/// associated data. Older secrets (`keys.previous_secrets`) still open keys sealed
+/// before a secret rotation; `rotor keys reseal` moves them to the current one.
+#[derive(Clone, Default)]
+pub struct KeyCipher {
+    current: Option<[u8; 32]>,
+    previous: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for KeyCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCipher")
+            .field("sealing", &self.current.is_some())
+            .finish()
+    }
+}
+
+/// Marks a sealed key; plain DER starts with 0x30 (an ASN.1 SEQUENCE).
+const SEALED_PREFIX: &[u8] = b"rotor-sealed-key-v1:";
+const SEAL_NONCE_LEN: usize = 24;
+
+impl KeyCipher {
+    /// A cipher for `secret` (none: keys are kept as plain DER) that also opens keys
+    /// sealed under `previous` secrets.
+    pub fn new(secret: Option<&str>, previous: &[String]) -> KeyCipher {
+        KeyCipher {
+            current: secret.map(derive_key),
+            previous: previous.iter().map(|s| derive_key(s)).collect(),
+        }
+    }
+
+    /// Whether new keys are sealed.
+    pub fn is_sealing(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Seals DER for the store (or passes it through without a secret).
+    pub fn seal(&self, kid: &str, der: &[u8]) -> Vec<u8> {
+        use chacha20poly1305::{
+            KeyInit, XChaCha20Poly1305, XNonce,
+            aead::{Aead, Payload},
+        };
+        use rand::RngCore;
+        let Some(key) = &self.current else {
+            return der.to_vec();
+        };
+        let mut nonce = [0u8; SEAL_NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = XChaCha20Poly1305::new(key.into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: der,
+                    aad: kid.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        [SEALED_PREFIX, &nonce, &sealed].concat()
+    }
+
+    /// Opens what the store keeps.
+    ///
+    /// # Errors
+    /// The key is sealed under a secret this instance does not have.
+    pub fn open(&self, kid: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use chacha20poly1305::{
+            KeyInit, XChaCha20Poly1305, XNonce,
+            aead::{Aead, Payload},
+        };
+        let Some(body) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(stored.to_vec());
+        };
+        if body.len() <= SEAL_NONCE_LEN {
+            anyhow::bail!("signing key {kid} is damaged");
+        }
+        let (nonce, ciphertext) = body.split_at(SEAL_NONCE_LEN);
+        let nonce: [u8; SEAL_NONCE_LEN] = nonce.try_into().context("nonce length")?;
+        self.current
+            .iter()
+            .chain(&self.previous)
+            .find_map(|key| {
+                XChaCha20Poly1305::new(key.into())
+                    .decrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: kid.as_bytes(),
+                        },
+                    )
+                    .ok()
+            })
+            .with_context(|| {
+                format!(
+                    "signing key {kid} is sealed under a keys.secret this instance does not have"
+                )
+            })
+    }
+}
+
+fn derive_key(secret: &str) -> [u8; 32] {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"rotor signing-key seal v1"), secret.as_bytes());
+    let mut key = [0u8; 32];
+    let _ = hk.expand(b"xchacha20poly1305 key", &mut key);
+    key
+}
+
+/// Seals every stored key under the current secret (after `keys.secret` changed).
+///
+/// # Errors
+/// A key cannot be opened with the configured secrets, or the store failed.
+pub async fn reseal(store: &dyn Store, cipher: &KeyCipher) -> anyhow::Result<usize> {
+    let keys = store.signing_keys().await?;
+    for key in &keys {
+        let der = cipher.open(&key.kid, &key.private_key)?;
+        store
+            .update_signing_key(&key.kid, &cipher.seal(&key.kid, &der))
+            .await?;
+    }
+    Ok(keys.len())
 }
 
 #[cfg(test)]
@@ -456,8 +602,8 @@ mod tests {
     fn signed_tokens_verify_with_both_algorithms() {
         let now = time::OffsetDateTime::now_utc();
         for alg in [SigningAlg::ES256, SigningAlg::RS256] {
-            let key = StoredKey::generate(alg, now).unwrap();
-            let set = KeySet::new(&[key], alg).unwrap();
+            let key = StoredKey::generate(alg, now, &KeyCipher::default()).unwrap();
+            let set = KeySet::new(&[key], alg, &KeyCipher::default()).unwrap();
             let c = claims(now.unix_timestamp());
             let jwt = set.sign(&c).unwrap();
             let header = jsonwebtoken::decode_header(&jwt).unwrap();
@@ -473,12 +619,22 @@ mod tests {
     #[test]
     fn newest_key_of_the_configured_algorithm_signs() {
         let t0 = time::OffsetDateTime::now_utc();
-        let old = StoredKey::generate(SigningAlg::ES256, t0).unwrap();
-        let new = StoredKey::generate(SigningAlg::ES256, t0 + time::Duration::seconds(5)).unwrap();
-        let set = KeySet::new(&[old.clone(), new.clone()], SigningAlg::ES256).unwrap();
+        let old = StoredKey::generate(SigningAlg::ES256, t0, &KeyCipher::default()).unwrap();
+        let new = StoredKey::generate(
+            SigningAlg::ES256,
+            t0 + time::Duration::seconds(5),
+            &KeyCipher::default(),
+        )
+        .unwrap();
+        let set = KeySet::new(
+            &[old.clone(), new.clone()],
+            SigningAlg::ES256,
+            &KeyCipher::default(),
+        )
+        .unwrap();
         assert_eq!(set.active_kid(), new.kid);
         // A token of the old key still verifies.
-        let old_only = KeySet::new(&[old], SigningAlg::ES256).unwrap();
+        let old_only = KeySet::new(&[old], SigningAlg::ES256, &KeyCipher::default()).unwrap();
         let jwt = old_only.sign(&claims(t0.unix_timestamp())).unwrap();
         assert!(set.verify(&jwt, "https://issuer", "api", 1).is_ok());
     }
@@ -486,13 +642,36 @@ mod tests {
     #[test]
     fn superseded_key_retires_once_its_tokens_can_have_expired() {
         let t0 = time::OffsetDateTime::now_utc();
-        let old = StoredKey::generate(SigningAlg::ES256, t0).unwrap();
-        let new = StoredKey::generate(SigningAlg::ES256, t0 + time::Duration::seconds(10)).unwrap();
+        let old = StoredKey::generate(SigningAlg::ES256, t0, &KeyCipher::default()).unwrap();
+        let new = StoredKey::generate(
+            SigningAlg::ES256,
+            t0 + time::Duration::seconds(10),
+            &KeyCipher::default(),
+        )
+        .unwrap();
         let both = [old.clone(), new.clone()];
         let lifetime = Duration::from_secs(60);
         assert!(retired_keys(&both, t0 + time::Duration::seconds(69), lifetime).is_empty());
         let retired = retired_keys(&both, t0 + time::Duration::seconds(71), lifetime);
         assert_eq!(retired.len(), 1);
         assert_eq!(retired[0].kid, old.kid);
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_secret() {
+        let now = time::OffsetDateTime::now_utc();
+        let cipher = KeyCipher::new(Some("a-long-enough-secret"), &[]);
+        let key = StoredKey::generate(SigningAlg::ES256, now, &cipher).unwrap();
+        assert!(key.private_key.starts_with(SEALED_PREFIX));
+        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &cipher).is_ok());
+        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &KeyCipher::default()).is_err());
+        let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
+        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &other).is_err());
+        // After a secret rotation the old secret still opens it.
+        let rotated = KeyCipher::new(
+            Some("another-secret-entirely"),
+            &["a-long-enough-secret".into()],
+        );
+        assert!(KeySet::new(&[key], SigningAlg::ES256, &rotated).is_ok());
     }
 }

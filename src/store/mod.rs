@@ -266,6 +266,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
     /// Removes a signing key that no live token can carry any more.
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()>;
+    /// Replaces a signing key's stored material (re-sealing under a new secret).
+    async fn update_signing_key(&self, kid: &str, private_key: &[u8]) -> StoreResult<()>;
     /// Erases up to `limit` retry answers whose window has ended; returns how many.
     async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }

@@ -246,7 +246,7 @@ impl TryFrom<KeyRow> for StoredKey {
         Ok(StoredKey {
             alg: r.alg.parse().map_err(StoreError::Corrupt)?,
             kid: r.kid,
-            private_der: r.private_key,
+            private_key: r.private_key,
             created_at: dt(r.created_at)?,
         })
     }
@@ -557,7 +557,7 @@ impl Store for SqliteStore {
         )
         .bind(&key.kid)
         .bind(key.alg.as_str())
-        .bind(&key.private_der)
+        .bind(&key.private_key)
         .bind(ts(key.created_at))
         .execute(&self.pool)
         .await
@@ -600,6 +600,17 @@ impl Store for SqliteStore {
         // language=SQLite
         sqlx::query(r#"delete from signing_keys where kid = ?1"#)
             .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn update_signing_key(&self, kid: &str, private_key: &[u8]) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"update signing_keys set private_key = ?2 where kid = ?1"#)
+            .bind(kid)
+            .bind(private_key)
             .execute(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;

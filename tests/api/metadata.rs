@@ -78,6 +78,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
         app.settings.tokens.signing_alg,
         app.clock.now(),
         lifetime,
+        &app.settings.keys.cipher(),
     )
     .await
     .unwrap();
@@ -116,6 +117,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
         app.settings.tokens.signing_alg,
         app.clock.now(),
         lifetime,
+        &app.settings.keys.cipher(),
     )
     .await
     .unwrap();

@@ -351,7 +351,7 @@ async fn concurrent_rotations_of_one_token_succeed_exactly_once(store: Arc<dyn S
 }
 
 async fn signing_keys_round_trip(store: Arc<dyn Store>) {
-    let key = StoredKey::generate(SigningAlg::ES256, now()).unwrap();
+    let key = StoredKey::generate(SigningAlg::ES256, now(), &Default::default()).unwrap();
     store.insert_signing_key(&key).await.unwrap();
     assert!(matches!(
         store.insert_signing_key(&key).await,
@@ -360,7 +360,7 @@ async fn signing_keys_round_trip(store: Arc<dyn Store>) {
     let keys = store.signing_keys().await.unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].kid, key.kid);
-    assert_eq!(keys[0].private_der, key.private_der);
+    assert_eq!(keys[0].private_key, key.private_key);
     assert_eq!(keys[0].alg, SigningAlg::ES256);
 }
 
