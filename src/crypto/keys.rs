@@ -663,10 +663,10 @@ mod tests {
         let cipher = KeyCipher::new(Some("a-long-enough-secret"), &[]);
         let key = StoredKey::generate(SigningAlg::ES256, now, &cipher).unwrap();
         assert!(key.private_key.starts_with(SEALED_PREFIX));
-        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &cipher).is_ok());
-        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &KeyCipher::default()).is_err());
+        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &cipher).is_ok());
+        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &KeyCipher::default()).is_err());
         let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
-        assert!(KeySet::new(&[key.clone()], SigningAlg::ES256, &other).is_err());
+        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &other).is_err());
         // After a secret rotation the old secret still opens it.
         let rotated = KeyCipher::new(
             Some("another-secret-entirely"),
