@@ -1,22 +1,37 @@
-//! Building and running the server: store, keys, hasher, listener.
+//! Building and running the server: store, keys, hasher, listener, the clean-up
+//! task, and the graceful shutdown.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::{Router, serve::Listener};
 use tokio::net::TcpListener;
 
 use crate::{
+    cleanup,
     clock::Clock,
     config::Settings,
     crypto::{keys::KeyRing, password::PasswordHasher},
     http::{self, AppState},
+    lifecycle::Lifecycle,
+    metrics::Metrics,
     store::{self, Store},
+    tls::{self, TlsListener},
 };
+
+/// How long closing the pool may wait for connections still in use.
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bound, ready-to-run server.
 pub struct Application {
-    listener: TcpListener,
+    listener: Bound,
     state: AppState,
+}
+
+/// The listening socket: plain HTTP, or HTTPS when `server.tls_cert` is set.
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener),
 }
 
 impl Application {
@@ -66,15 +81,25 @@ impl Application {
                 .await
                 .context("preparing the password hasher")??
         };
-        let listener = TcpListener::bind(settings.server.bind)
+        let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        let tcp = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding {} (server.bind)", settings.server.bind))?;
+        let listener = match tls {
+            Some(config) => Bound::Tls(TlsListener::new(tcp, config)),
+            None => Bound::Plain(tcp),
+        };
         let state = AppState {
             store,
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             hasher,
             clock,
+            metrics: Arc::new(Metrics::new()),
+            lifecycle: Lifecycle::default(),
         };
         Ok(Application { listener, state })
     }
@@ -84,7 +109,15 @@ impl Application {
     /// # Errors
     /// The socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Bound::Plain(l) => l.local_addr(),
+            Bound::Tls(l) => l.local_addr(),
+        }
+    }
+
+    /// Whether the listener speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.listener, Bound::Tls(_))
     }
 
     /// The shared state, e.g. for the clock in tests or the store at first start.
@@ -92,16 +125,96 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully (see [`Application::run_until`]).
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let router = http::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        self.run_until(shutdown_signal()).await
     }
+
+    /// Serves, with the periodic clean-up beside it, until `signal` resolves. Then
+    /// `/readyz` answers 503 for `server.shutdown_delay` while requests are still
+    /// accepted; then the listener closes, requests in flight get
+    /// `server.shutdown_timeout` to finish (idle keep-alive connections close at
+    /// once), and the pool is closed.
+    ///
+    /// # Errors
+    /// The listener failed.
+    pub async fn run_until<F>(self, signal: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state;
+        let server = state.settings.server.clone();
+        let lifecycle = state.lifecycle.clone();
+        if state.settings.cleanup.enabled {
+            tokio::spawn(cleanup::run(
+                state.store.clone(),
+                state.settings.cleanup.clone(),
+                state.clock.clone(),
+                state.metrics.clone(),
+                lifecycle.clone(),
+            ));
+        }
+        let stop_accepting = {
+            let lifecycle = lifecycle.clone();
+            async move {
+                signal.await;
+                lifecycle.begin_drain();
+                if !server.shutdown_delay.is_zero() {
+                    tracing::info!(delay = ?server.shutdown_delay, "shutting down: /readyz answers 503");
+                    tokio::time::sleep(server.shutdown_delay).await;
+                }
+                tracing::info!("shutting down: listener closed, finishing requests in flight");
+            }
+        };
+        let deadline = async {
+            lifecycle.drained().await;
+            tokio::time::sleep(server.shutdown_delay + server.shutdown_timeout).await;
+        };
+        let store = state.store.clone();
+        let router = http::router(state);
+        let result = tokio::select! {
+            result = serve(self.listener, router, stop_accepting) => result,
+            () = deadline => {
+                tracing::warn!(
+                    timeout = ?server.shutdown_timeout,
+                    "shutting down: server.shutdown_timeout elapsed, dropping remaining connections"
+                );
+                Ok(())
+            }
+        };
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutting down: database connections still in use were abandoned");
+        }
+        tracing::info!("shut down");
+        result
+    }
+}
+
+async fn serve<F>(listener: Bound, router: Router, stop_accepting: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match listener {
+        Bound::Plain(l) => serve_on(l, router, stop_accepting).await,
+        Bound::Tls(l) => serve_on(l, router, stop_accepting).await,
+    }
+}
+
+async fn serve_on<L, F>(listener: L, router: Router, stop_accepting: F) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop_accepting)
+        .await
 }
 
 async fn shutdown_signal() {
@@ -125,5 +238,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

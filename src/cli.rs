@@ -127,7 +127,7 @@ const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
 /// Bad configuration, an unreachable store, or a refused administrative change.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(&settings.log.filter, std::io::stderr);
+    telemetry::init_with_format(&settings.log.filter, settings.log.format, std::io::stderr);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -171,7 +171,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if state.store.is_empty().await? {
         create_demo(state.store.as_ref(), &state.hasher, addr).await?;
     }
-    tracing::info!(%addr, "rotor listening");
+    tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
     app.run_until_stopped().await.context("serving")
 }
 
@@ -184,7 +184,7 @@ async fn create_demo(
     let secret = ClientSecret::generate();
     let password = generate_password();
     let now = time::OffsetDateTime::now_utc();
-    store
+    let created = store
         .create_client(&ClientRecord {
             id: "demo".into(),
             secret_hash: Some(secret.hash()),
@@ -196,7 +196,12 @@ async fn create_demo(
             grace_period: None,
             created_at: now,
         })
-        .await?;
+        .await;
+    match created {
+        // Instances starting together on an empty store: another one was first.
+        Err(StoreError::Conflict { .. }) => return Ok(()),
+        other => other?,
+    }
     let hash = hash_password(hasher, password.clone()).await?;
     store
         .create_user(&UserRecord {

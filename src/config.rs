@@ -2,7 +2,12 @@
 //! environment variables, deserialised strictly so that a typo or a bad value stops
 //! start-up with a message naming the key.
 
-use std::{net::SocketAddr, path::Path, str::FromStr, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use anyhow::Context;
 use serde::{Deserialize, Deserializer};
@@ -22,12 +27,27 @@ pub struct Settings {
     pub clients: ClientSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+    pub cleanup: CleanupSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, rotor serves HTTPS itself.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// How long requests in flight may take to finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How long to keep serving after SIGTERM while `/readyz` answers 503, so that
+    /// balancers with active health checks stop sending first.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +126,34 @@ pub struct PasswordSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The periodic removal of expired token families and access-token ids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSettings {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch_size: u32,
+    pub max_batches: u32,
+}
+
+/// `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
 }
 
 /// The access-token lifetime, or `unlimited`.
@@ -257,6 +305,20 @@ impl Settings {
         if self.passwords.parallelism == 0 {
             return fail("passwords.parallelism", "must be at least 1");
         }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => return fail("server.tls_key", "must be set with server.tls_cert"),
+            (None, Some(_)) => return fail("server.tls_cert", "must be set with server.tls_key"),
+            _ => {}
+        }
+        if self.cleanup.interval.as_secs() == 0 {
+            return fail("cleanup.interval", "must be at least one second");
+        }
+        if self.cleanup.batch_size == 0 {
+            return fail("cleanup.batch_size", "must be at least 1");
+        }
+        if self.cleanup.max_batches == 0 {
+            return fail("cleanup.max_batches", "must be at least 1");
+        }
         if self
             .clients
             .anonymous_client
@@ -300,6 +362,25 @@ mod tests {
         assert_eq!(s.default_refresh_ttl(), Duration::from_secs(1200 + 900));
         assert_eq!(s.tokens.signing_alg, SigningAlg::ES256);
         assert!(s.clients.anonymous_client.is_none());
+        assert!(s.server.tls_cert.is_none() && s.server.tls_key.is_none());
+        assert_eq!(s.server.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert!(s.cleanup.enabled && s.metrics.enabled);
+    }
+
+    #[test]
+    fn a_tls_certificate_without_its_key_names_the_missing_key() {
+        let mut s = Settings::load(None).unwrap();
+        s.server.tls_cert = Some("cert.pem".into());
+        let message = s.validate().unwrap_err().to_string();
+        assert!(message.contains("server.tls_key"), "{message}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let f: LogFormat = serde_json::from_str("\"json\"").unwrap();
+        assert_eq!(f, LogFormat::Json);
+        assert!(serde_json::from_str::<LogFormat>("\"xml\"").is_err());
     }
 
     #[test]

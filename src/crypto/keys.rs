@@ -326,9 +326,13 @@ impl KeyRing {
             let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now, &sealer))
                 .await
                 .context("key generation task")??;
-            match store.insert_signing_key(&key).await {
-                Ok(()) => tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key"),
-                Err(StoreError::Conflict { .. }) => {}
+            // Instances starting together on an empty store: one key wins, and
+            // every instance then loads that one.
+            match store.insert_first_signing_key(&key).await {
+                Ok(true) => {
+                    tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key")
+                }
+                Ok(false) | Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
             stored = store.signing_keys().await?;
@@ -446,8 +450,20 @@ pub async fn rotate(
     max_token_lifetime: Duration,
     cipher: &KeyCipher,
 ) -> anyhow::Result<StoredKey> {
+    // The newest key signs, and SQLite keeps whole seconds: a rotation within the
+    // second of the previous key must still sort after it.
+    let newest = store
+        .signing_keys()
+        .await?
+        .iter()
+        .map(|k| k.created_at)
+        .max();
+    let created_at = match newest {
+        Some(t) if t.unix_timestamp() >= now.unix_timestamp() => t + Duration::from_secs(1),
+        _ => now,
+    };
     let sealer = cipher.clone();
-    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now, &sealer))
+    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, created_at, &sealer))
         .await
         .context("key generation task")??;
     store.insert_signing_key(&key).await?;
@@ -664,7 +680,14 @@ mod tests {
         let key = StoredKey::generate(SigningAlg::ES256, now, &cipher).unwrap();
         assert!(key.private_key.starts_with(SEALED_PREFIX));
         assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &cipher).is_ok());
-        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &KeyCipher::default()).is_err());
+        assert!(
+            KeySet::new(
+                std::slice::from_ref(&key),
+                SigningAlg::ES256,
+                &KeyCipher::default()
+            )
+            .is_err()
+        );
         let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
         assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &other).is_err());
         // After a secret rotation the old secret still opens it.

@@ -2,7 +2,13 @@
 //! blocking pool behind a semaphore: password logins can saturate the hashing
 //! slots without starving the async runtime that serves refreshes.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use anyhow::Context;
 use argon2::{
@@ -39,6 +45,8 @@ impl fmt::Debug for Password {
 pub struct PasswordHasher {
     params: Params,
     slots: Arc<Semaphore>,
+    /// Verifications waiting for a slot, for the metrics.
+    waiting: Arc<AtomicUsize>,
     /// Verified against when the user does not exist, so that an unknown user costs
     /// the same time as a wrong password.
     dummy_hash: Arc<String>,
@@ -72,6 +80,7 @@ impl PasswordHasher {
         let mut hasher = PasswordHasher {
             params,
             slots: Arc::new(Semaphore::new(slots)),
+            waiting: Arc::default(),
             dummy_hash: Arc::new(String::new()),
         };
         hasher.dummy_hash = Arc::new(hasher.hash_blocking(&Password::new("rotor-dummy".into()))?);
@@ -101,12 +110,14 @@ impl PasswordHasher {
     /// # Errors
     /// The blocking task panicked or the pool is shut down.
     pub async fn verify(&self, password: Password, stored: Option<String>) -> anyhow::Result<bool> {
+        let queued = Queued::enter(&self.waiting);
         let _permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .context("hashing slots closed")?;
+        drop(queued);
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let span = tracing::Span::current();
@@ -124,6 +135,29 @@ impl PasswordHasher {
         .await
         .context("password verification task")?;
         Ok(ok && known)
+    }
+}
+
+impl PasswordHasher {
+    /// Verifications waiting for a hashing slot right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// One place in the queue; leaves it when dropped, also when the request is cancelled.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Queued(counter)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -158,6 +192,28 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn queue_depth_counts_verifications_waiting_for_a_slot() {
+        let h = cheap();
+        let held: Vec<_> = (0..2)
+            .map(|_| h.slots.clone().try_acquire_owned().unwrap())
+            .collect();
+        let waiting = {
+            let h = h.clone();
+            tokio::spawn(async move { h.verify(Password::new("x".into()), None).await })
+        };
+        for _ in 0..1000 {
+            if h.queue_depth() == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(h.queue_depth(), 1);
+        drop(held);
+        assert!(!waiting.await.unwrap().unwrap());
+        assert_eq!(h.queue_depth(), 0);
     }
 
     #[tokio::test]

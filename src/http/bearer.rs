@@ -21,7 +21,10 @@ use axum::{
 use super::AppState;
 use crate::{
     crypto::keys::AccessClaims,
-    oauth::bearer::{self, BearerError},
+    oauth::{
+        GrantReport,
+        bearer::{self, BearerError},
+    },
 };
 
 /// The claims of a valid, unrevoked access token from `Authorization: Bearer`.
@@ -54,7 +57,7 @@ where
             return Err(BearerError::Missing);
         }
         let claims = bearer::authenticate(
-            &state.grant_context(),
+            &state.grant_context(&GrantReport::default()),
             token.trim(),
             state.clock.now(),
             true,

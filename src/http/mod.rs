@@ -2,20 +2,25 @@
 //! one `oauth` function, and turn the result into a response. No protocol rules
 //! live here.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{HeaderValue, header},
+    http::{HeaderName, HeaderValue, header},
+    middleware::{self, Next},
+    response::Response,
 };
-use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument;
 
 use crate::{
     clock::Clock,
     config::Settings,
     crypto::{keys::KeyRing, password::PasswordHasher},
-    oauth::{GrantContext, OAuthError},
+    lifecycle::Lifecycle,
+    metrics::Metrics,
+    oauth::{GrantContext, GrantReport, OAuthError},
     store::Store,
 };
 
@@ -24,6 +29,7 @@ pub mod bearer;
 pub mod error;
 pub mod extract;
 pub mod metadata;
+pub mod ops;
 pub mod revoke;
 pub mod token;
 
@@ -35,16 +41,19 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
     pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    pub lifecycle: Lifecycle,
 }
 
 impl AppState {
-    /// Borrows what a grant needs.
-    pub fn grant_context(&self) -> GrantContext<'_> {
+    /// Borrows what a grant needs; the grant notes what it saw in `report`.
+    pub fn grant_context<'a>(&'a self, report: &'a GrantReport) -> GrantContext<'a> {
         GrantContext {
             store: self.store.as_ref(),
             settings: &self.settings,
             keys: &self.keys,
             hasher: &self.hasher,
+            report,
         }
     }
 }
@@ -56,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::router())
         .merge(metadata::router())
         .merge(api::router())
+        .merge(ops::router(state.settings.metrics.enabled))
         .fallback(|| async { OAuthError::NotFound })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // RFC 6749 §5.1: responses with tokens carry no-store; errors do too.
@@ -63,13 +73,77 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let path = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("http", method = %req.method(), path, grant_type = tracing::field::Empty, client_id = tracing::field::Empty)
-        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::PRAGMA,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The request id header, taken from the balancer when it sends a sane one.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps each request in a span (request id, method, matched path; the token
+/// endpoint adds grant type and client id) and logs one line when it completes,
+/// with status and latency. The path is the route pattern, never the raw URI, and
+/// no header or body value other than the request id is logged.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| is_sane_request_id(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http",
+        request_id = %request_id,
+        method = %req.method(),
+        path,
+        grant_type = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, latency_ms, "request completed");
+        } else {
+            tracing::info!(status, latency_ms, "request completed");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// Up to 64 characters of letters, digits, `-`, `_` and `.`: enough for UUIDs and
+/// nginx's `$request_id`, and nothing that could forge a log line.
+fn is_sane_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_outside_are_short_and_plain() {
+        assert!(is_sane_request_id("0f6c2f1e-8f0e-4c1e-9a55-0d1b2c3d4e5f"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("a b"));
+        assert!(!is_sane_request_id("id\nforged=1"));
+        assert!(!is_sane_request_id(&"x".repeat(65)));
+    }
 }

@@ -7,7 +7,7 @@ use super::{
     extract::{BasicAuth, OAuthParams},
 };
 use crate::oauth::{
-    OAuthError, PresentedClient,
+    GrantReport, OAuthError, PresentedClient,
     introspect::{self, Introspection},
     revoke,
 };
@@ -31,7 +31,17 @@ async fn post_revoke(
     OAuthParams(mut params): OAuthParams,
 ) -> Result<StatusCode, OAuthError> {
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
-    revoke::revoke(&state.grant_context(), presented, params, state.clock.now()).await?;
+    let report = GrantReport::default();
+    revoke::revoke(
+        &state.grant_context(&report),
+        presented,
+        params,
+        state.clock.now(),
+    )
+    .await?;
+    if report.family_revoked() {
+        state.metrics.revocation("revoked_by_client");
+    }
     Ok(StatusCode::OK)
 }
 
@@ -42,8 +52,12 @@ async fn post_introspect(
     OAuthParams(mut params): OAuthParams,
 ) -> Result<Json<Introspection>, OAuthError> {
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
-    let answer =
-        introspect::introspect(&state.grant_context(), presented, params, state.clock.now())
-            .await?;
+    let answer = introspect::introspect(
+        &state.grant_context(&GrantReport::default()),
+        presented,
+        params,
+        state.clock.now(),
+    )
+    .await?;
     Ok(Json(answer))
 }

@@ -1,12 +1,14 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2).
 
+use std::time::Instant;
+
 use axum::{Json, Router, extract::State, routing::post};
 
 use super::{
     AppState,
     extract::{BasicAuth, OAuthParams},
 };
-use crate::oauth::{self, GrantRequest, OAuthError, PresentedClient, TokenResponse};
+use crate::oauth::{self, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse};
 
 /// The token endpoint's routes.
 pub fn router() -> Router<AppState> {
@@ -23,15 +25,34 @@ async fn post_token(
     basic: BasicAuth,
     OAuthParams(mut params): OAuthParams,
 ) -> Result<Json<TokenResponse>, OAuthError> {
+    let started = Instant::now();
+    let report = GrantReport::default();
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
-    let request = GrantRequest::try_from(params)?;
-    tracing::Span::current().record("grant_type", request.grant_type());
-    let response = oauth::token(
-        &state.grant_context(),
-        presented,
-        request,
-        state.clock.now(),
-    )
-    .await?;
-    Ok(Json(response))
+    let (grant_type, result) = match GrantRequest::try_from(params) {
+        Ok(request) => {
+            let grant_type = request.grant_type();
+            tracing::Span::current().record("grant_type", grant_type);
+            let result = oauth::token(
+                &state.grant_context(&report),
+                presented,
+                request,
+                state.clock.now(),
+            )
+            .await;
+            (grant_type, result)
+        }
+        Err(e) => ("unknown", Err(e)),
+    };
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(_) if report.reuse_detected() => "reuse_detected",
+        Err(e) => e.code(),
+    };
+    state
+        .metrics
+        .token_request(grant_type, outcome, started.elapsed());
+    if report.family_revoked() {
+        state.metrics.revocation("reuse_detected");
+    }
+    Ok(Json(result?))
 }

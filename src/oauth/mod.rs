@@ -2,7 +2,10 @@
 //! Rust. This module knows nothing of HTTP (no axum types) and nothing of SQL (it
 //! calls the [`Store`] trait); the current time comes in as a value.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -41,6 +44,41 @@ pub struct GrantContext<'a> {
     pub settings: &'a Settings,
     pub keys: &'a KeyRing,
     pub hasher: &'a PasswordHasher,
+    /// What the grant observed, for the caller's metrics.
+    pub report: &'a GrantReport,
+}
+
+/// What a grant observed besides its answer, for metrics: one per request.
+#[derive(Debug, Default)]
+pub struct GrantReport {
+    reuse_detected: AtomicBool,
+    family_revoked: AtomicBool,
+}
+
+impl GrantReport {
+    /// Notes that a spent refresh token was presented, and whether that revoked
+    /// its family now (false when it already was).
+    pub fn record_reuse(&self, family_revoked: bool) {
+        self.reuse_detected.store(true, Ordering::Relaxed);
+        self.family_revoked
+            .fetch_or(family_revoked, Ordering::Relaxed);
+    }
+
+    /// Notes a revocation asked for by a client, and whether it revoked anything
+    /// that was live.
+    pub fn record_revocation(&self, revoked: bool) {
+        self.family_revoked.fetch_or(revoked, Ordering::Relaxed);
+    }
+
+    /// Whether a spent refresh token was presented.
+    pub fn reuse_detected(&self) -> bool {
+        self.reuse_detected.load(Ordering::Relaxed)
+    }
+
+    /// Whether this request revoked a token family.
+    pub fn family_revoked(&self) -> bool {
+        self.family_revoked.load(Ordering::Relaxed)
+    }
 }
 
 /// A successful token response (RFC 6749 §5.1).

@@ -210,10 +210,12 @@ async fn reuse_detected(
     now: OffsetDateTime,
 ) -> OAuthError {
     if !ctx.settings.refresh.reuse_detection {
+        ctx.report.record_reuse(false);
         return OAuthError::InvalidGrant("the refresh token was already used".into());
     }
     match ctx.store.revoke_family(record.family_id, now).await {
         Ok(revoked) => {
+            ctx.report.record_reuse(revoked);
             tracing::warn!(
                 family_id = %record.family_id,
                 user_id = %record.user_id,

@@ -77,10 +77,12 @@ async fn revoke_token(
     match found {
         FoundToken::Refresh(r) => {
             let revoked = ctx.store.revoke_family(r.family_id, now).await?;
+            ctx.report.record_revocation(revoked);
             tracing::info!(family_id = %r.family_id, newly_revoked = revoked, "refresh token revoked: family ended");
         }
         FoundToken::Access(_, a) => {
             let revoked = ctx.store.revoke_access_token(a.jti, now).await?;
+            ctx.report.record_revocation(revoked);
             tracing::info!(jti = %a.jti, newly_revoked = revoked, "access token revoked");
         }
     }

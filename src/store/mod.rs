@@ -270,6 +270,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn update_signing_key(&self, kid: &str, private_key: &[u8]) -> StoreResult<()>;
     /// Erases up to `limit` retry answers whose window has ended; returns how many.
     async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Answers when the database can run a statement (the readiness probe).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Families that are not revoked and still hold an unspent, unexpired refresh
+    /// token or an unexpired access token.
+    async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes at most `limit` expired access-token ids and at most `limit` dead
+    /// families (nothing in them expires after `now`; their refresh tokens go with
+    /// them). Spent refresh tokens of a live family stay, so that reuse detection
+    /// holds for the family's whole life. Instances may run this at the same time.
+    async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Purged>;
+    /// Adds `key` unless the store already holds a key of its algorithm; returns
+    /// whether it was added. Of instances starting together on an empty store,
+    /// exactly one adds its key, so that all of them sign with the same one.
+    async fn insert_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
+}
+
+/// What one [`Store::purge_expired`] batch removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub access_tokens: u64,
+    pub families: u64,
 }
 
 /// Opens the store named by `database.url`.

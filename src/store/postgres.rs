@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessTokenRecord, ClientRecord, NewSession, RefreshTokenRecord, Rotation, RotationOutcome,
-    Store, StoreError, StoreResult, UserRecord, count, split_list,
+    AccessTokenRecord, ClientRecord, NewSession, Purged, RefreshTokenRecord, Rotation,
+    RotationOutcome, Store, StoreError, StoreResult, UserRecord, count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -605,6 +605,94 @@ impl Store for PgStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(r#"select 1"#)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        // language=PostgreSQL
+        let (n,): (i64,) = sqlx::query_as(
+            r#"select count(*) from token_families f
+               where f.revoked_at is null
+                 and (exists (select 1 from refresh_tokens rt
+                              where rt.family_id = f.id and rt.used_at is null
+                                and rt.expires_at > $1)
+                      or exists (select 1 from access_tokens at
+                                 where at.family_id = f.id and at.expires_at > $1))"#,
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Purged> {
+        // `skip locked`: instances cleaning at the same time take different rows
+        // instead of waiting for each other.
+        // language=PostgreSQL
+        let access = sqlx::query(
+            r#"delete from access_tokens where jti in (
+                 select jti from access_tokens where expires_at <= $1
+                 limit $2 for update skip locked)"#,
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // language=PostgreSQL
+        let families = sqlx::query(
+            r#"delete from token_families where id in (
+                 select f.id from token_families f
+                 where not exists (select 1 from refresh_tokens rt
+                                   where rt.family_id = f.id and rt.expires_at > $1)
+                   and not exists (select 1 from access_tokens at
+                                   where at.family_id = f.id and at.expires_at > $1)
+                 limit $2 for update skip locked)"#,
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(Purged {
+            access_tokens: access.rows_affected(),
+            families: families.rows_affected(),
+        })
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        // Under read committed, two `insert … where not exists` can both insert: a
+        // transaction-scoped advisory lock makes the check and the insert one step.
+        // language=PostgreSQL
+        sqlx::query(r#"select pg_advisory_xact_lock(hashtext('rotor.signing_keys'))"#)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        // language=PostgreSQL
+        let done = sqlx::query(
+            r#"insert into signing_keys (kid, alg, private_key, created_at)
+               select $1, $2, $3, $4
+               where not exists (select 1 from signing_keys where alg = $2)"#,
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(&key.private_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique("signing_keys_pkey"))?;
+        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessTokenRecord, ClientRecord, NewAccessToken, NewRefreshToken, NewSession,
+    AccessTokenRecord, ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Purged,
     RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult, UserRecord,
     count, split_list,
 };
@@ -631,6 +631,84 @@ impl Store for SqliteStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"select 1"#)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        // language=SQLite
+        let (n,): (i64,) = sqlx::query_as(
+            r#"select count(*) from token_families f
+               where f.revoked_at is null
+                 and (exists (select 1 from refresh_tokens rt
+                              where rt.family_id = f.id and rt.used_at is null
+                                and rt.expires_at > ?1)
+                      or exists (select 1 from access_tokens at
+                                 where at.family_id = f.id and at.expires_at > ?1))"#,
+        )
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Purged> {
+        // One writer at a time: each delete is its own short write transaction.
+        // language=SQLite
+        let access = sqlx::query(
+            r#"delete from access_tokens where jti in (
+                 select jti from access_tokens where expires_at <= ?1 limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // language=SQLite
+        let families = sqlx::query(
+            r#"delete from token_families where id in (
+                 select f.id from token_families f
+                 where not exists (select 1 from refresh_tokens rt
+                                   where rt.family_id = f.id and rt.expires_at > ?1)
+                   and not exists (select 1 from access_tokens at
+                                   where at.family_id = f.id and at.expires_at > ?1)
+                 limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(Purged {
+            access_tokens: access.rows_affected(),
+            families: families.rows_affected(),
+        })
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
+        // One statement is atomic: SQLite has a single writer.
+        // language=SQLite
+        let done = sqlx::query(
+            r#"insert into signing_keys (kid, alg, private_key, created_at)
+               select ?1, ?2, ?3, ?4
+               where not exists (select 1 from signing_keys where alg = ?2)"#,
+        )
+        .bind(&key.kid)
+        .bind(key.alg.as_str())
+        .bind(&key.private_key)
+        .bind(ts(key.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unique("signing_keys_pkey"))?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

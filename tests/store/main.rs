@@ -12,8 +12,8 @@ use rotor::{
         token::{RefreshToken, TokenHash},
     },
     store::{
-        ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Rotation, RotationOutcome,
-        Store, StoreError, UserRecord,
+        ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Purged, Rotation,
+        RotationOutcome, Store, StoreError, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -49,6 +49,11 @@ contract!(
     signing_keys_round_trip,
     spent_token_keeps_its_sealed_answer_until_erased,
     access_tokens_are_found_and_revoked_by_jti,
+    ping_answers_until_the_store_is_closed,
+    active_families_are_live_and_unrevoked,
+    purge_removes_expired_access_token_ids_and_dead_families_in_batches,
+    concurrent_purges_delete_each_family_once,
+    of_instances_starting_together_exactly_one_adds_a_signing_key,
 );
 
 fn now() -> OffsetDateTime {
@@ -452,4 +457,128 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn ping_answers_until_the_store_is_closed(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+async fn active_families_are_live_and_unrevoked(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    assert_eq!(store.count_active_families(now()).await.unwrap(), 0);
+    login(store.as_ref(), &user).await;
+    let (revoked, _) = login(store.as_ref(), &user).await;
+    assert_eq!(store.count_active_families(now()).await.unwrap(), 2);
+    store.revoke_family(revoked, now()).await.unwrap();
+    assert_eq!(store.count_active_families(now()).await.unwrap(), 1);
+    // Refresh tokens live 600 s, access tokens 60 s.
+    let later = now() + Duration::from_secs(700);
+    assert_eq!(store.count_active_families(later).await.unwrap(), 0);
+}
+
+async fn purge_removes_expired_access_token_ids_and_dead_families_in_batches(
+    store: Arc<dyn Store>,
+) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (rotated_family, spent) = login(store.as_ref(), &user).await;
+    login(store.as_ref(), &user).await;
+    let (_, last) = login(store.as_ref(), &user).await;
+    let (r, _) = rotation(&spent, rotated_family, 0);
+    store.rotate_refresh_token(&r).await.unwrap();
+
+    // Nothing has expired yet.
+    assert_eq!(
+        store.purge_expired(now(), 2).await.unwrap(),
+        Purged::default()
+    );
+    // Access tokens (60 s) expired, refresh tokens (600 s) live: four ids go, two
+    // per batch; the families stay, and so does the spent token of a live family.
+    let soon = now() + Duration::from_secs(120);
+    let first = store.purge_expired(soon, 2).await.unwrap();
+    let second = store.purge_expired(soon, 2).await.unwrap();
+    assert_eq!(
+        (first, second),
+        (
+            Purged {
+                access_tokens: 2,
+                families: 0
+            },
+            Purged {
+                access_tokens: 2,
+                families: 0
+            }
+        )
+    );
+    let kept = store.find_refresh_token(&spent.hash()).await.unwrap();
+    assert!(kept.unwrap().used_at.is_some());
+    // Everything expired: the three families go, two per batch, tokens with them.
+    let late = now() + Duration::from_secs(700);
+    assert_eq!(store.purge_expired(late, 2).await.unwrap().families, 2);
+    assert_eq!(store.purge_expired(late, 2).await.unwrap().families, 1);
+    assert_eq!(
+        store.purge_expired(late, 2).await.unwrap(),
+        Purged::default()
+    );
+    assert!(
+        store
+            .find_refresh_token(&last.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_refresh_token(&spent.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.find_user("alice").await.unwrap().is_some());
+}
+
+async fn concurrent_purges_delete_each_family_once(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    for _ in 0..12 {
+        login(store.as_ref(), &user).await;
+    }
+    let late = now() + Duration::from_secs(700);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut total = 0;
+            for _ in 0..20 {
+                let purged = store.purge_expired(late, 2).await.unwrap();
+                total += purged.families;
+                if purged == Purged::default() {
+                    break;
+                }
+            }
+            total
+        });
+    }
+    let deleted: u64 = tasks.join_all().await.into_iter().sum();
+    assert_eq!(deleted, 12);
+    assert_eq!(store.count_active_families(now()).await.unwrap(), 0);
+}
+
+async fn of_instances_starting_together_exactly_one_adds_a_signing_key(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        let key = StoredKey::generate(SigningAlg::ES256, now(), &Default::default()).unwrap();
+        tasks.spawn(async move { store.insert_first_signing_key(&key).await.unwrap() });
+    }
+    let added = tasks.join_all().await;
+    assert_eq!(added.iter().filter(|a| **a).count(), 1, "{added:?}");
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+    // Another algorithm gets its own first key.
+    let rsa = StoredKey::generate(SigningAlg::RS256, now(), &Default::default()).unwrap();
+    assert!(store.insert_first_signing_key(&rsa).await.unwrap());
+    assert_eq!(store.signing_keys().await.unwrap().len(), 2);
 }

@@ -1,0 +1,76 @@
+//! Operations endpoints for balancers and monitoring: `GET /healthz` (the process
+//! answers), `GET /readyz` (the store answers and no shutdown is under way) and
+//! `GET /metrics` (Prometheus).
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::{metrics, oauth::OAuthError};
+
+/// How long a probe or a scrape waits for the store.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The operations routes; `/metrics` only when `metrics.enabled`.
+pub fn router(metrics_enabled: bool) -> Router<AppState> {
+    let router = Router::new()
+        .route("/healthz", get(get_healthz))
+        .route("/readyz", get(get_readyz));
+    if metrics_enabled {
+        router.route("/metrics", get(get_metrics))
+    } else {
+        router
+    }
+}
+
+/// Liveness: the process is up and serving.
+async fn get_healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 while the store answers; 503 `temporarily_unavailable` when it
+/// does not, or once a shutdown has begun.
+async fn get_readyz(State(state): State<AppState>) -> Result<Json<Value>, OAuthError> {
+    if state.lifecycle.is_draining() {
+        return Err(OAuthError::TemporarilyUnavailable(
+            "this instance is shutting down".into(),
+        ));
+    }
+    match tokio::time::timeout(STORE_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: store unreachable");
+            Err(OAuthError::TemporarilyUnavailable(
+                "the token store is unreachable".into(),
+            ))
+        }
+        Err(_) => Err(OAuthError::TemporarilyUnavailable(
+            "the token store does not answer".into(),
+        )),
+    }
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    let active = tokio::time::timeout(
+        STORE_TIMEOUT,
+        state.store.count_active_families(state.clock.now()),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok);
+    state.metrics.set_gauges(active, state.hasher.queue_depth());
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
