@@ -47,6 +47,25 @@ pub enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List audit events, newest first: issuance, refresh, reuse detection,
+    /// revocation, failed logins and lockouts.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only events of this username.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this client.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only events since a moment: a duration ago (`1h`, `7d`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, &settings).await,
         Command::User(cmd) => user(cmd, &settings).await,
         Command::Keys(cmd) => keys(cmd, &settings).await,
+        Command::Audit(args) => audit(args, &settings).await,
     }
 }
 
@@ -451,4 +471,53 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn audit(args: AuditArgs, settings: &Settings) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| parse_since(text, now))
+        .transpose()?;
+    let store = open_store(settings, true).await?;
+    let events = store
+        .audit_events(&crate::store::AuditFilter {
+            username: args.user,
+            client_id: args.client,
+            since,
+            limit: args.limit,
+        })
+        .await?;
+    println!(
+        "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} FAMILY",
+        "AT", "KIND", "OUTCOME", "USER", "CLIENT", "IP"
+    );
+    for e in events {
+        let at =
+            e.at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| e.at.to_string());
+        println!(
+            "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {}",
+            at,
+            e.kind,
+            e.outcome,
+            e.username.as_deref().unwrap_or("-"),
+            e.client_id.as_deref().unwrap_or("-"),
+            e.ip.as_deref().unwrap_or("-"),
+            e.family_id
+                .map_or_else(|| "-".to_owned(), |f| f.to_string()),
+        );
+    }
+    Ok(())
+}
+
+/// `--since`: a duration ago, or an RFC 3339 moment.
+fn parse_since(text: &str, now: time::OffsetDateTime) -> anyhow::Result<time::OffsetDateTime> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(now - ago);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| anyhow::anyhow!("--since: {text:?} is neither a duration like 1h nor an RFC 3339 time"),
+    )
 }

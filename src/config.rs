@@ -29,12 +29,29 @@ pub struct Settings {
     pub log: LogSettings,
     pub cleanup: CleanupSettings,
     pub metrics: MetricsSettings,
+    pub lockout: LockoutSettings,
+}
+
+/// Temporary lockout after failed password logins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    pub enabled: bool,
+    pub max_failures_per_user: u32,
+    pub max_failures_per_ip: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// Balancers whose X-Forwarded-For is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// PEM certificate chain; with `tls_key`, rotor serves HTTPS itself.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -292,6 +309,12 @@ impl Settings {
                 .any(|s| s.chars().count() < 16)
         {
             return fail("keys.secret", "must be at least 16 characters");
+        }
+        if self.lockout.max_failures_per_user == 0 {
+            return fail("lockout.max_failures_per_user", "must be at least 1");
+        }
+        if self.lockout.max_failures_per_ip == 0 {
+            return fail("lockout.max_failures_per_ip", "must be at least 1");
         }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");

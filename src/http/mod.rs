@@ -54,6 +54,7 @@ impl AppState {
             keys: &self.keys,
             hasher: &self.hasher,
             report,
+            client_ip: None,
         }
     }
 }

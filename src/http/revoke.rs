@@ -4,10 +4,10 @@ use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 
 use super::{
     AppState,
-    extract::{BasicAuth, OAuthParams},
+    extract::{BasicAuth, ClientIp, OAuthParams},
 };
 use crate::oauth::{
-    GrantReport, OAuthError, PresentedClient,
+    GrantContext, GrantReport, OAuthError, PresentedClient,
     introspect::{self, Introspection},
     revoke,
 };
@@ -27,18 +27,17 @@ pub fn router() -> Router<AppState> {
 /// (RFC 7009 §2.2).
 async fn post_revoke(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     basic: BasicAuth,
     OAuthParams(mut params): OAuthParams,
 ) -> Result<StatusCode, OAuthError> {
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
     let report = GrantReport::default();
-    revoke::revoke(
-        &state.grant_context(&report),
-        presented,
-        params,
-        state.clock.now(),
-    )
-    .await?;
+    let ctx = GrantContext {
+        client_ip,
+        ..state.grant_context(&report)
+    };
+    revoke::revoke(&ctx, presented, params, state.clock.now()).await?;
     if report.family_revoked() {
         state.metrics.revocation("revoked_by_client");
     }

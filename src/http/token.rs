@@ -6,9 +6,11 @@ use axum::{Json, Router, extract::State, routing::post};
 
 use super::{
     AppState,
-    extract::{BasicAuth, OAuthParams},
+    extract::{BasicAuth, ClientIp, OAuthParams},
 };
-use crate::oauth::{self, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse};
+use crate::oauth::{
+    self, GrantContext, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse,
+};
 
 /// The token endpoint's routes.
 pub fn router() -> Router<AppState> {
@@ -22,6 +24,7 @@ pub fn router() -> Router<AppState> {
 /// Issues tokens for the password and refresh_token grants.
 async fn post_token(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     basic: BasicAuth,
     OAuthParams(mut params): OAuthParams,
 ) -> Result<Json<TokenResponse>, OAuthError> {
@@ -32,13 +35,11 @@ async fn post_token(
         Ok(request) => {
             let grant_type = request.grant_type();
             tracing::Span::current().record("grant_type", grant_type);
-            let result = oauth::token(
-                &state.grant_context(&report),
-                presented,
-                request,
-                state.clock.now(),
-            )
-            .await;
+            let ctx = GrantContext {
+                client_ip,
+                ..state.grant_context(&report)
+            };
+            let result = oauth::token(&ctx, presented, request, state.clock.now()).await;
             (grant_type, result)
         }
         Err(e) => ("unknown", Err(e)),

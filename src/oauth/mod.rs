@@ -46,6 +46,8 @@ pub struct GrantContext<'a> {
     pub hasher: &'a PasswordHasher,
     /// What the grant observed, for the caller's metrics.
     pub report: &'a GrantReport,
+    /// The client's address, when known (lockout and audit).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// What a grant observed besides its answer, for metrics: one per request.
@@ -215,4 +217,50 @@ pub(crate) async fn mint_access_token(
 /// `scope` as the response carries it: left out when empty.
 pub(crate) fn response_scope(scope: &Scope) -> Option<String> {
     (!scope.is_empty()).then(|| scope.to_string())
+}
+
+/// Records an audit event in the store and the log. A failure to record is logged
+/// and does not fail the request: the answer is decided already.
+pub(crate) async fn audit(
+    ctx: &GrantContext<'_>,
+    kind: &str,
+    username: Option<&str>,
+    client_id: Option<&str>,
+    family_id: Option<Uuid>,
+    outcome: &str,
+    now: OffsetDateTime,
+) {
+    let event = audit_event(ctx, kind, username, client_id, family_id, outcome, now);
+    match kind {
+        "reuse_detected" | "lockout" => {
+            tracing::warn!(kind, outcome, username, client_id, family_id = ?family_id, ip = ?event.ip, "audit")
+        }
+        _ => {
+            tracing::info!(kind, outcome, username, client_id, family_id = ?family_id, ip = ?event.ip, "audit")
+        }
+    }
+    if let Err(e) = ctx.store.record_audit(&event).await {
+        tracing::error!(error = %e, kind, "recording an audit event failed");
+    }
+}
+
+/// Builds an audit event for this request.
+pub(crate) fn audit_event(
+    ctx: &GrantContext<'_>,
+    kind: &str,
+    username: Option<&str>,
+    client_id: Option<&str>,
+    family_id: Option<Uuid>,
+    outcome: &str,
+    now: OffsetDateTime,
+) -> crate::store::AuditEvent {
+    crate::store::AuditEvent {
+        at: now,
+        kind: kind.to_owned(),
+        username: username.map(str::to_owned),
+        client_id: client_id.map(str::to_owned),
+        family_id,
+        ip: ctx.client_ip.map(|ip| ip.to_string()),
+        outcome: outcome.to_owned(),
+    }
 }

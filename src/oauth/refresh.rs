@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    AuthenticatedClient, GrantContext, OAuthError, RefreshPolicy, Scope, TokenResponse,
-    mint_access_token, refresh_available, response_scope, scope,
+    AuthenticatedClient, GrantContext, OAuthError, RefreshPolicy, Scope, TokenResponse, audit,
+    audit_event, mint_access_token, refresh_available, response_scope, scope,
 };
 use crate::{
     crypto::{retry, token::RefreshToken},
@@ -133,6 +133,15 @@ pub async fn grant(
             }),
             access: access.record,
             retry: sealed,
+            audit: Some(audit_event(
+                ctx,
+                "refresh",
+                Some(&record.username),
+                Some(client.id()),
+                Some(record.family_id),
+                "success",
+                now,
+            )),
         })
         .await?;
     match outcome {
@@ -215,6 +224,16 @@ async fn reuse_detected(
     }
     match ctx.store.revoke_family(record.family_id, now).await {
         Ok(revoked) => {
+            audit(
+                ctx,
+                "reuse_detected",
+                Some(&record.username),
+                Some(&record.client_id),
+                Some(record.family_id),
+                "family_revoked",
+                now,
+            )
+            .await;
             ctx.report.record_reuse(revoked);
             tracing::warn!(
                 family_id = %record.family_id,

@@ -9,7 +9,7 @@
 use time::OffsetDateTime;
 
 use super::{
-    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, client_auth,
+    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, audit, client_auth,
     lookup::{self, FoundToken, TokenTypeHint},
 };
 
@@ -78,11 +78,31 @@ async fn revoke_token(
         FoundToken::Refresh(r) => {
             let revoked = ctx.store.revoke_family(r.family_id, now).await?;
             ctx.report.record_revocation(revoked);
+            audit(
+                ctx,
+                "revoked",
+                Some(&r.username),
+                Some(client.id()),
+                Some(r.family_id),
+                "family",
+                now,
+            )
+            .await;
             tracing::info!(family_id = %r.family_id, newly_revoked = revoked, "refresh token revoked: family ended");
         }
         FoundToken::Access(_, a) => {
             let revoked = ctx.store.revoke_access_token(a.jti, now).await?;
             ctx.report.record_revocation(revoked);
+            audit(
+                ctx,
+                "revoked",
+                Some(&a.username),
+                Some(client.id()),
+                Some(a.family_id),
+                "access_token",
+                now,
+            )
+            .await;
             tracing::info!(jti = %a.jti, newly_revoked = revoked, "access token revoked");
         }
     }

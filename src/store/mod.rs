@@ -189,6 +189,9 @@ pub struct Rotation {
     pub access: NewAccessToken,
     /// The sealed answer kept on the spent token for retries (grace period on).
     pub retry: Option<SealedAnswer>,
+    /// Recorded in the same transaction, so that a refresh and its audit record
+    /// commit together.
+    pub audit: Option<AuditEvent>,
 }
 
 /// An answer sealed for retries, and when its window ends.
@@ -284,6 +287,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// whether it was added. Of instances starting together on an empty store,
     /// exactly one adds its key, so that all of them sign with the same one.
     async fn insert_first_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
+
+    /// Whether any of `keys` is locked out at `now`.
+    async fn is_locked_out(&self, keys: &[String], now: OffsetDateTime) -> StoreResult<bool>;
+    /// Counts a failed login for `key` within a sliding `window`; at `max` failures
+    /// the key is locked for `lock_for`. Returns whether this failure locked it.
+    /// Atomic, so that instances counting at once lose no failure.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+        max: u32,
+        lock_for: Duration,
+    ) -> StoreResult<bool>;
+    /// Forgets the failures of `key` (after a successful login).
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+    /// Appends an audit event.
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Audit events matching `filter`, newest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// One audit record: who, which client and login, when, from where, what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: OffsetDateTime,
+    /// `login`, `login_failed`, `lockout`, `refresh`, `reuse_detected`, `revoked`.
+    pub kind: String,
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub family_id: Option<Uuid>,
+    pub ip: Option<String>,
+    /// `success`, or why not.
+    pub outcome: String,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub limit: u32,
 }
 
 /// What one [`Store::purge_expired`] batch removed.

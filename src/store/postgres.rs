@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessTokenRecord, ClientRecord, NewSession, Purged, RefreshTokenRecord, Rotation,
-    RotationOutcome, Store, StoreError, StoreResult, UserRecord, count, split_list,
+    AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewSession, Purged,
+    RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult, UserRecord,
+    count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -219,6 +220,31 @@ impl TryFrom<KeyRow> for StoredKey {
             private_key: r.private_key,
             created_at: r.created_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    at: OffsetDateTime,
+    kind: String,
+    username: Option<String>,
+    client_id: Option<String>,
+    family_id: Option<Uuid>,
+    ip: Option<String>,
+    outcome: String,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(r: AuditRow) -> Self {
+        AuditEvent {
+            at: r.at,
+            kind: r.kind,
+            username: r.username,
+            client_id: r.client_id,
+            family_id: r.family_id,
+            ip: r.ip,
+            outcome: r.outcome,
+        }
     }
 }
 
@@ -484,6 +510,9 @@ impl Store for PgStore {
             insert_refresh_token(&mut tx, r.family_id, successor).await?;
         }
         insert_access_token(&mut tx, r.family_id, &r.access).await?;
+        if let Some(event) = &r.audit {
+            insert_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(RotationOutcome::Rotated {
             refresh_count: count(refresh_count.into(), "refresh_count")?,
@@ -694,6 +723,101 @@ impl Store for PgStore {
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn is_locked_out(&self, keys: &[String], now: OffsetDateTime) -> StoreResult<bool> {
+        // language=PostgreSQL
+        let (locked,): (bool,) = sqlx::query_as(
+            r#"select exists (select 1 from login_failures
+                              where key = any($1) and locked_until > $2)"#,
+        )
+        .bind(keys)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(locked)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+        max: u32,
+        lock_for: Duration,
+    ) -> StoreResult<bool> {
+        // One upsert: a failure outside the window starts a new one; reaching `max`
+        // sets the lock.
+        // language=PostgreSQL
+        let (locked,): (bool,) = sqlx::query_as(
+            r#"insert into login_failures as lf (key, window_start, failures, locked_until)
+               values ($1, $2, 1, case when $4 <= 1 then $5 end)
+               on conflict (key) do update set
+                 window_start = case when lf.window_start <= $3 then $2 else lf.window_start end,
+                 failures = case when lf.window_start <= $3 then 1 else lf.failures + 1 end,
+                 locked_until = case
+                   when (case when lf.window_start <= $3 then 1 else lf.failures + 1 end) >= $4
+                   then $5 else lf.locked_until end
+               returning coalesce(locked_until > $2, false)"#,
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now - window)
+        .bind(i64::from(max))
+        .bind(now + lock_for)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(locked)
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(r#"delete from login_failures where key = $1"#)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        // language=PostgreSQL
+        sqlx::query(
+            r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+               values ($1, $2, $3, $4, $5, $6, $7)"#,
+        )
+        .bind(e.at)
+        .bind(&e.kind)
+        .bind(&e.username)
+        .bind(&e.client_id)
+        .bind(e.family_id)
+        .bind(&e.ip)
+        .bind(&e.outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        // language=PostgreSQL
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+               where ($1::text is null or username = $1)
+                 and ($2::text is null or client_id = $2)
+                 and ($3::timestamptz is null or at >= $3)
+               order by at desc, id desc limit $4"#,
+        )
+        .bind(&f.username)
+        .bind(&f.client_id)
+        .bind(f.since)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
 }
 
 async fn insert_refresh_token(
@@ -732,5 +856,27 @@ async fn insert_access_token(
     .execute(&mut **tx)
     .await
     .map_err(unique("access_tokens_pkey"))?;
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    // language=PostgreSQL
+    sqlx::query(
+        r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+           values ($1, $2, $3, $4, $5, $6, $7)"#,
+    )
+    .bind(event.at)
+    .bind(&event.kind)
+    .bind(&event.username)
+    .bind(&event.client_id)
+    .bind(event.family_id)
+    .bind(&event.ip)
+    .bind(&event.outcome)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }

@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessTokenRecord, ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Purged,
-    RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult, UserRecord,
-    count, split_list,
+    AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewAccessToken, NewRefreshToken,
+    NewSession, Purged, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError,
+    StoreResult, UserRecord, count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -248,6 +248,32 @@ impl TryFrom<KeyRow> for StoredKey {
             kid: r.kid,
             private_key: r.private_key,
             created_at: dt(r.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    at: i64,
+    kind: String,
+    username: Option<String>,
+    client_id: Option<String>,
+    family_id: Option<String>,
+    ip: Option<String>,
+    outcome: String,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> StoreResult<Self> {
+        Ok(AuditEvent {
+            at: dt(r.at)?,
+            kind: r.kind,
+            username: r.username,
+            client_id: r.client_id,
+            family_id: r.family_id.as_deref().map(uuid).transpose()?,
+            ip: r.ip,
+            outcome: r.outcome,
         })
     }
 }
@@ -510,6 +536,9 @@ impl Store for SqliteStore {
             insert_refresh_token(&mut tx, r.family_id, successor).await?;
         }
         insert_access_token(&mut tx, r.family_id, &r.access).await?;
+        if let Some(event) = &r.audit {
+            insert_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(RotationOutcome::Rotated {
             refresh_count: count(refresh_count, "refresh_count")?,
@@ -710,6 +739,106 @@ impl Store for SqliteStore {
         .map_err(unique("signing_keys_pkey"))?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn is_locked_out(&self, keys: &[String], now: OffsetDateTime) -> StoreResult<bool> {
+        for key in keys {
+            // language=SQLite
+            let (locked,): (bool,) = sqlx::query_as(
+                r#"select exists (select 1 from login_failures
+                                  where key = ?1 and locked_until > ?2)"#,
+            )
+            .bind(key)
+            .bind(ts(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if locked {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+        max: u32,
+        lock_for: Duration,
+    ) -> StoreResult<bool> {
+        // One upsert: a failure outside the window starts a new one; reaching `max`
+        // sets the lock.
+        // language=SQLite
+        let (locked,): (bool,) = sqlx::query_as(
+            r#"insert into login_failures (key, window_start, failures, locked_until)
+               values (?1, ?2, 1, case when ?4 <= 1 then ?5 end)
+               on conflict (key) do update set
+                 window_start = case when window_start <= ?3 then ?2 else window_start end,
+                 failures = case when window_start <= ?3 then 1 else failures + 1 end,
+                 locked_until = case
+                   when (case when window_start <= ?3 then 1 else failures + 1 end) >= ?4
+                   then ?5 else locked_until end
+               returning coalesce(locked_until > ?2, 0)"#,
+        )
+        .bind(key)
+        .bind(ts(now))
+        .bind(ts(now - window))
+        .bind(i64::from(max))
+        .bind(ts(now + lock_for))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(locked)
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"delete from login_failures where key = ?1"#)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(
+            r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+        )
+        .bind(ts(e.at))
+        .bind(&e.kind)
+        .bind(&e.username)
+        .bind(&e.client_id)
+        .bind(e.family_id.map(|f| f.to_string()))
+        .bind(&e.ip)
+        .bind(&e.outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        // language=SQLite
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+               where (?1 is null or username = ?1)
+                 and (?2 is null or client_id = ?2)
+                 and (?3 is null or at >= ?3)
+               order by at desc, id desc limit ?4"#,
+        )
+        .bind(&f.username)
+        .bind(&f.client_id)
+        .bind(f.since.map(ts))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
 }
 
 async fn insert_refresh_token(
@@ -749,5 +878,27 @@ async fn insert_access_token(
     .execute(&mut **tx)
     .await
     .map_err(unique("access_tokens_pkey"))?;
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    // language=SQLite
+    sqlx::query(
+        r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+           values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+    )
+    .bind(ts(event.at))
+    .bind(&event.kind)
+    .bind(&event.username)
+    .bind(&event.client_id)
+    .bind(event.family_id.map(|f| f.to_string()))
+    .bind(&event.ip)
+    .bind(&event.outcome)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     Ok(())
 }

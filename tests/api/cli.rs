@@ -172,6 +172,23 @@ async fn administration_commands_take_effect_on_a_running_server() {
     assert_success(&rotor(&["user", "enable", "bob"], &config, None));
     login("pa ss-word").await.assert_ok();
 
+    let audit = stdout(&rotor(
+        &["audit", "--user", "bob", "--since", "1h"],
+        &config,
+        None,
+    ));
+    assert!(
+        audit.contains("login") && audit.contains("success") && audit.contains("cli"),
+        "{audit}"
+    );
+    let none = stdout(&rotor(&["audit", "--user", "nobody"], &config, None));
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(
+        !rotor(&["audit", "--since", "yesterday-ish"], &config, None)
+            .status
+            .success()
+    );
+
     assert_success(&rotor(&["client", "remove", "cli"], &config, None));
     login("pa ss-word")
         .await

@@ -12,6 +12,7 @@ mod client_auth;
 mod concurrency;
 mod introspection;
 mod keys_at_rest;
+mod lockout;
 mod logs;
 mod metadata;
 mod operations;

@@ -48,6 +48,7 @@ contract!(
     concurrent_rotations_of_one_token_succeed_exactly_once,
     signing_keys_round_trip,
     spent_token_keeps_its_sealed_answer_until_erased,
+    login_failures_lock_at_the_limit_within_the_window,
     access_tokens_are_found_and_revoked_by_jti,
     ping_answers_until_the_store_is_closed,
     active_families_are_live_and_unrevoked,
@@ -131,6 +132,7 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Rotation, Refresh
         successor: Some(refresh(&next)),
         access: access(),
         retry: None,
+        audit: None,
     };
     (r, next)
 }
@@ -581,4 +583,53 @@ async fn of_instances_starting_together_exactly_one_adds_a_signing_key(store: Ar
     let rsa = StoredKey::generate(SigningAlg::RS256, now(), &Default::default()).unwrap();
     assert!(store.insert_first_signing_key(&rsa).await.unwrap());
     assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+}
+
+async fn login_failures_lock_at_the_limit_within_the_window(store: Arc<dyn Store>) {
+    let t0 = now();
+    let window = Duration::from_secs(60);
+    let lock = Duration::from_secs(300);
+    let keys = vec!["user:alice".to_owned(), "ip:192.0.2.1".to_owned()];
+    assert!(!store.is_locked_out(&keys, t0).await.unwrap());
+    assert!(
+        !store
+            .record_login_failure("user:alice", t0, window, 3, lock)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_login_failure("user:alice", t0, window, 3, lock)
+            .await
+            .unwrap()
+    );
+    // A failure after the window starts counting again.
+    let later = t0 + Duration::from_secs(61);
+    assert!(
+        !store
+            .record_login_failure("user:alice", later, window, 3, lock)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_login_failure("user:alice", later, window, 3, lock)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_login_failure("user:alice", later, window, 3, lock)
+            .await
+            .unwrap()
+    );
+    assert!(store.is_locked_out(&keys, later).await.unwrap());
+    assert!(
+        !store
+            .is_locked_out(&keys, later + lock + Duration::from_secs(1))
+            .await
+            .unwrap()
+    );
+    store.clear_login_failures("user:alice").await.unwrap();
+    assert!(!store.is_locked_out(&keys, later).await.unwrap());
 }
