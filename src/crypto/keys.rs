@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::Context;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
     jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash},
@@ -117,11 +118,54 @@ fn encoding_key(alg: SigningAlg, der: &[u8]) -> EncodingKey {
     }
 }
 
+/// A private key parsed once. `jsonwebtoken::encode` re-parses the DER key on
+/// every call, which costs more than the ES256 signature itself.
+enum Signer {
+    Es256(p256::ecdsa::SigningKey),
+    Rs256(Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>),
+}
+
+impl Signer {
+    fn load(alg: SigningAlg, der: &[u8]) -> anyhow::Result<Signer> {
+        Ok(match alg {
+            SigningAlg::ES256 => {
+                use p256::pkcs8::DecodePrivateKey;
+                Signer::Es256(
+                    p256::ecdsa::SigningKey::from_pkcs8_der(der).context("decoding ES256 key")?,
+                )
+            }
+            SigningAlg::RS256 => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                let key = rsa::RsaPrivateKey::from_pkcs1_der(der).context("decoding RS256 key")?;
+                Signer::Rs256(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
+            }
+        })
+    }
+
+    /// The JWS signature of `message` (RFC 7518 §3.3, §3.4): ECDSA as the fixed
+    /// 64-byte `R || S`, RSA as PKCS#1 v1.5 with SHA-256.
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Signer::Es256(key) => {
+                use p256::ecdsa::signature::Signer as _;
+                let signature: p256::ecdsa::Signature = key.sign(message);
+                signature.to_bytes().to_vec()
+            }
+            Signer::Rs256(key) => {
+                use rsa::signature::{RandomizedSigner, SignatureEncoding};
+                key.sign_with_rng(&mut rand::rngs::OsRng, message).to_vec()
+            }
+        }
+    }
+}
+
 /// A key ready to sign and verify.
 struct LoadedKey {
     kid: String,
     alg: SigningAlg,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// The base64url JOSE header of every token this key signs, built once.
+    header: String,
     decoding: DecodingKey,
     jwk: Jwk,
 }
@@ -139,10 +183,17 @@ impl LoadedKey {
             SigningAlg::RS256 => KeyAlgorithm::RS256,
         });
         let decoding = DecodingKey::from_jwk(&jwk).context("building verification key")?;
+        let mut header = Header::new(algorithm(stored.alg));
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(stored.kid.clone());
+        let header =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).context("encoding the JWT header")?);
         Ok(LoadedKey {
             kid: stored.kid.clone(),
             alg: stored.alg,
-            encoding,
+            signer: Signer::load(stored.alg, &der)
+                .with_context(|| format!("loading signing key {}", stored.kid))?,
+            header,
             decoding,
             jwk,
         })
@@ -212,15 +263,22 @@ impl KeySet {
         &self.active.kid
     }
 
-    /// Signs access-token claims as an RFC 9068 JWT.
+    /// Signs access-token claims as an RFC 9068 JWT (RFC 7515 compact
+    /// serialization: header, claims and signature, each base64url, joined by dots).
     ///
     /// # Errors
-    /// The signer failed, which a loaded key rules out.
+    /// The claims cannot be serialized, which their types rule out.
     pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
-        let mut header = Header::new(algorithm(self.active.alg));
-        header.typ = Some(ACCESS_TOKEN_TYP.into());
-        header.kid = Some(self.active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.active.encoding).context("signing access token")
+        let claims = serde_json::to_vec(claims).context("encoding access-token claims")?;
+        let key = &self.active;
+        let mut jwt = String::with_capacity(key.header.len() + claims.len() * 4 / 3 + 100);
+        jwt.push_str(&key.header);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut jwt);
+        let signature = key.signer.sign(jwt.as_bytes());
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+        Ok(jwt)
     }
 
     /// The public keys, for `/oauth2/jwks`.
@@ -629,6 +687,24 @@ mod tests {
             assert!(set.verify(&jwt, "https://other", "api", 1).is_err());
             assert!(set.verify(&jwt, "https://issuer", "other", 1).is_err());
             assert_eq!(set.jwks().keys.len(), 1);
+        }
+    }
+
+    #[test]
+    fn cached_signer_makes_the_same_token_as_jsonwebtoken() {
+        // ES256 (RFC 6979) and RS256 (PKCS#1 v1.5) are deterministic, so the two
+        // signers must agree byte for byte.
+        let now = time::OffsetDateTime::now_utc();
+        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+            let key = StoredKey::generate(alg, now, &KeyCipher::default()).unwrap();
+            let set = KeySet::new(std::slice::from_ref(&key), alg, &KeyCipher::default()).unwrap();
+            let c = claims(now.unix_timestamp());
+            let mut header = Header::new(algorithm(alg));
+            header.typ = Some(ACCESS_TOKEN_TYP.into());
+            header.kid = Some(key.kid.clone());
+            let expected =
+                jsonwebtoken::encode(&header, &c, &encoding_key(alg, &key.private_key)).unwrap();
+            assert_eq!(set.sign(&c).unwrap(), expected);
         }
     }
 

@@ -1,0 +1,491 @@
+//! The `load` command: provisioning, log-in, workers, and the report of one run.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+
+use crate::{Grant, LoadArgs, random_secret, rotor_cli, sys};
+
+/// What every worker shares.
+struct Ctx {
+    http: reqwest::Client,
+    token_url: String,
+    /// `Basic …`, built once.
+    authorization: String,
+    /// (username, password) pairs; virtual client `i` logs in as user `i % len`.
+    users: Vec<(String, String)>,
+}
+
+/// One virtual client: its user and its current refresh token.
+struct VirtualClient {
+    user: usize,
+    refresh: String,
+}
+
+/// The measured period: requests that complete inside it are counted.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn counts(&self, done: Instant) -> bool {
+        done >= self.measure_from && done <= self.end
+    }
+}
+
+/// Counts and latencies of one grant.
+#[derive(Default)]
+pub struct Tally {
+    ok: u64,
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn success(&mut self, latency: Duration) {
+        self.ok += 1;
+        self.latencies_us
+            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+    }
+
+    fn error(&mut self, kind: &str) {
+        *self.errors.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.latencies_us.extend(other.latencies_us);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+
+    /// Throughput, errors and latency percentiles as JSON.
+    fn summary(&mut self, secs: f64) -> serde_json::Value {
+        self.latencies_us.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if self.latencies_us.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * self.latencies_us.len() as f64).ceil() as usize;
+            let i = rank.clamp(1, self.latencies_us.len()) - 1;
+            f64::from(self.latencies_us[i]) / 1000.0
+        };
+        serde_json::json!({
+            "ok": self.ok,
+            "throughput": self.ok as f64 / secs,
+            "errors": self.errors,
+            "p50_ms": pct(50.0),
+            "p90_ms": pct(90.0),
+            "p99_ms": pct(99.0),
+            "max_ms": pct(100.0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    #[allow(dead_code)]
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Posts a form to the token endpoint. A failure comes back as its kind: the
+/// transport error or `http_STATUS_CODE`.
+async fn post_token(ctx: &Ctx, body: String) -> Result<TokenBody, String> {
+    let resp = ctx
+        .http
+        .post(&ctx.token_url)
+        .header(AUTHORIZATION, &ctx.authorization)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                "connect".to_owned()
+            } else {
+                "transport".to_owned()
+            }
+        })?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|_| "body".to_owned())?;
+    if status.is_success() {
+        serde_json::from_slice(&bytes).map_err(|_| "bad_json".to_owned())
+    } else {
+        let code = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map_or_else(|_| "no_error_code".to_owned(), |e| e.error);
+        Err(format!("http_{}_{code}", status.as_u16()))
+    }
+}
+
+async fn password_grant(ctx: &Ctx, user: usize) -> Result<TokenBody, String> {
+    let (name, password) = &ctx.users[user % ctx.users.len()];
+    post_token(
+        ctx,
+        format!(
+            "grant_type=password&username={}&password={}",
+            form_encode(name),
+            form_encode(password)
+        ),
+    )
+    .await
+}
+
+/// Logs a virtual client in; its chain of refresh tokens starts here.
+async fn login(ctx: &Ctx, user: usize) -> Result<String, String> {
+    match password_grant(ctx, user).await?.refresh_token {
+        Some(rt) if !rt.is_empty() => Ok(rt),
+        _ => Err("no_refresh_token".to_owned()),
+    }
+}
+
+async fn refresh_worker(ctx: Arc<Ctx>, mut clients: Vec<VirtualClient>, w: Window) -> Tally {
+    let mut t = Tally::default();
+    let mut next = 0usize;
+    while Instant::now() < w.end && !clients.is_empty() {
+        let len = clients.len();
+        let vc = &mut clients[next % len];
+        next = next.wrapping_add(1);
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            form_encode(&vc.refresh)
+        );
+        let start = Instant::now();
+        let result = post_token(&ctx, body).await;
+        let done = Instant::now();
+        let counts = w.counts(done);
+        let failure = match result {
+            // Only a new refresh token keeps the chain going.
+            Ok(TokenBody {
+                refresh_token: Some(new),
+                ..
+            }) if !new.is_empty() && new != vc.refresh => {
+                vc.refresh = new;
+                if counts {
+                    t.success(done - start);
+                }
+                continue;
+            }
+            Ok(_) => "no_new_refresh_token".to_owned(),
+            Err(kind) => kind,
+        };
+        if counts {
+            t.error(&failure);
+        }
+        // The chain is broken: start a new one, as a real client would.
+        match login(&ctx, vc.user).await {
+            Ok(rt) => vc.refresh = rt,
+            Err(_) => {
+                if counts {
+                    t.error("relogin_failed");
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    t
+}
+
+async fn password_worker(ctx: Arc<Ctx>, first_user: usize, stride: usize, w: Window) -> Tally {
+    let mut t = Tally::default();
+    let mut user = first_user;
+    let mut last = String::new();
+    while Instant::now() < w.end {
+        let start = Instant::now();
+        let result = password_grant(&ctx, user).await;
+        user = user.wrapping_add(stride);
+        let done = Instant::now();
+        if !w.counts(done) {
+            continue;
+        }
+        match result {
+            Ok(TokenBody {
+                refresh_token: Some(new),
+                ..
+            }) if !new.is_empty() && new != last => {
+                last = new;
+                t.success(done - start);
+            }
+            Ok(_) => t.error("no_new_refresh_token"),
+            Err(kind) => t.error(&kind),
+        }
+    }
+    t
+}
+
+/// Creates a client and `n` users through the `rotor` command.
+async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(String, String)>)> {
+    let Some(bin) = &args.rotor_bin else {
+        let id = args
+            .client_id
+            .clone()
+            .context("--client-id or --rotor-bin is required")?;
+        let secret = std::env::var(&args.client_secret_env)
+            .with_context(|| format!("{} is not set", args.client_secret_env))?;
+        let user = args
+            .username
+            .clone()
+            .context("--username or --rotor-bin is required")?;
+        let password = std::env::var(&args.password_env)
+            .with_context(|| format!("{} is not set", args.password_env))?;
+        return Ok((id, secret, vec![(user, password)]));
+    };
+    let config = args.rotor_config.as_ref();
+    let tag = &random_secret()[..8]
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "x");
+    let client_id = format!("bench-{tag}");
+    let secret = random_secret();
+    rotor_cli(
+        bin,
+        config,
+        &[
+            "client",
+            "add",
+            &client_id,
+            "--secret-stdin",
+            "--grants",
+            "password,refresh_token",
+        ],
+        &secret,
+    )
+    .await?;
+    let mut users = Vec::with_capacity(args.users);
+    for i in 0..args.users.max(1) {
+        let name = format!("bench-{tag}-{i}");
+        let password = random_secret();
+        rotor_cli(
+            bin,
+            config,
+            &["user", "add", &name, "--password-stdin"],
+            &password,
+        )
+        .await?;
+        users.push((name, password));
+    }
+    Ok((client_id, secret, users))
+}
+
+/// Runs one load test and prints its report and a final JSON line.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let concurrency = args.concurrency.max(1);
+    let password_concurrency = match args.grant {
+        Grant::RefreshToken => 0,
+        Grant::Password => concurrency,
+        Grant::Mix => args.password_concurrency.max(1),
+    };
+    let refresh_concurrency = if args.grant == Grant::Password {
+        0
+    } else {
+        concurrency
+    };
+    let (client_id, secret, users) = provision(&args).await?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(refresh_concurrency + password_concurrency)
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")?;
+    let ctx = Arc::new(Ctx {
+        http,
+        token_url: format!("{}/oauth2/token", args.url.trim_end_matches('/')),
+        authorization: format!(
+            "Basic {}",
+            STANDARD.encode(format!(
+                "{}:{}",
+                form_encode(&client_id),
+                form_encode(&secret)
+            ))
+        ),
+        users,
+    });
+
+    // Log every virtual client in, `concurrency` at a time.
+    let clients = if refresh_concurrency > 0 {
+        args.clients.max(refresh_concurrency)
+    } else {
+        0
+    };
+    let login_started = Instant::now();
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); refresh_concurrency];
+    for i in 0..clients {
+        groups[i % refresh_concurrency].push(i);
+    }
+    let mut logins = tokio::task::JoinSet::new();
+    for group in groups {
+        let ctx = ctx.clone();
+        logins.spawn(async move {
+            let mut out = Vec::with_capacity(group.len());
+            for user in group {
+                let refresh = login(&ctx, user).await?;
+                out.push(VirtualClient { user, refresh });
+            }
+            Ok::<_, String>(out)
+        });
+    }
+    let mut assigned = Vec::new();
+    while let Some(done) = logins.join_next().await {
+        match done.context("login task")? {
+            Ok(group) => assigned.push(group),
+            Err(kind) => bail!("logging the virtual clients in failed: {kind}"),
+        }
+    }
+    if clients > 0 {
+        eprintln!(
+            "{}: {clients} virtual clients logged in in {:.1}s",
+            args.label,
+            login_started.elapsed().as_secs_f64()
+        );
+    }
+
+    let now = Instant::now();
+    let window = Window {
+        measure_from: now + args.warmup,
+        end: now + args.warmup + args.duration,
+    };
+    let mut refresh_tasks = tokio::task::JoinSet::new();
+    for group in assigned {
+        refresh_tasks.spawn(refresh_worker(ctx.clone(), group, window));
+    }
+    let mut password_tasks = tokio::task::JoinSet::new();
+    for w in 0..password_concurrency {
+        password_tasks.spawn(password_worker(
+            ctx.clone(),
+            w,
+            password_concurrency,
+            window,
+        ));
+    }
+
+    tokio::time::sleep_until(window.measure_from.into()).await;
+    let before = sys::Sample::take(args.server_pid);
+    tokio::time::sleep_until(window.end.into()).await;
+    let after = sys::Sample::take(args.server_pid);
+
+    let mut refresh = Tally::default();
+    while let Some(t) = refresh_tasks.join_next().await {
+        refresh.merge(t.context("refresh worker")?);
+    }
+    let mut password = Tally::default();
+    while let Some(t) = password_tasks.join_next().await {
+        password.merge(t.context("password worker")?);
+    }
+
+    let secs = (window.end - window.measure_from).as_secs_f64();
+    let usage = sys::Usage::between(&before, &after, secs);
+    let mut results = serde_json::Map::new();
+    if refresh_concurrency > 0 {
+        results.insert("refresh_token".into(), refresh.summary(secs));
+    }
+    if password_concurrency > 0 {
+        results.insert("password".into(), password.summary(secs));
+    }
+    let report = serde_json::json!({
+        "kind": "load",
+        "label": args.label,
+        "grant": args.grant.as_str(),
+        "concurrency": concurrency,
+        "password_concurrency": if args.grant == Grant::Mix { password_concurrency } else { 0 },
+        "clients": clients,
+        "duration_s": secs,
+        "results": results,
+        "bench_cpu_cores": usage.bench_cores,
+        "bench_cpu_share": usage.bench_share,
+        "server_cpu_cores": usage.server_cores,
+        "server_rss_mib": usage.server_rss_mib,
+        "server_rss_peak_mib": usage.server_rss_peak_mib,
+        "machine_busy": usage.machine_busy,
+    });
+    print_human(&report);
+    println!("{report}");
+    Ok(())
+}
+
+fn print_human(r: &serde_json::Value) {
+    println!(
+        "{} grant={} concurrency={} clients={} measured {:.1}s",
+        r["label"].as_str().unwrap_or_default(),
+        r["grant"].as_str().unwrap_or_default(),
+        r["concurrency"],
+        r["clients"],
+        r["duration_s"].as_f64().unwrap_or_default()
+    );
+    if let Some(results) = r["results"].as_object() {
+        for (grant, s) in results {
+            println!(
+                "  {grant:<14} {:>9.1} req/s  ok={}  p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms  errors={}",
+                s["throughput"].as_f64().unwrap_or_default(),
+                s["ok"],
+                s["p50_ms"].as_f64().unwrap_or_default(),
+                s["p90_ms"].as_f64().unwrap_or_default(),
+                s["p99_ms"].as_f64().unwrap_or_default(),
+                s["max_ms"].as_f64().unwrap_or_default(),
+                s["errors"]
+            );
+        }
+    }
+    println!(
+        "  generator CPU {:.2} cores ({:.0}% of the machine); server CPU {:.2} cores, RSS {:.1} MiB (peak {:.1} MiB); machine busy {:.0}%",
+        r["bench_cpu_cores"].as_f64().unwrap_or_default(),
+        100.0 * r["bench_cpu_share"].as_f64().unwrap_or_default(),
+        r["server_cpu_cores"].as_f64().unwrap_or_default(),
+        r["server_rss_mib"].as_f64().unwrap_or_default(),
+        r["server_rss_peak_mib"].as_f64().unwrap_or_default(),
+        100.0 * r["machine_busy"].as_f64().unwrap_or_default(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_keeps_unreserved_characters_only() {
+        assert_eq!(form_encode("a-Z_0.~"), "a-Z_0.~");
+        assert_eq!(form_encode("a b+c/="), "a%20b%2Bc%2F%3D");
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut t = Tally::default();
+        for ms in 1..=100u64 {
+            t.success(Duration::from_millis(ms));
+        }
+        let s = t.summary(1.0);
+        assert_eq!(s["p50_ms"], 50.0);
+        assert_eq!(s["p99_ms"], 99.0);
+        assert_eq!(s["max_ms"], 100.0);
+        assert_eq!(s["throughput"], 100.0);
+    }
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The whole benchmark: builds release, measures the raw argon2id rate and the
+# pgbench limit of one rotation, runs rotor on PostgreSQL and on SQLite under
+# rotor-bench, and prints one table with the targets checked.
+#
+#   bench/run.sh
+#
+# Environment: BENCH_SECONDS (10) measured seconds per run, BENCH_WARMUP (2s),
+# LIMIT_SECONDS (10), PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres),
+# BENCH_SKIP_BUILD=1 to reuse target/release, BENCH_ROTOR=PATH to measure
+# another rotor binary, BENCH_PARTS (default "argon2 limit postgres sqlite
+# password") to run some parts only.
+# Needs PostgreSQL with trust authentication for PGUSER on loopback, psql and
+# pgbench. Creates and drops its own databases; stops what it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+seconds="${BENCH_SECONDS:-10}"
+warmup="${BENCH_WARMUP:-2}"
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    echo "== building release (rotor, rotor-bench)" >&2
+    cargo build --release --quiet -p rotor -p rotor-bench
+fi
+rotor="${BENCH_ROTOR:-$PWD/target/release/rotor}"
+parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite password} "
+part() { [[ "$parts" == *" $1 "* ]]; }
+bench="$PWD/target/release/rotor-bench"
+
+work=$(mktemp -d)
+results="$work/results.jsonl"
+server_pid=""
+pg_db="rotor_bench_$$_${RANDOM}"
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    psql -qAtX -d postgres -c "drop database if exists $pg_db" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts rotor with the ROTOR__* settings exported by the caller.
+start_rotor() {
+    local port=$((20000 + RANDOM % 20000))
+    export ROTOR__SERVER__BIND="127.0.0.1:$port"
+    export ROTOR__TOKENS__ISSUER="http://127.0.0.1:$port"
+    url="http://127.0.0.1:$port"
+    "$rotor" migrate >/dev/null
+    # A client before the first start, so that no demo credentials are created.
+    "$rotor" client list | grep -q '^run-sh ' || "$rotor" client add run-sh --public >/dev/null
+    "$rotor" serve >/dev/null 2>"$work/rotor.log" &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "rotor did not start:" >&2
+    cat "$work/rotor.log" >&2
+    exit 1
+}
+
+stop_rotor() {
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+# load LABEL GRANT CONCURRENCY [more rotor-bench options]
+load() {
+    local label=$1 grant=$2 conc=$3
+    shift 3
+    "$bench" load --url "$url" --label "$label" --grant "$grant" --concurrency "$conc" \
+        --clients $((conc < 64 ? 64 : conc)) --duration "${seconds}s" --warmup "${warmup}s" \
+        --rotor-bin "$rotor" --server-pid "$server_pid" "$@" | tee -a "$results" | grep -v '^{' >&2
+}
+
+if part argon2; then
+    echo "== raw argon2id rate (m=19456 KiB, t=2, p=1)" >&2
+    "$bench" argon2 --duration 5s | tee -a "$results" | grep -v '^{' >&2
+fi
+
+limit_args=()
+if part limit; then
+    echo "== pgbench limit of one rotation" >&2
+    limits=$(bench/limit.sh current cte cte-cached)
+    echo "$limits" >&2
+    limit_args=(--limit "$(awk '$2 == "current" { print $3 }' <<<"$limits")"
+        --limit-one-statement "$(awk '$2 == "cte-cached" { print $3 }' <<<"$limits")")
+fi
+
+# Refresh runs: cheap argon2 so that provisioning and log-in are quick; the
+# refresh path never hashes a password.
+export ROTOR__PASSWORDS__MEMORY_KIB=64 ROTOR__PASSWORDS__ITERATIONS=1
+
+psql -qAtX -d postgres -c "create database $pg_db" >/dev/null
+pg_url="postgres://$PGUSER@$PGHOST:$PGPORT/$pg_db"
+
+if part postgres; then
+    echo "== rotor on PostgreSQL" >&2
+    export ROTOR__DATABASE__URL="$pg_url"
+    start_rotor
+    for c in ${BENCH_PG_CONCURRENCY:-1 4 16 64}; do
+        load postgres refresh-token "$c"
+    done
+    stop_rotor
+fi
+
+if part sqlite; then
+    echo "== rotor on SQLite" >&2
+    export ROTOR__DATABASE__URL="sqlite://$work/rotor.db"
+    start_rotor
+    for c in 16 64; do
+        load sqlite refresh-token "$c"
+    done
+    stop_rotor
+fi
+
+if part password; then
+    echo "== rotor on PostgreSQL, default argon2id parameters" >&2
+    unset ROTOR__PASSWORDS__MEMORY_KIB ROTOR__PASSWORDS__ITERATIONS
+    export ROTOR__DATABASE__URL="$pg_url"
+    start_rotor
+    load postgres-idle refresh-token 16
+    load postgres password 4
+    load postgres mix 16 --password-concurrency 8
+    stop_rotor
+fi
+
+echo >&2
+"$bench" table "$results" "${limit_args[@]}"
+echo
+echo "bench/run.sh took $((SECONDS - started)) s"
