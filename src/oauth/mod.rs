@@ -190,27 +190,51 @@ pub(crate) async fn mint_access_token(
     scope: &Scope,
     now: OffsetDateTime,
 ) -> Result<MintedAccessToken, OAuthError> {
+    sign_access_token(
+        ctx,
+        new_access_token(ctx, now),
+        subject,
+        client_id,
+        scope,
+        now,
+    )
+    .await
+}
+
+/// The id and lifetime of an access token about to be issued.
+pub(crate) fn new_access_token(ctx: &GrantContext<'_>, now: OffsetDateTime) -> NewAccessToken {
     let lifetime = ctx.settings.tokens.session_timeout.access_token_lifetime();
-    let expires_at = now + lifetime;
-    let jti = Uuid::new_v4();
+    NewAccessToken {
+        jti: Uuid::new_v4(),
+        issued_at: now,
+        expires_at: now + lifetime,
+    }
+}
+
+/// Signs the access token `record` describes.
+pub(crate) async fn sign_access_token(
+    ctx: &GrantContext<'_>,
+    record: NewAccessToken,
+    subject: Uuid,
+    client_id: &str,
+    scope: &Scope,
+    now: OffsetDateTime,
+) -> Result<MintedAccessToken, OAuthError> {
     let claims = AccessClaims {
         iss: ctx.settings.tokens.issuer.clone(),
         sub: subject.to_string(),
         aud: ctx.settings.tokens.audience.clone(),
-        exp: expires_at.unix_timestamp(),
-        iat: now.unix_timestamp(),
-        jti: jti.to_string(),
+        exp: record.expires_at.unix_timestamp(),
+        iat: record.issued_at.unix_timestamp(),
+        jti: record.jti.to_string(),
         client_id: client_id.to_owned(),
         scope: scope.to_string(),
     };
+    let lifetime = (record.expires_at - record.issued_at).whole_seconds();
     Ok(MintedAccessToken {
         jwt: ctx.keys.current(ctx.store, now).await.sign(&claims)?,
-        record: NewAccessToken {
-            jti,
-            issued_at: now,
-            expires_at,
-        },
-        expires_in: lifetime.as_secs(),
+        record,
+        expires_in: u64::try_from(lifetime).unwrap_or(0),
     })
 }
 

@@ -13,11 +13,14 @@ use time::OffsetDateTime;
 
 use super::{
     AuthenticatedClient, GrantContext, OAuthError, RefreshPolicy, Scope, TokenResponse, audit,
-    audit_event, mint_access_token, refresh_available, response_scope, scope,
+    audit_event, mint_access_token, new_access_token, refresh_available, response_scope, scope,
+    sign_access_token,
 };
 use crate::{
     crypto::{retry, token::RefreshToken},
-    store::{NewRefreshToken, RefreshTokenRecord, Rotation, RotationOutcome, SealedAnswer},
+    store::{
+        NewRefreshToken, QuickRotation, RefreshTokenRecord, Rotation, RotationOutcome, SealedAnswer,
+    },
 };
 
 const INVALID: &str = "the refresh token is invalid";
@@ -56,6 +59,44 @@ pub async fn grant(
     }
 
     let hash = token.hash();
+    // The common case — rotation on, no retry window, no narrowing — in one round
+    // trip; anything it does not rotate takes the general path below, which then
+    // finds out why.
+    let rotate = ctx.settings.refresh.rotate;
+    if rotate && policy.grace_period.is_zero() && requested.is_none() {
+        let successor = RefreshToken::generate();
+        let access = new_access_token(ctx, now);
+        let quick = ctx
+            .store
+            .rotate_in_one_step(&QuickRotation {
+                old: hash,
+                client_id: client.id().to_owned(),
+                now,
+                max_refreshes: policy.max_refreshes,
+                successor: NewRefreshToken {
+                    hash: successor.hash(),
+                    issued_at: now,
+                    expires_at: now + policy.ttl,
+                },
+                access: access.clone(),
+                ip: ctx.client_ip.map(|ip| ip.to_string()),
+            })
+            .await?;
+        if let Some(done) = quick {
+            let scope = Scope::parse(&done.scope)?;
+            let access =
+                sign_access_token(ctx, access, done.user_id, client.id(), &scope, now).await?;
+            tracing::info!(family_id = %done.family_id, refresh_count = done.refresh_count, "refresh token rotated");
+            return Ok(TokenResponse {
+                access_token: access.jwt,
+                token_type: "Bearer",
+                expires_in: access.expires_in,
+                refresh_token: Some(successor.expose().to_owned()),
+                scope: response_scope(&scope),
+            });
+        }
+    }
+
     let Some(record) = ctx.store.find_refresh_token(&hash).await? else {
         return Err(OAuthError::InvalidGrant(INVALID.into()));
     };
@@ -92,7 +133,6 @@ pub async fn grant(
     let access_scope = scope::narrow(requested, &granted)?;
 
     let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now).await?;
-    let rotate = ctx.settings.refresh.rotate;
     let successor = rotate.then(RefreshToken::generate);
     // WSO2's RenewRefreshTokenForRefreshGrant=false: with rotation off the same
     // refresh token is returned until it expires.

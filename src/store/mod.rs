@@ -194,6 +194,29 @@ pub struct Rotation {
     pub audit: Option<AuditEvent>,
 }
 
+/// A refresh for [`Store::rotate_in_one_step`]: no scope narrowing, no retry window.
+#[derive(Debug, Clone)]
+pub struct QuickRotation {
+    pub old: TokenHash,
+    pub client_id: String,
+    pub now: OffsetDateTime,
+    /// Refreshes allowed in the family; 0 = unlimited.
+    pub max_refreshes: u32,
+    pub successor: NewRefreshToken,
+    pub access: NewAccessToken,
+    /// The client's address, for the audit record written in the same statement.
+    pub ip: Option<String>,
+}
+
+/// What the access token of a one-step rotation needs.
+#[derive(Debug, Clone)]
+pub struct QuickRotated {
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub scope: String,
+    pub refresh_count: u32,
+}
+
 /// An answer sealed for retries, and when its window ends.
 #[derive(Debug, Clone)]
 pub struct SealedAnswer {
@@ -253,6 +276,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Spends the old token, moves the family counter and stores the new tokens, all
     /// or nothing. Concurrent calls for one token: exactly one returns `Rotated`.
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> StoreResult<RotationOutcome>;
+    /// The common case of a refresh in one round trip: rotates only if the token is
+    /// unspent, unexpired, of `client_id`, its family live and under the limit, and
+    /// its user enabled; returns what the access token needs. `None` changed nothing
+    /// (the grant then looks the token up to say why). A backend that cannot do this
+    /// in one statement returns `None` without asking the database.
+    async fn rotate_in_one_step(
+        &self,
+        rotation: &QuickRotation,
+    ) -> StoreResult<Option<QuickRotated>> {
+        let _ = rotation;
+        Ok(None)
+    }
     /// Revokes a family: every refresh and access token of the login, in one row
     /// update (and erases retry answers its tokens still keep). Returns whether it
     /// was live before.

@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewSession, Purged,
-    RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult, UserRecord,
-    count, split_list,
+    AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewSession, Purged, QuickRotated,
+    QuickRotation, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult,
+    UserRecord, count, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -517,6 +517,68 @@ impl Store for PgStore {
         Ok(RotationOutcome::Rotated {
             refresh_count: count(refresh_count.into(), "refresh_count")?,
         })
+    }
+
+    async fn rotate_in_one_step(&self, r: &QuickRotation) -> StoreResult<Option<QuickRotated>> {
+        // One round trip for the common refresh. The candidate rows are locked, so of
+        // concurrent requests for one token the later ones re-check `used_at` once
+        // the first commits, find nothing, and take the general path (reuse).
+        // language=PostgreSQL
+        let row: Option<(Uuid, Uuid, String, i32)> = sqlx::query_as(
+            r#"with candidate as (
+                   select rt.token_hash, f.id as family_id, u.username
+                   from refresh_tokens rt
+                   join token_families f on f.id = rt.family_id
+                   join users u on u.id = f.user_id
+                   where rt.token_hash = $1
+                     and rt.used_at is null and rt.expires_at > $2
+                     and f.client_id = $3 and f.revoked_at is null and not u.disabled
+                     and ($4 = 0 or f.refresh_count < $4)
+                   for update of rt, f
+               ), spent as (
+                   update refresh_tokens rt set used_at = $2, successor_hash = $5
+                   from candidate c
+                   where rt.token_hash = c.token_hash and rt.used_at is null
+                   returning rt.family_id
+               ), counted as (
+                   update token_families f set refresh_count = f.refresh_count + 1
+                   from spent s
+                   where f.id = s.family_id
+                   returning f.id, f.user_id, f.scope, f.refresh_count
+               ), successor as (
+                   insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+                   select $5, id, $2, $6 from counted
+               ), access as (
+                   insert into access_tokens (jti, family_id, issued_at, expires_at)
+                   select $7, id, $2, $8 from counted
+               ), audit as (
+                   insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   select $2, 'refresh', c.username, $3, k.id, $9, 'success'
+                   from counted k join candidate c on c.family_id = k.id
+               )
+               select id, user_id, scope, refresh_count from counted"#,
+        )
+        .bind(r.old.as_bytes().as_slice())
+        .bind(r.now)
+        .bind(&r.client_id)
+        .bind(i64::from(r.max_refreshes))
+        .bind(r.successor.hash.as_bytes().as_slice())
+        .bind(r.successor.expires_at)
+        .bind(r.access.jti)
+        .bind(r.access.expires_at)
+        .bind(&r.ip)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        row.map(|(family_id, user_id, scope, refresh_count)| {
+            Ok(QuickRotated {
+                family_id,
+                user_id,
+                scope,
+                refresh_count: count(refresh_count.into(), "refresh_count")?,
+            })
+        })
+        .transpose()
     }
 
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {

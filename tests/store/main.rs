@@ -633,3 +633,69 @@ async fn login_failures_lock_at_the_limit_within_the_window(store: Arc<dyn Store
     store.clear_login_failures("user:alice").await.unwrap();
     assert!(!store.is_locked_out(&keys, later).await.unwrap());
 }
+
+/// PostgreSQL rotates the common refresh in one statement; concurrent calls for one
+/// token rotate once, and a token that does not qualify changes nothing.
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn postgres_rotates_in_one_step_exactly_once(pool: sqlx::PgPool) {
+    let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool));
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let quick = |client: &str| rotor::store::QuickRotation {
+        old: token.hash(),
+        client_id: client.into(),
+        now: now(),
+        max_refreshes: 0,
+        successor: refresh(&RefreshToken::generate()),
+        access: access(),
+        ip: Some("192.0.2.1".into()),
+    };
+    // Another client's request does not qualify.
+    assert!(
+        store
+            .rotate_in_one_step(&quick("other"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_refresh_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let q = quick("app");
+        tasks.spawn(async move { store.rotate_in_one_step(&q).await.unwrap() });
+    }
+    let done: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].family_id, family_id);
+    assert_eq!(done[0].user_id, user.id);
+    assert_eq!(done[0].scope, "read write");
+    assert_eq!(done[0].refresh_count, 1);
+    let spent = store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(spent.used_at.is_some() && spent.refresh_count == 1);
+    let audit = store
+        .audit_events(&rotor::store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].kind.as_str(), audit[0].ip.as_deref()),
+        ("refresh", Some("192.0.2.1"))
+    );
+}
