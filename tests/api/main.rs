@@ -17,6 +17,7 @@ mod logs;
 mod metadata;
 mod operations;
 mod password_grant;
+mod races;
 mod refresh_grant;
 mod retry_window;
 mod revocation;
