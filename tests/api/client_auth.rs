@@ -105,16 +105,7 @@ async fn public_client_authenticates_by_client_id(db: Db) {
         id: "spa".into(),
         secret: None,
     };
-    let answer = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let answer = app.login_as(&client).await;
     answer.assert_ok();
     // A public client sending a secret is refused.
     let mut form = login_form(&app);

@@ -466,6 +466,31 @@ impl TestApp {
         .await
     }
 
+    /// A password grant for the seeded user, as `client`.
+    pub async fn login_as(&self, client: &TestClient) -> Answer {
+        self.post_form_as(
+            client,
+            &[
+                ("grant_type", "password"),
+                ("username", &self.user.username),
+                ("password", &self.user.password),
+            ],
+        )
+        .await
+    }
+
+    /// A refresh as `client`.
+    pub async fn refresh_as(&self, client: &TestClient, refresh_token: &str) -> Answer {
+        self.post_form_as(
+            client,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
     /// A refresh with the seeded client.
     pub async fn refresh(&self, refresh_token: &str) -> Answer {
         self.post_form(&[

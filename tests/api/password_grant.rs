@@ -134,16 +134,7 @@ async fn client_without_the_password_grant_is_unauthorized_client(db: Db) {
         id: "refresh-only".into(),
         secret: Some("refresh-only-secret-0123456789-0123456789".into()),
     };
-    let answer = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let answer = app.login_as(&client).await;
     answer.assert_error(400, "unauthorized_client");
 }
 
@@ -156,16 +147,7 @@ async fn client_without_refresh_tokens_gets_none(db: Db) {
         id: "no-refresh".into(),
         secret: None,
     };
-    let answer = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let answer = app.login_as(&client).await;
     answer.assert_ok();
     assert!(
         answer.body.get("refresh_token").is_none(),

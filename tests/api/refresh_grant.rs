@@ -130,12 +130,9 @@ async fn another_clients_refresh_token_is_invalid_grant_and_stays_usable(db: Db)
         secret: None,
     };
     let rt = app.login().await.refresh_token();
-    app.post_form_as(
-        &other,
-        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    app.refresh_as(&other, &rt)
+        .await
+        .assert_error(400, "invalid_grant");
     app.refresh(&rt).await.assert_ok();
 }
 
@@ -176,26 +173,11 @@ async fn client_refresh_ttl_overrides_the_servers(db: Db) {
         id: "long".into(),
         secret: None,
     };
-    let login = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let login = app.login_as(&client).await;
     app.advance(Duration::from_secs(10 * 24 * 3600));
-    app.post_form_as(
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &login.refresh_token()),
-        ],
-    )
-    .await
-    .assert_ok();
+    app.refresh_as(&client, &login.refresh_token())
+        .await
+        .assert_ok();
 }
 
 async fn refresh_counter_caps_the_refreshes_of_a_family(db: Db) {
@@ -227,35 +209,12 @@ async fn client_max_refreshes_overrides_the_servers(db: Db) {
         id: "capped".into(),
         secret: None,
     };
-    let login = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
-    let once = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &login.refresh_token()),
-            ],
-        )
-        .await;
+    let login = app.login_as(&client).await;
+    let once = app.refresh_as(&client, &login.refresh_token()).await;
     once.assert_ok();
-    app.post_form_as(
-        &client,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &once.refresh_token()),
-        ],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    app.refresh_as(&client, &once.refresh_token())
+        .await
+        .assert_error(400, "invalid_grant");
 }
 
 async fn rotation_off_returns_the_same_refresh_token_until_it_expires(db: Db) {
@@ -295,16 +254,7 @@ async fn refresh_disabled_for_the_client_is_unauthorized_client(db: Db) {
         id: "password-only".into(),
         secret: None,
     };
-    let login = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let login = app.login_as(&client).await;
     login.assert_ok();
     assert!(login.body.get("refresh_token").is_none());
     app.post_form_as(
@@ -335,34 +285,18 @@ async fn removed_clients_refresh_tokens_stop_working_at_once(db: Db) {
         id: "temp".into(),
         secret: None,
     };
-    let rt = app
-        .post_form_as(
-            &client,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await
-        .refresh_token();
+    let rt = app.login_as(&client).await.refresh_token();
     app.store.remove_client("temp").await.unwrap();
     // The client itself is gone: authentication fails first.
-    app.post_form_as(
-        &client,
-        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-    )
-    .await
-    .assert_error(401, "invalid_client");
+    app.refresh_as(&client, &rt)
+        .await
+        .assert_error(401, "invalid_client");
     // A client registered again under the same id does not inherit the tokens.
     app.store
         .create_client(&client_record("temp", None, "read"))
         .await
         .unwrap();
-    app.post_form_as(
-        &client,
-        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    app.refresh_as(&client, &rt)
+        .await
+        .assert_error(400, "invalid_grant");
 }

@@ -93,12 +93,9 @@ async fn retry_by_another_client_is_reuse(db: Db) {
     };
     let t0 = app.login().await.refresh_token();
     let t1 = app.refresh(&t0).await.refresh_token();
-    app.post_form_as(
-        &other,
-        &[("grant_type", "refresh_token"), ("refresh_token", &t0)],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    app.refresh_as(&other, &t0)
+        .await
+        .assert_error(400, "invalid_grant");
     app.refresh(&t1).await.assert_error(400, "invalid_grant");
     app.refresh(&t0).await.assert_error(400, "invalid_grant");
 }
@@ -199,16 +196,7 @@ async fn client_grace_period_overrides_the_servers(db: Db) {
         id: "mobile".into(),
         secret: None,
     };
-    let login = app
-        .post_form_as(
-            &mobile,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let login = app.login_as(&mobile).await;
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", login.str("refresh_token")),

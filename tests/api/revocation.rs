@@ -188,31 +188,16 @@ async fn revocation_authenticates_clients_like_the_token_endpoint(db: Db) {
         id: "spa".into(),
         secret: None,
     };
-    let own = app
-        .post_form_as(
-            &spa,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", &app.user.password),
-            ],
-        )
-        .await;
+    let own = app.login_as(&spa).await;
     assert_eq!(
         app.post_to("/oauth2/revoke", &spa, &[("token", &own.refresh_token())])
             .await
             .status,
         200
     );
-    app.post_form_as(
-        &spa,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &own.refresh_token()),
-        ],
-    )
-    .await
-    .assert_error(400, "invalid_grant");
+    app.refresh_as(&spa, &own.refresh_token())
+        .await
+        .assert_error(400, "invalid_grant");
 }
 
 async fn revocation_needs_a_token(db: Db) {
