@@ -63,6 +63,25 @@ fn is_transient(code: Option<&str>) -> bool {
     }
 }
 
+/// Runs a read again, once, when it failed on a dropped connection or a transient
+/// database error (a restart, a failover): reads are idempotent, so the retry is
+/// safe. A pool timeout is not retried — waiting twice would only double the wait
+/// before the 503. Writes are never retried here: after a dropped connection their
+/// outcome is unknown, and the caller answers 503 `temporarily_unavailable`.
+pub(crate) async fn retry_read<T, F, Fut>(mut read: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    match read().await {
+        Err(StoreError::Unavailable(e)) if !matches!(e, sqlx::Error::PoolTimedOut) => {
+            tracing::warn!(error = %e, "read failed on a transient error; retrying once");
+            read().await
+        }
+        other => other,
+    }
+}
+
 /// Shorthand used by both backends.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -394,4 +413,52 @@ pub(crate) fn split_list(text: &str) -> Vec<String> {
 /// Converts a stored count to `u32`.
 pub(crate) fn count(value: i64, column: &str) -> StoreResult<u32> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range: {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn dropped() -> StoreError {
+        StoreError::from_sqlx(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_read_on_a_dropped_connection_is_retried_once() {
+        let calls = AtomicU32::new(0);
+        let got = retry_read(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(dropped()),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_is_retried_at_most_once_and_never_after_a_pool_timeout() {
+        let calls = AtomicU32::new(0);
+        let got: StoreResult<()> = retry_read(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(dropped())
+        })
+        .await;
+        assert!(matches!(got, Err(StoreError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let calls = AtomicU32::new(0);
+        let got: StoreResult<()> = retry_read(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::from_sqlx(sqlx::Error::PoolTimedOut))
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewSession, Purged, QuickRotated,
     QuickRotation, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult,
-    UserRecord, count, split_list,
+    UserRecord, count, retry_read, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -295,16 +295,19 @@ impl Store for PgStore {
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        // language=PostgreSQL
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"select id, username, password_hash, disabled, created_at
-               from users where username = $1"#,
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=PostgreSQL
+            let row: Option<UserRow> = sqlx::query_as(
+                r#"select id, username, password_hash, disabled, created_at
+                   from users where username = $1"#,
+            )
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(row.map(Into::into))
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(row.map(Into::into))
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -368,17 +371,20 @@ impl Store for PgStore {
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-        // language=PostgreSQL
-        let row: Option<ClientRow> = sqlx::query_as(
-            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      grace_period_secs, max_refreshes, created_at
-               from clients where id = $1"#,
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=PostgreSQL
+            let row: Option<ClientRow> = sqlx::query_as(
+                r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                          grace_period_secs, max_refreshes, created_at
+                   from clients where id = $1"#,
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -433,24 +439,27 @@ impl Store for PgStore {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenRecord>> {
-        // language=PostgreSQL
-        let row: Option<RefreshRow> = sqlx::query_as(
-            r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
-                      u.disabled as user_disabled, f.scope, f.refresh_count,
-                      f.revoked_at is not null as family_revoked,
-                      rt.issued_at, rt.expires_at, rt.used_at,
-                      s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
-               from refresh_tokens rt
-               join token_families f on f.id = rt.family_id
-               join users u on u.id = f.user_id
-               left join refresh_tokens s on s.token_hash = rt.successor_hash
-               where rt.token_hash = $1"#,
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=PostgreSQL
+            let row: Option<RefreshRow> = sqlx::query_as(
+                r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
+                          u.disabled as user_disabled, f.scope, f.refresh_count,
+                          f.revoked_at is not null as family_revoked,
+                          rt.issued_at, rt.expires_at, rt.used_at,
+                          s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
+                   from refresh_tokens rt
+                   join token_families f on f.id = rt.family_id
+                   join users u on u.id = f.user_id
+                   left join refresh_tokens s on s.token_hash = rt.successor_hash
+                   where rt.token_hash = $1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn rotate_refresh_token(&self, r: &Rotation) -> StoreResult<RotationOutcome> {
@@ -631,21 +640,24 @@ impl Store for PgStore {
     }
 
     async fn find_access_token(&self, jti: Uuid) -> StoreResult<Option<AccessTokenRecord>> {
-        // language=PostgreSQL
-        let row: Option<AccessRow> = sqlx::query_as(
-            r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
-                      u.disabled as user_disabled, a.revoked_at is not null as revoked,
-                      f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
-               from access_tokens a
-               join token_families f on f.id = a.family_id
-               join users u on u.id = f.user_id
-               where a.jti = $1"#,
-        )
-        .bind(jti)
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=PostgreSQL
+            let row: Option<AccessRow> = sqlx::query_as(
+                r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
+                          u.disabled as user_disabled, a.revoked_at is not null as revoked,
+                          f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
+                   from access_tokens a
+                   join token_families f on f.id = a.family_id
+                   join users u on u.id = f.user_id
+                   where a.jti = $1"#,
+            )
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(row.map(Into::into))
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(row.map(Into::into))
     }
 
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewAccessToken, NewRefreshToken,
     NewSession, Purged, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord, count, split_list,
+    StoreResult, UserRecord, count, retry_read, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -323,16 +323,19 @@ impl Store for SqliteStore {
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        // language=SQLite
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"select id, username, password_hash, disabled, created_at
-               from users where username = ?1"#,
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<UserRow> = sqlx::query_as(
+                r#"select id, username, password_hash, disabled, created_at
+                   from users where username = ?1"#,
+            )
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -392,17 +395,20 @@ impl Store for SqliteStore {
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-        // language=SQLite
-        let row: Option<ClientRow> = sqlx::query_as(
-            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      grace_period_secs, max_refreshes, created_at
-               from clients where id = ?1"#,
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<ClientRow> = sqlx::query_as(
+                r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                          grace_period_secs, max_refreshes, created_at
+                   from clients where id = ?1"#,
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
@@ -457,24 +463,27 @@ impl Store for SqliteStore {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<RefreshTokenRecord>> {
-        // language=SQLite
-        let row: Option<RefreshRow> = sqlx::query_as(
-            r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
-                      u.disabled as user_disabled, f.scope, f.refresh_count,
-                      f.revoked_at is not null as family_revoked,
-                      rt.issued_at, rt.expires_at, rt.used_at,
-                      s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
-               from refresh_tokens rt
-               join token_families f on f.id = rt.family_id
-               join users u on u.id = f.user_id
-               left join refresh_tokens s on s.token_hash = rt.successor_hash
-               where rt.token_hash = ?1"#,
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<RefreshRow> = sqlx::query_as(
+                r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
+                          u.disabled as user_disabled, f.scope, f.refresh_count,
+                          f.revoked_at is not null as family_revoked,
+                          rt.issued_at, rt.expires_at, rt.used_at,
+                          s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
+                   from refresh_tokens rt
+                   join token_families f on f.id = rt.family_id
+                   join users u on u.id = f.user_id
+                   left join refresh_tokens s on s.token_hash = rt.successor_hash
+                   where rt.token_hash = ?1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn rotate_refresh_token(&self, r: &Rotation) -> StoreResult<RotationOutcome> {
@@ -595,21 +604,24 @@ impl Store for SqliteStore {
     }
 
     async fn find_access_token(&self, jti: Uuid) -> StoreResult<Option<AccessTokenRecord>> {
-        // language=SQLite
-        let row: Option<AccessRow> = sqlx::query_as(
-            r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
-                      u.disabled as user_disabled, a.revoked_at is not null as revoked,
-                      f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
-               from access_tokens a
-               join token_families f on f.id = a.family_id
-               join users u on u.id = f.user_id
-               where a.jti = ?1"#,
-        )
-        .bind(jti.to_string())
-        .fetch_optional(&self.pool)
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<AccessRow> = sqlx::query_as(
+                r#"select a.jti, a.family_id, f.client_id, f.user_id, u.username,
+                          u.disabled as user_disabled, a.revoked_at is not null as revoked,
+                          f.revoked_at is not null as family_revoked, a.issued_at, a.expires_at
+                   from access_tokens a
+                   join token_families f on f.id = a.family_id
+                   join users u on u.id = f.user_id
+                   where a.jti = ?1"#,
+            )
+            .bind(jti.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(TryInto::try_into).transpose()
     }
 
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
