@@ -91,7 +91,7 @@ if part limit; then
     echo "== pgbench limit of one rotation" >&2
     limits=$(bench/limit.sh current cte cte-cached)
     echo "$limits" >&2
-    limit_args=(--limit "$(awk '$2 == "current" { print $3 }' <<<"$limits")"
+    limit_args=(--limit "$(awk '$2 == "cte" { print $3 }' <<<"$limits")"
         --limit-one-statement "$(awk '$2 == "cte-cached" { print $3 }' <<<"$limits")")
 fi
 

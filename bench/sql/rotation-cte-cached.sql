@@ -1,6 +1,6 @@
 -- The one-statement rotation alone: clients cached in memory, 1 round trip.
 with candidate as (
-    select rt.token_hash, f.id as family_id
+    select rt.token_hash, f.id as family_id, u.username
     from refresh_tokens rt
     join token_families f on f.id = rt.family_id
     join users u on u.id = f.user_id
@@ -10,7 +10,8 @@ with candidate as (
       and (0 = 0 or f.refresh_count < 0)
     for update of rt, f
 ), spent as (
-    update refresh_tokens rt set used_at = now()
+    update refresh_tokens rt set used_at = now(),
+        successor_hash = sha256(convert_to('rt-' || :client_id || '-' || (:n + 1), 'UTF8'))
     from candidate c
     where rt.token_hash = c.token_hash and rt.used_at is null
     returning rt.family_id
@@ -27,6 +28,10 @@ with candidate as (
 ), access as (
     insert into access_tokens (jti, family_id, issued_at, expires_at)
     select gen_random_uuid(), id, now(), now() + interval '20 minutes' from counted
+), audit as (
+    insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+    select now(), 'refresh', c.username, 'bench', k.id, '127.0.0.1', 'success'
+    from counted k join candidate c on c.family_id = k.id
 )
 select id as family_id, user_id, scope, refresh_count from counted;
 \set n :n + 1

@@ -1,6 +1,6 @@
--- One refresh rotation exactly as rotor runs it today: the client lookup, the
--- token lookup, then a transaction of two updates and two inserts
--- (8 round trips). :n counts this pgbench client's rotations (-D n=0).
+-- The general refresh path (narrowed scope, retry window, SQLite's shape): the
+-- client lookup, the token lookup, then a transaction of two updates and two
+-- inserts (8 round trips). For comparison only. :n counts this pgbench client's rotations (-D n=0).
 select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs, max_refreshes, created_at
 from clients where id = 'bench';
 select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
