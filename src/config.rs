@@ -28,6 +28,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// How long a client may take to send a request body once its headers are in.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +224,9 @@ impl Settings {
         if self.refresh.grace_period > MAX_GRACE_PERIOD {
             return fail("refresh.grace_period", "must be at most 120s");
         }
+        if self.server.request_timeout.is_zero() {
+            return fail("server.request_timeout", "must be more than zero");
+        }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
         }
@@ -276,6 +282,7 @@ mod tests {
         assert_eq!(s.default_refresh_ttl(), Duration::from_secs(1200 + 900));
         assert_eq!(s.tokens.signing_alg, SigningAlg::ES256);
         assert!(s.clients.anonymous_client.is_none());
+        assert_eq!(s.server.request_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metadata::router())
         .merge(api::router())
         .fallback(|| async { OAuthError::NotFound })
+        .layer(axum::middleware::from_fn(extract::limit_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // RFC 6749 §5.1: responses with tokens carry no-store; errors do too.
         .layer(SetResponseHeaderLayer::overriding(

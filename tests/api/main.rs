@@ -11,6 +11,7 @@ mod cli;
 mod client_auth;
 mod concurrency;
 mod introspection;
+mod limits;
 mod metadata;
 mod password_grant;
 mod refresh_grant;
