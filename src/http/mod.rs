@@ -24,6 +24,7 @@ pub mod bearer;
 pub mod error;
 pub mod extract;
 pub mod metadata;
+pub mod openapi;
 pub mod revoke;
 pub mod token;
 
@@ -49,6 +50,18 @@ impl AppState {
     }
 }
 
+/// Every (method, path) the router serves, as `openapi.json` documents them; a
+/// test holds the two and the router in step.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/oauth2/token"),
+    ("POST", "/oauth2/revoke"),
+    ("POST", "/oauth2/introspect"),
+    ("GET", "/oauth2/jwks"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/openapi.json"),
+];
+
 /// The whole application's routes and layers.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -56,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::router())
         .merge(metadata::router())
         .merge(api::router())
+        .merge(openapi::router())
         .fallback(|| async { OAuthError::NotFound })
         .layer(axum::middleware::from_fn(extract::limit_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -13,6 +13,7 @@ mod concurrency;
 mod introspection;
 mod limits;
 mod metadata;
+mod openapi;
 mod password_grant;
 mod refresh_grant;
 mod retry_window;
