@@ -4,6 +4,7 @@
 # Installs a pinned schemathesis into target/schemathesis-venv when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+root=$PWD
 
 version=4.32.5
 venv=target/schemathesis-venv
@@ -71,11 +72,12 @@ for path in $(python3 -c 'import json; print(" ".join(json.load(open("src/http/o
 done
 
 status=0
-"$venv/bin/st" --config-file tests/schemathesis/schemathesis.toml run "$base/openapi.json" \
+# Run from the temporary directory, so that schemathesis' cache stays out of the tree.
+(cd "$work" && "$root/$venv/bin/st" --config-file "$root/tests/schemathesis/schemathesis.toml" run "$base/openapi.json" \
   --phases examples,coverage,fuzzing \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method,allow_header_conformance \
   --report junit --report-junit-path "$work/junit.xml" \
-  "${excluded[@]}" || status=$?
+  "${excluded[@]}") || status=$?
 
 if kill -0 "$pid" 2>/dev/null; then :; else
   echo "rotor exited during the run:"; cat "$work/server.log"; status=1
