@@ -6,3 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test
 tests/schemathesis/run.sh
+# The fuzzer's own build takes about ten minutes on two cores, so it runs on demand:
+# ROTOR_FUZZ=1 scripts/test.sh. Its past findings are replayed by `cargo test` above.
+if [ "${ROTOR_FUZZ:-0}" = 1 ]; then
+  fuzz/run.sh
+fi

@@ -2,6 +2,7 @@
 #![no_main]
 
 #[path = "../harness.rs"]
+#[allow(dead_code)] // each target uses one entry point
 mod harness;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::basic_header(data));
