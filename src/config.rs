@@ -65,6 +65,9 @@ pub struct ServerSettings {
     /// balancers with active health checks stop sending first.
     #[serde(with = "humantime_serde")]
     pub shutdown_delay: Duration,
+    /// How long a client may take to send a request body once its headers are in.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +319,9 @@ impl Settings {
         if self.lockout.max_failures_per_ip == 0 {
             return fail("lockout.max_failures_per_ip", "must be at least 1");
         }
+        if self.server.request_timeout.is_zero() {
+            return fail("server.request_timeout", "must be more than zero");
+        }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
         }
@@ -389,6 +395,7 @@ mod tests {
         assert_eq!(s.server.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.log.format, LogFormat::Text);
         assert!(s.cleanup.enabled && s.metrics.enabled);
+        assert_eq!(s.server.request_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         | OAuthError::InvalidScope(_)
         | OAuthError::UnsupportedTokenType(_) => StatusCode::BAD_REQUEST,
         OAuthError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        OAuthError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         OAuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         OAuthError::NotFound => StatusCode::NOT_FOUND,
         OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
@@ -68,6 +70,10 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::TemporarilyUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // RFC 9110 §15.5.9: the server closes a connection it timed out.
+            OAuthError::RequestTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }
@@ -155,6 +161,14 @@ mod tests {
         assert_eq!(
             status_and_code(OAuthError::PayloadTooLarge),
             (413, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::HeadersTooLarge),
+            (431, "invalid_request")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::RequestTimeout),
+            (408, "invalid_request")
         );
         assert_eq!(
             status_and_code(OAuthError::MethodNotAllowed { allow: "POST" }),

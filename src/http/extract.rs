@@ -6,53 +6,92 @@ use std::net::IpAddr;
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 
+use super::AppState;
 use crate::oauth::{BasicCredentials, OAuthError, Params};
 
 /// The largest accepted body. Token requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The largest accepted header section (names and values). A bearer token is well
+/// under 2 KiB; anything larger is refused with 431 before a handler runs.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests whose headers exceed [`MAX_HEADER_BYTES`] with 431
+/// `invalid_request`. (hyper itself answers a bare 431 beyond 100 headers.)
+pub async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return OAuthError::HeadersTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
 /// The body's parameters, from a form, a JSON object, or a form under a JSON label.
 #[derive(Debug)]
 pub struct OAuthParams(pub Params);
 
-impl<S: Send + Sync> FromRequest<S> for OAuthParams {
+impl<S> FromRequest<S> for OAuthParams
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = OAuthError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
-        let essence = req.headers().get(header::CONTENT_TYPE).map(|v| {
-            v.to_str()
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                OAuthError::PayloadTooLarge
-            } else {
-                OAuthError::InvalidRequest("the request body could not be read".into())
-            }
-        })?;
-        let params = match essence.as_deref() {
-            Some("application/x-www-form-urlencoded") => Params::from_form(&body)?,
-            // PowerShell's Invoke-RestMethod sends a hashtable form-encoded even under
-            // a JSON content type; a body without a type is sniffed the same way.
-            Some("application/json") | None => Params::from_json_or_form(&body)?,
-            Some(t) if t.ends_with("+json") => Params::from_json_or_form(&body)?,
-            Some(_) => {
-                return Err(OAuthError::InvalidRequest(
-                    "send the parameters as application/x-www-form-urlencoded or application/json"
-                        .into(),
-                ));
-            }
-        };
-        Ok(OAuthParams(params))
+        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+        let timeout = AppState::from_ref(state).settings.server.request_timeout;
+        // A client that sends its headers and then stalls the body must not hold the
+        // connection for ever: RFC 9110 §15.5.9, 408 Request Timeout.
+        let body = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| OAuthError::RequestTimeout)?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    OAuthError::PayloadTooLarge
+                } else {
+                    OAuthError::InvalidRequest("the request body could not be read".into())
+                }
+            })?;
+        parse_body(content_type.as_ref(), &body).map(OAuthParams)
+    }
+}
+
+/// Parses a request body by its `Content-Type`: a form, a JSON object, or a form
+/// under a JSON label. The token, revocation and introspection endpoints all read
+/// their bodies through this function (and so do the fuzz targets).
+///
+/// # Errors
+/// `invalid_request` for an unsupported content type or a body that breaks the
+/// rules of [`Params`].
+pub fn parse_body(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<Params, OAuthError> {
+    let essence = content_type.map(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match essence.as_deref() {
+        Some("application/x-www-form-urlencoded") => Params::from_form(body),
+        // PowerShell's Invoke-RestMethod sends a hashtable form-encoded even under
+        // a JSON content type; a body without a type is sniffed the same way.
+        Some("application/json") | None => Params::from_json_or_form(body),
+        Some(t) if t.ends_with("+json") => Params::from_json_or_form(body),
+        Some(_) => Err(OAuthError::InvalidRequest(
+            "send the parameters as application/x-www-form-urlencoded or application/json".into(),
+        )),
     }
 }
 
@@ -69,14 +108,23 @@ impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
 
     #[tracing::instrument(name = "basic_auth", skip_all)]
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Ok(BasicAuth::default());
-        };
+        Ok(parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(BasicAuth::from_header)
+            .unwrap_or_default())
+    }
+}
+
+impl BasicAuth {
+    /// Reads client credentials from an `Authorization` header value. Another
+    /// scheme (e.g. Bearer) is not client authentication here and counts as none; a
+    /// Basic value that does not decode is `malformed`.
+    pub fn from_header(value: &HeaderValue) -> BasicAuth {
         let Some(encoded) = value.to_str().ok().and_then(strip_basic) else {
-            // Another scheme (e.g. Bearer) is not client authentication here.
-            return Ok(BasicAuth::default());
+            return BasicAuth::default();
         };
-        Ok(match decode_basic(encoded) {
+        match decode_basic(encoded) {
             Some(credentials) => BasicAuth {
                 credentials: Some(credentials),
                 malformed: false,
@@ -85,7 +133,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
                 credentials: None,
                 malformed: true,
             },
-        })
+        }
     }
 }
 

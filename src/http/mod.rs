@@ -29,6 +29,7 @@ pub mod bearer;
 pub mod error;
 pub mod extract;
 pub mod metadata;
+pub mod openapi;
 pub mod ops;
 pub mod revoke;
 pub mod token;
@@ -59,6 +60,18 @@ impl AppState {
     }
 }
 
+/// Every (method, path) the router serves, as `openapi.json` documents them; a
+/// test holds the two and the router in step.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/oauth2/token"),
+    ("POST", "/oauth2/revoke"),
+    ("POST", "/oauth2/introspect"),
+    ("GET", "/oauth2/jwks"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/openapi.json"),
+];
+
 /// The whole application's routes and layers.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -67,7 +80,9 @@ pub fn router(state: AppState) -> Router {
         .merge(metadata::router())
         .merge(api::router())
         .merge(ops::router(state.settings.metrics.enabled))
+        .merge(openapi::router())
         .fallback(|| async { OAuthError::NotFound })
+        .layer(axum::middleware::from_fn(extract::limit_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         // RFC 6749 §5.1: responses with tokens carry no-store; errors do too.
         .layer(SetResponseHeaderLayer::overriding(

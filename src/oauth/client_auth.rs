@@ -24,7 +24,7 @@ impl fmt::Debug for BasicCredentials {
 }
 
 /// What the request says about its client.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PresentedClient {
     /// The Basic header, when one was sent and could be decoded.
     pub basic: Option<BasicCredentials>,
@@ -34,6 +34,21 @@ pub struct PresentedClient {
     pub body_id: Option<String>,
     /// `client_secret` from the body.
     pub body_secret: Option<String>,
+}
+
+impl fmt::Debug for PresentedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // client_secret_post carries the secret in the body: never print it.
+        f.debug_struct("PresentedClient")
+            .field("basic", &self.basic)
+            .field("basic_malformed", &self.basic_malformed)
+            .field("body_id", &self.body_id)
+            .field(
+                "body_secret",
+                &self.body_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl PresentedClient {
@@ -150,5 +165,20 @@ async fn verify(
         (Some(_), None) => Err(OAuthError::invalid_client(FAILED, basic)),
         (Some(stored), Some(given)) if stored.ct_eq(&given) => Ok(AuthenticatedClient(client)),
         (Some(_), Some(_)) => Err(OAuthError::invalid_client(FAILED, basic)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_presented_client_hides_the_body_secret() {
+        let mut params =
+            Params::from_form(b"client_id=app&client_secret=s3cret-s3cret-s3cret").unwrap();
+        let presented = PresentedClient::new(None, false, &mut params);
+        let debug = format!("{presented:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("app"), "{debug}");
     }
 }

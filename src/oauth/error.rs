@@ -12,6 +12,12 @@ pub enum OAuthError {
     /// The body exceeds the size limit: `invalid_request`, answered with 413.
     #[error("invalid_request: request body too large")]
     PayloadTooLarge,
+    /// The request headers exceed the size limit: `invalid_request`, answered with 431.
+    #[error("invalid_request: request headers too large")]
+    HeadersTooLarge,
+    /// The body did not arrive in time: `invalid_request`, answered with 408.
+    #[error("invalid_request: request timeout")]
+    RequestTimeout,
     /// The request uses a method the endpoint does not serve: `invalid_request`,
     /// answered with 405.
     #[error("invalid_request: method not allowed")]
@@ -56,6 +62,8 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(_)
             | OAuthError::PayloadTooLarge
+            | OAuthError::HeadersTooLarge
+            | OAuthError::RequestTimeout
             | OAuthError::MethodNotAllowed { .. }
             | OAuthError::NotFound => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
@@ -81,6 +89,8 @@ impl OAuthError {
             | OAuthError::TemporarilyUnavailable(d) => d.clone(),
             OAuthError::InvalidClient { description, .. } => description.clone(),
             OAuthError::PayloadTooLarge => "request body too large".into(),
+            OAuthError::HeadersTooLarge => "request headers too large".into(),
+            OAuthError::RequestTimeout => "the request body did not arrive in time".into(),
             OAuthError::MethodNotAllowed { allow } => format!("this endpoint accepts only {allow}"),
             OAuthError::NotFound => "no such endpoint".into(),
             OAuthError::Internal(_) => "internal error".into(),

@@ -36,9 +36,7 @@ pub async fn revoke(
 ///
 /// # Errors
 /// `invalid_request` without `token`, `unsupported_token_type` for an unknown hint.
-pub(crate) fn token_and_hint(
-    params: &mut Params,
-) -> Result<(String, Option<TokenTypeHint>), OAuthError> {
+pub fn token_and_hint(params: &mut Params) -> Result<(String, Option<TokenTypeHint>), OAuthError> {
     let token = params
         .take("token")
         .ok_or_else(|| OAuthError::InvalidRequest("missing parameter: token".into()))?;

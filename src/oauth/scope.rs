@@ -116,6 +116,37 @@ mod tests {
         assert_eq!(narrow(None, &allowed).unwrap(), allowed);
     }
 
+    fn scope_tokens() -> impl proptest::strategy::Strategy<Value = Vec<String>> {
+        proptest::collection::vec("[a-e]{1,2}", 0..6)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn narrowing_never_widens(requested in scope_tokens(), allowed in scope_tokens()) {
+            let allowed = Scope::parse(&allowed.join(" ")).unwrap();
+            let requested = Scope::parse(&requested.join(" ")).unwrap();
+            match narrow(Some(requested.clone()), &allowed) {
+                Ok(granted) => {
+                    proptest::prop_assert!(granted.is_subset_of(&allowed));
+                    if !requested.is_empty() {
+                        proptest::prop_assert_eq!(granted, requested);
+                    }
+                }
+                Err(e) => {
+                    proptest::prop_assert_eq!(e.code(), "invalid_scope");
+                    proptest::prop_assert!(!requested.is_subset_of(&allowed));
+                }
+            }
+            proptest::prop_assert_eq!(narrow(None, &allowed).unwrap(), allowed);
+        }
+
+        #[test]
+        fn parsed_scopes_print_back_to_themselves(tokens in scope_tokens()) {
+            let scope = Scope::parse(&tokens.join(" ")).unwrap();
+            proptest::prop_assert_eq!(Scope::parse(&scope.to_string()).unwrap(), scope);
+        }
+    }
+
     #[test]
     fn refresh_with_wider_scope_is_invalid_scope() {
         let allowed = Scope::parse("read").unwrap();
