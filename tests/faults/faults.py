@@ -252,8 +252,11 @@ def pg_restart(db, version, *specs):
     ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", "-m", "fast", version, "main"]
     down_at = time.monotonic()
     stopped = subprocess.run(ctl + ["stop"], capture_output=True, text=True, timeout=60)
-    time.sleep(1.5)
-    during = sum(len(c.answers) for c in chains)
+    # Down for longer than the pool's acquire timeout (5 s), so that requests that
+    # wait for a connection must give up with 503 rather than be served late.
+    stopped_at = time.monotonic()
+    time.sleep(6)
+    starting_at = time.monotonic()
     started = subprocess.run(ctl + ["start"], capture_output=True, text=True, timeout=60)
     up_at = time.monotonic()
     note(f"PostgreSQL down for {up_at - down_at:.1f}s (stop: {stopped.returncode}, "
@@ -268,11 +271,12 @@ def pg_restart(db, version, *specs):
     joined = join_all(threads, 30)
 
     answers = [a for c in chains for a in c.answers]
-    outage = [a for a in answers if a.started + a.elapsed >= down_at and a.started <= up_at]
+    outage = [a for a in answers if stopped_at <= a.started <= starting_at]
     unavailable = [a for a in answers if a.status == 503]
     bad = [b for c in chains for b in c.bad]
     slowest = max(a.elapsed for a in answers)
-    note(f"{len(answers)} requests, {len(outage)} during the outage, {len(unavailable)} answered 503, "
+    note(f"{len(answers)} requests, {len(outage)} sent while PostgreSQL was down, "
+         f"{len(unavailable)} answered 503 (slowest {max((a.elapsed for a in unavailable), default=0):.1f}s), "
          f"{sum(c.lost for c in chains)} chain(s) lost to a 503 that hid a committed rotation "
          f"(new login), slowest answer {slowest:.1f}s")
     report(flowing and stopped.returncode == 0 and started.returncode == 0,
