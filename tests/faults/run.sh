@@ -77,28 +77,40 @@ for s in socks:
 PY
 }
 
+# ready URL [PID]: polls URL until it answers (30 s at most), or until PID exits.
 ready() {
-  local url=$1
+  local url=$1 pid=${2:-}
   for _ in $(seq 1 300); do
     curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+    [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && return 1
     sleep 0.1
   done
   return 1
 }
 
-# start NAME PORT [VAR=VALUE...]: one `rotor serve` in the background; sets $started.
+# start NAME [VAR=VALUE...]: one `rotor serve` in the background on a free port;
+# sets $started (its PID) and $port. Ports are picked just before use, and picked
+# again when another process took the port in between.
 start() {
-  local name=$1 port=$2
-  shift 2
-  env "$@" ROTOR__SERVER__BIND="127.0.0.1:$port" ROTOR__TOKENS__ISSUER="http://127.0.0.1:$port" \
-    "$ROTOR" serve >"$work/$name.out" 2>"$work/$name.log" &
-  started=$!
-  pids+=("$started")
-  if ! ready "http://127.0.0.1:$port/readyz"; then
-    echo "$name did not become ready:" >&2
-    cat "$work/$name.log" >&2
-    exit 1
-  fi
+  local name=$1 attempt
+  shift
+  for attempt in 1 2 3; do
+    port=$(free_ports 1)
+    env "$@" ROTOR__SERVER__BIND="127.0.0.1:$port" ROTOR__TOKENS__ISSUER="http://127.0.0.1:$port" \
+      "$ROTOR" serve >"$work/$name.out" 2>"$work/$name.log" &
+    started=$!
+    pids+=("$started")
+    ready "http://127.0.0.1:$port/readyz" "$started" && return 0
+    if grep -q 'Address already in use' "$work/$name.log"; then
+      wait "$started" 2>/dev/null || true
+      forget "$started"
+      continue
+    fi
+    break
+  done
+  echo "$name did not become ready:" >&2
+  cat "$work/$name.log" >&2
+  exit 1
 }
 
 # tally FILE: adds the ok/FAIL lines faults.py printed.
@@ -146,13 +158,14 @@ faults() {
 # --- PostgreSQL: one fresh database, three instances -------------------------------
 psql "$PG/postgres" -qtAc "create database $db" >/dev/null
 export ROTOR__DATABASE__URL="$PG/$db"
-read -r p1 p2 p3 p4 p5 < <(free_ports 5)
-ports=("$p1" "$p2" "$p3")
+ports=()
 pg_pids=()
 for i in 0 1 2; do
-  start "pg$i" "${ports[$i]}" ROTOR__DATABASE__MAX_CONNECTIONS=8
+  start "pg$i" ROTOR__DATABASE__MAX_CONNECTIONS=8
+  ports+=("$port")
   pg_pids+=("$started")
 done
+p1=${ports[0]} p2=${ports[1]} p3=${ports[2]}
 add_principals "$PG/$db"
 
 # 1. PostgreSQL restarted under refresh traffic on the first two instances.
@@ -173,8 +186,8 @@ if ! kill -0 "$victim" 2>/dev/null || [[ $(ps -o stat= -p "$victim" 2>/dev/null)
 fi
 
 # 3. A pool of two connections under 60 concurrent requests.
-start pool "$p4" ROTOR__DATABASE__MAX_CONNECTIONS=2
-faults pool pool "$PG/$db" "$p4:$started" "$p1"
+start pool ROTOR__DATABASE__MAX_CONNECTIONS=2
+faults pool pool "$PG/$db" "$port:$started" "$p1"
 
 for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
 pids=()
@@ -196,8 +209,8 @@ if [[ -n $method ]]; then
   echo "# full disk made with a $method"
   sqlite_url="sqlite://$disk/rotor.db"
   add_principals "$sqlite_url"
-  start sqlite "$p5" ROTOR__DATABASE__URL="$sqlite_url" ROTOR__DATABASE__MAX_CONNECTIONS=4
-  faults sqlite sqlite "$p5:$started" "$disk/filler" "$work/sqlite.log"
+  start sqlite ROTOR__DATABASE__URL="$sqlite_url" ROTOR__DATABASE__MAX_CONNECTIONS=4
+  faults sqlite sqlite "$port:$started" "$disk/filler" "$work/sqlite.log"
 else
   skip "SQLite on a full disk: neither a tmpfs nor a loop mount is permitted here ($(head -c 200 "$work/mount.err"))"
 fi
