@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, store contract and API tests on PostgreSQL and SQLite,
 # then three instances behind nginx on one PostgreSQL database, the container
-# deployment files, and schemathesis against a real server built from the tree.
+# deployment files, schemathesis against a real server built from the tree, and
+# faults (PostgreSQL restarted, an instance killed, the pool exhausted, SQLite on a
+# full disk; this one restarts the local PostgreSQL, so it runs last).
 # Needs PostgreSQL on 127.0.0.1:5432 (DATABASE_URL in .cargo/config.toml says where).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +16,4 @@ tests/schemathesis/run.sh
 if [ "${ROTOR_FUZZ:-0}" = 1 ]; then
   fuzz/run.sh
 fi
+tests/faults/run.sh

@@ -7,8 +7,11 @@ use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Connection, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -58,6 +61,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(BUSY_TIMEOUT)
+            .after_release(|conn, _| Box::pin(keep_after_release(conn)))
             .connect_with(options)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -68,6 +72,19 @@ impl SqliteStore {
     pub fn from_pool(pool: SqlitePool) -> SqliteStore {
         SqliteStore { pool }
     }
+}
+
+/// Whether a connection handed back to the pool may be reused.
+///
+/// When a write fails with SQLITE_FULL or an I/O error, SQLite may end the
+/// transaction by itself. The driver still counts it open, its ROLLBACK then fails,
+/// and the next `begin` on that connection would open only a savepoint: a
+/// transaction that never commits, holds the write lock, and answers later reads
+/// with its own uncommitted rows. Such a connection is closed instead.
+async fn keep_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    // Runs the rollback queued by a dropped transaction before looking.
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -913,4 +930,35 @@ async fn insert_audit(
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_whose_transaction_sqlite_ended_is_not_reused() {
+        let store = SqliteStore::connect("sqlite::memory:", 1).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        // SQLite ends the transaction itself, as after SQLITE_FULL during a commit.
+        sqlx::query("rollback").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        conn.ping().await.unwrap();
+        assert!(
+            conn.is_in_transaction(),
+            "the driver still counts the ended transaction"
+        );
+        drop(conn);
+
+        let mut conn = store.pool.acquire().await.unwrap();
+        assert!(!conn.is_in_transaction());
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("create table t (x integer)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(!conn.is_in_transaction());
+    }
 }
