@@ -520,7 +520,7 @@ impl Store for PgStore {
         }
         insert_access_token(&mut tx, r.family_id, &r.access).await?;
         if let Some(event) = &r.audit {
-            insert_audit(&mut tx, event).await?;
+            insert_audit(&mut *tx, event).await?;
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(RotationOutcome::Rotated {
@@ -856,22 +856,7 @@ impl Store for PgStore {
     }
 
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        // language=PostgreSQL
-        sqlx::query(
-            r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-               values ($1, $2, $3, $4, $5, $6, $7)"#,
-        )
-        .bind(e.at)
-        .bind(&e.kind)
-        .bind(&e.username)
-        .bind(&e.client_id)
-        .bind(e.family_id)
-        .bind(&e.ip)
-        .bind(&e.outcome)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        insert_audit(&self.pool, e).await
     }
 
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
@@ -933,8 +918,9 @@ async fn insert_access_token(
     Ok(())
 }
 
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// Appends an audit event, on the pool or inside a rotation's transaction.
+async fn insert_audit<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
     event: &AuditEvent,
 ) -> StoreResult<()> {
     // language=PostgreSQL
@@ -949,7 +935,7 @@ async fn insert_audit(
     .bind(event.family_id)
     .bind(&event.ip)
     .bind(&event.outcome)
-    .execute(&mut **tx)
+    .execute(executor)
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())

@@ -563,7 +563,7 @@ impl Store for SqliteStore {
         }
         insert_access_token(&mut tx, r.family_id, &r.access).await?;
         if let Some(event) = &r.audit {
-            insert_audit(&mut tx, event).await?;
+            insert_audit(&mut *tx, event).await?;
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
         Ok(RotationOutcome::Rotated {
@@ -832,22 +832,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        // language=SQLite
-        sqlx::query(
-            r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
-        )
-        .bind(ts(e.at))
-        .bind(&e.kind)
-        .bind(&e.username)
-        .bind(&e.client_id)
-        .bind(e.family_id.map(|f| f.to_string()))
-        .bind(&e.ip)
-        .bind(&e.outcome)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        insert_audit(&self.pool, e).await
     }
 
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
@@ -910,8 +895,9 @@ async fn insert_access_token(
     Ok(())
 }
 
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+/// Appends an audit event, on the pool or inside a rotation's transaction.
+async fn insert_audit<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
     event: &AuditEvent,
 ) -> StoreResult<()> {
     // language=SQLite
@@ -926,7 +912,7 @@ async fn insert_audit(
     .bind(event.family_id.map(|f| f.to_string()))
     .bind(&event.ip)
     .bind(&event.outcome)
-    .execute(&mut **tx)
+    .execute(executor)
     .await
     .map_err(StoreError::from_sqlx)?;
     Ok(())
