@@ -2,14 +2,14 @@
 //! start and shutdown.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
 
 use rotor::{Application, store::SqliteStore};
 
-use crate::helpers::{TestApp, basic, test_settings};
+use crate::helpers::{TestApp, basic, read_first_start, test_settings};
 
 struct TempDir(PathBuf);
 
@@ -339,38 +339,11 @@ async fn first_start_prints_working_demo_credentials_and_sigterm_exits_cleanly()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
-    // Read the first-start banner up to and including the curl line.
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let done = line.contains("curl ");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    })
-    .await
-    .unwrap();
-    let field = |name: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("{name} not printed: {lines:?}"))
-    };
-    let secret = field("client_secret:");
-    let password = field("password:");
-    let curl = lines.last().unwrap();
-    let address = curl
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://")?.strip_suffix("/oauth2/token"))
-        .unwrap_or_else(|| panic!("no URL in {curl}"))
-        .to_owned();
+    let banner = read_first_start(child.stdout.take().unwrap()).await;
+    let (secret, password) = (banner.client_secret, banner.password);
     let answer = TestApp::read(
         reqwest::Client::new()
-            .post(format!("http://{address}/oauth2/token"))
+            .post(&banner.token_url)
             .header("Authorization", basic("demo", &secret))
             .form(&[
                 ("grant_type", "password"),

@@ -530,3 +530,47 @@ impl TestApp {
         self.clock.advance(by);
     }
 }
+
+/// What `rotor serve` prints on first start: the demo credentials and the token URL
+/// of its curl command.
+pub struct FirstStart {
+    pub client_secret: String,
+    pub password: String,
+    pub token_url: String,
+}
+
+/// Reads the first-start banner from a `rotor serve` child's stdout, up to and
+/// including the curl line.
+pub async fn read_first_start(out: std::process::ChildStdout) -> FirstStart {
+    use std::io::{BufRead, BufReader};
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let done = line.contains("curl ");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap();
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("{name} not printed: {lines:?}"))
+    };
+    let curl = lines.last().unwrap();
+    let token_url = curl
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/oauth2/token"))
+        .unwrap_or_else(|| panic!("no token URL in {curl}"))
+        .to_owned();
+    FirstStart {
+        client_secret: field("client_secret:"),
+        password: field("password:"),
+        token_url,
+    }
+}

@@ -3,7 +3,6 @@
 //! password or secret, even at debug level.
 
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Command, Stdio},
 };
@@ -42,35 +41,8 @@ async fn logs_of_real_requests_hold_request_fields_and_no_secret() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
-    let banner: Vec<String> = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let done = line.contains("curl ");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    })
-    .await
-    .unwrap();
-    let field = |name: &str| {
-        banner
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("{name} not printed: {banner:?}"))
-    };
-    let secret = field("client_secret:");
-    let password = field("password:");
-    let url = banner
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let banner = crate::helpers::read_first_start(child.stdout.take().unwrap()).await;
+    let (secret, password, url) = (banner.client_secret, banner.password, banner.token_url);
     let http = reqwest::Client::new();
     let post = |auth: String, form: Vec<(&'static str, String)>, request_id: &'static str| {
         let request = http
