@@ -4,8 +4,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, serve::Listener};
-use tokio::net::TcpListener;
+use axum::{Router, body::Body, extract::ConnectInfo, serve::Listener};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tower::ServiceExt;
 
 use crate::{
     cleanup,
@@ -176,7 +179,7 @@ impl Application {
         let store = state.store.clone();
         let router = http::router(state);
         let result = tokio::select! {
-            result = serve(self.listener, router, stop_accepting) => result,
+            result = serve(self.listener, router, server.header_read_timeout, stop_accepting) => result,
             () = deadline => {
                 tracing::warn!(
                     timeout = ?server.shutdown_timeout,
@@ -196,49 +199,85 @@ impl Application {
     }
 }
 
-async fn serve<F>(listener: Bound, router: Router, stop_accepting: F) -> std::io::Result<()>
+async fn serve<F>(
+    listener: Bound,
+    router: Router,
+    header_read_timeout: Duration,
+    stop_accepting: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     match listener {
-        Bound::Plain(l) => serve_on(l, router, stop_accepting).await,
-        Bound::Tls(l) => serve_on(l, router, stop_accepting).await,
+        Bound::Plain(l) => serve_on(l, router, header_read_timeout, stop_accepting).await,
+        Bound::Tls(l) => serve_on(l, router, header_read_timeout, stop_accepting).await,
     }
 }
 
-/// The TCP peer of a connection, over plain or TLS listeners alike.
+/// The TCP peer of a connection, over plain or TLS listeners alike; every request
+/// carries it as `ConnectInfo<PeerAddr>`.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-async fn serve_on<L, F>(listener: L, router: Router, stop_accepting: F) -> std::io::Result<()>
+/// Accepts connections until `stop_accepting` resolves, then asks each open
+/// connection to finish its request in flight and close, and returns once all have.
+///
+/// This is axum's `serve` with one addition: a client must send its request
+/// headers within `header_read_timeout`, or its connection is closed, so that
+/// clients trickling headers (slowloris) cannot hold connections open. hyper counts
+/// that time from when it starts waiting for a request, so on a keep-alive
+/// connection it is also the idle timeout between requests. Dropping the returned
+/// future (the shutdown deadline in [`Application::run_until`]) aborts every
+/// connection still open.
+async fn serve_on<L, F>(
+    mut listener: L,
+    router: Router,
+    header_read_timeout: Duration,
+    stop_accepting: F,
+) -> std::io::Result<()>
 where
     L: Listener<Addr = SocketAddr>,
-    PeerAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
     F: Future<Output = ()> + Send + 'static,
 {
-    // The peer address feeds lockout and audit (see `http::extract::ClientIp`).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(stop_accepting)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut stop_accepting = std::pin::pin!(stop_accepting);
+    loop {
+        tokio::select! {
+            () = &mut stop_accepting => break,
+            (io, peer) = listener.accept() => {
+                let router = router.clone();
+                // The peer address feeds lockout and audit (see `http::extract::ClientIp`).
+                let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+                    router.clone().oneshot(request.map(Body::new))
+                });
+                let connection = http.serve_connection(TokioIo::new(io), service);
+                let mut stopped = stopped.clone();
+                connections.spawn(async move {
+                    let mut connection = std::pin::pin!(connection);
+                    let outcome = tokio::select! {
+                        outcome = connection.as_mut() => outcome,
+                        () = async { let _ = stopped.wait_for(|stop| *stop).await; } => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(e) = outcome {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -68,6 +68,12 @@ pub struct ServerSettings {
     /// How long a client may take to send a request body once its headers are in.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long a connection may wait for a request's headers to arrive in full,
+    /// counted from when the server starts waiting: on a keep-alive connection that
+    /// includes the idle time since the previous answer, so this is also the idle
+    /// timeout. Then the connection is closed without an answer.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +328,9 @@ impl Settings {
         if self.server.request_timeout.is_zero() {
             return fail("server.request_timeout", "must be more than zero");
         }
+        if self.server.header_read_timeout.is_zero() {
+            return fail("server.header_read_timeout", "must be more than zero");
+        }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");
         }
@@ -396,6 +405,7 @@ mod tests {
         assert_eq!(s.log.format, LogFormat::Text);
         assert!(s.cleanup.enabled && s.metrics.enabled);
         assert_eq!(s.server.request_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(30));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Limits on hostile input: body size, parameter length, header size and a body
-//! that never arrives. Each answers a clear 4xx, through a real server.
+//! Limits on hostile input: body size, parameter length, header size, a body that
+//! never arrives and headers that never end. Each answers a clear 4xx, or closes
+//! the connection where no request was read, through a real server.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ on_both_stores!(
     headers_over_the_size_limit_are_431_invalid_request,
     too_many_headers_get_a_clean_431,
     stalled_body_gets_408_and_the_connection_is_closed,
+    trickled_headers_lose_the_connection_while_others_are_served,
 );
 
 /// A raw HTTP/1.1 exchange: writes `request`, then reads until the server closes
@@ -126,4 +128,46 @@ async fn stalled_body_gets_408_and_the_connection_is_closed(db: Db) {
     );
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"], "invalid_request");
+}
+
+async fn trickled_headers_lose_the_connection_while_others_are_served(db: Db) {
+    // Arrange
+    let app = spawn_app_with(db, |s| {
+        s.server.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://");
+    let (mut reader, mut writer) = TcpStream::connect(address).await.unwrap().into_split();
+    // Act: a request line, then header lines one byte every 20 ms, never ending.
+    // The server's deadline does not move with each byte, so it must close the
+    // connection well before the 30 s this client would go on for.
+    let trickle = async {
+        let start = b"POST /oauth2/token HTTP/1.1\r\nHost: rotor.test\r\n";
+        let endless = std::iter::repeat(b"X-Slow: a\r\n").flatten();
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        for byte in start.iter().chain(endless).take(1500) {
+            pace.tick().await;
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+        }
+        panic!("the server read trickled headers for 30 s without closing");
+    };
+    let mut answer = Vec::new();
+    let closed = async {
+        // A reset counts as closed as well as a clean end.
+        let _ = reader.read_to_end(&mut answer).await;
+    };
+    tokio::select! {
+        () = trickle => {},
+        () = closed => {},
+    }
+    let jwks = app.get("/oauth2/jwks", None).await;
+    // Assert: no request was read, so nothing was answered; others are served.
+    assert!(
+        answer.is_empty(),
+        "answer: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(jwks.status, 200);
 }
