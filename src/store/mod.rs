@@ -25,7 +25,8 @@ pub enum StoreError {
     /// A uniqueness or foreign-key constraint refused the write.
     #[error("conflict on {constraint}")]
     Conflict { constraint: &'static str },
-    /// The database cannot be reached (pool timeout, dropped connection, busy file).
+    /// The database cannot be reached or cannot write for now (pool timeout, dropped
+    /// connection, busy file, full or read-only disk, I/O error).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     /// Any other database failure, or a row that does not decode.
@@ -34,6 +35,14 @@ pub enum StoreError {
     /// A stored value is not what this version expects.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The SQLite file, or the directory that holds its `-wal` and `-shm` files,
+    /// cannot be written (a read-only volume, permissions, a missing directory).
+    #[error("{} cannot be written (rotor writes the database file and the -wal and -shm files beside it)", path.display())]
+    Unwritable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -45,22 +54,34 @@ impl StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
-                StoreError::Unavailable(e)
-            }
+            sqlx::Error::Database(db) if is_transient(db.as_ref()) => StoreError::Unavailable(e),
             _ => StoreError::Backend(e),
         }
     }
 }
 
-/// PostgreSQL: serialization failure, deadlock, connection errors, shutdown.
-/// SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_FULL (13), SQLITE_READONLY (8).
-fn is_transient(code: Option<&str>) -> bool {
-    match code {
-        Some(c) if c.starts_with("08") || c.starts_with("57P") => true,
-        Some("40001" | "40P01" | "53300" | "5" | "6" | "8" | "13" | "517" | "262") => true,
-        _ => false,
+/// Whether a database error is about the server or the disk rather than the
+/// statement, so that a later attempt may succeed: the caller answers 503.
+///
+/// PostgreSQL (SQLSTATE): serialization failure, deadlock, too many connections,
+/// connection errors (08…), shutdown and restart (57P…).
+///
+/// SQLite reports extended result codes, whose low byte is the primary code:
+/// BUSY (5), LOCKED (6), READONLY (8: the file or its disk turned read-only),
+/// IOERR (10: e.g. a disk that failed or was remounted read-only under us),
+/// FULL (13) and CANTOPEN (14: the file became unreachable).
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return code
+            .parse::<i32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
     }
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || matches!(code.as_ref(), "40001" | "40P01" | "53300")
 }
 
 /// Runs a read again, once, when it failed on a dropped connection or a transient

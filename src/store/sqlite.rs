@@ -3,7 +3,7 @@
 //! writer; every write transaction starts with its write, so it takes the write lock
 //! first and waits (busy timeout) instead of failing on an upgrade.
 
-use std::{str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -47,7 +47,7 @@ impl SqliteStore {
     /// `options`.
     ///
     /// # Errors
-    /// The file cannot be opened or created.
+    /// The file cannot be opened, created or written.
     pub async fn open(
         options: SqliteConnectOptions,
         max_connections: u32,
@@ -58,13 +58,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let path = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(BUSY_TIMEOUT)
             .after_release(|conn, _| Box::pin(keep_after_release(conn)))
             .connect_with(options)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            .map_err(|e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e)))?;
+        // SQLite opens a file it may not write read-only, without a word (a
+        // read-only volume that still holds the -wal and -shm files). A token
+        // server that cannot write is of no use: say so at start, not on each grant.
+        sqlx::raw_sql("begin immediate; create table rotor_write_check (x integer); rollback;")
+            .execute(&pool)
+            .await
+            .map_err(|e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e)))?;
         Ok(SqliteStore { pool })
     }
 
@@ -85,6 +93,39 @@ async fn keep_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::E
     // Runs the rollback queued by a dropped transaction before looking.
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
+}
+
+/// Why a database that failed to open cannot be written, if that is the reason.
+/// SQLite says only "unable to open database file" when, say, the volume is
+/// read-only; the operating system's answer names the cause.
+fn unwritable(path: &Path) -> Option<StoreError> {
+    if path == Path::new(":memory:") {
+        return None;
+    }
+    let file = if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        Ok(())
+    };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".rotor-write-check-{}", Uuid::new_v4()));
+    let writable = file.and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+    });
+    writable.err().map(|source| StoreError::Unwritable {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -946,5 +987,67 @@ mod tests {
             .unwrap();
         tx.commit().await.unwrap();
         assert!(!conn.is_in_transaction());
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_created_says_why() {
+        let dir = std::env::temp_dir().join(format!("rotor-missing-{}", Uuid::new_v4()));
+        let url = format!("sqlite://{}/rotor.db", dir.display());
+
+        let opened = SqliteStore::connect(&url, 1).await;
+
+        let Err(e) = opened else {
+            panic!("opened a database in a directory that does not exist")
+        };
+        let message = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(matches!(e, StoreError::Unwritable { .. }), "{e:?}");
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        assert!(message.contains("No such file or directory"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_is_unavailable_for_writes_and_refused_at_start() {
+        let path = std::env::temp_dir().join(format!("rotor-ro-{}.db", Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let writable = SqliteStore::connect(&url, 1).await.unwrap();
+        sqlx::query("create table t (x integer)")
+            .execute(&writable.pool)
+            .await
+            .unwrap();
+        writable.pool.close().await;
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .read_only(true);
+        let read_only = SqlitePool::connect_with(options).await.unwrap();
+
+        let write = sqlx::query("insert into t (x) values (1)")
+            .execute(&read_only)
+            .await
+            .map_err(StoreError::from_sqlx);
+        let typo = sqlx::query("insert into no_such_table (x) values (1)")
+            .execute(&read_only)
+            .await
+            .map_err(StoreError::from_sqlx);
+
+        read_only.close().await;
+        let store = SqliteStore::open(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .read_only(true),
+            1,
+        )
+        .await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert!(
+            matches!(write, Err(StoreError::Unavailable(_))),
+            "{write:?}"
+        );
+        assert!(matches!(typo, Err(StoreError::Backend(_))), "{typo:?}");
+        assert!(
+            store.is_err(),
+            "a database it cannot write opened as a store"
+        );
     }
 }
