@@ -9,6 +9,8 @@ timeout and every loop a bound.
   faults.py kill       DB_URL PORT:PID PORT:PID PORT:PID     (kills the last one)
   faults.py pool       DB_URL PORT:PID SPARE_PORT
   faults.py sqlite     PORT:PID FILLER LOG
+  faults.py readonly   PORT:PID TRIGGER LOG UNSPENT   (TRIGGER: ext4's trigger_fs_error)
+  faults.py repaired   PORT:PID UNSPENT
 
 Client credentials and the user come from FAULTS_CLIENT, FAULTS_SECRET,
 FAULTS_USER and FAULTS_PASSWORD in the environment.
@@ -536,6 +538,87 @@ def sqlite(spec, filler, log):
     sys.exit(1 if failed else 0)
 
 
+def readonly(spec, trigger, log, unspent):
+    """SQLite on an ext4 disk that turns read-only under traffic, as the kernel turns
+    a failing disk read-only: the file system's own error trigger, with
+    errors=remount-ro. Leaves the refresh tokens the 503s did not spend in UNSPENT
+    for `repaired`."""
+    port, pid = instances([spec])[0]
+    base = url(port)
+    rts, access = [], None
+    for _ in range(4):
+        a = login(base)
+        if a.status == 200:
+            access = a.body["access_token"]
+            a = refresh(base, a.body["refresh_token"])
+        if a.status == 200:
+            rts.append(a.body["refresh_token"])
+    report(len(rts) == 4, "logins and refreshes on SQLite before the disk turns read-only")
+    if len(rts) < 4:
+        sys.exit(1)
+
+    # What was committed reaches the disk first: SQLite's WAL commits (synchronous =
+    # NORMAL) wait in the operating system's cache, and a disk that fails before
+    # they are written loses them, as it would any file's.
+    os.sync()
+    with open(trigger, "w") as f:
+        f.write("1")
+    device = "/dev/" + trigger.split("/")[-2] + " "
+    with open("/proc/mounts") as f:
+        note("the disk is now mounted " + ",".join(
+            line.split()[3] for line in f if line.startswith(device)))
+
+    answers, bad = [], []
+    for n in range(40):
+        a = refresh(base, rts[n % len(rts)])
+        answers.append(a)
+        if not a.is_unavailable():
+            bad.append(a.describe())
+    a = login(base)
+    if not a.is_unavailable():
+        bad.append("login " + a.describe())
+    report(not bad,
+           f"on the read-only disk all {len(answers)} refreshes and a login answer 503 "
+           f"temporarily_unavailable with Retry-After",
+           f"{bad[:6]}")
+    seen = request(f"{base}/oauth2/introspect", {"token": access})
+    report(seen.status == 200 and isinstance(seen.body, dict) and seen.body.get("active"),
+           "reads are still served: an access token introspects as active",
+           seen.describe())
+    with open(log, errors="replace") as f:
+        lines = f.read().splitlines()
+    report(any("readonly database" in line or "disk I/O error" in line for line in lines),
+           "a log line names the problem (read-only database or disk I/O error)")
+    report(alive(pid) and not any("panicked" in line for line in lines),
+           "rotor did not panic and is still running")
+    with open(unspent, "w") as f:
+        f.write("\n".join(rts))
+    sys.exit(1 if failed else 0)
+
+
+def repaired(spec, unspent):
+    """After the disk was checked and mounted again: every token that the 503s left
+    unspent refreshes exactly once."""
+    port, _ = instances([spec])[0]
+    base = url(port)
+    try:
+        with open(unspent) as f:
+            rts = f.read().split()
+    except OSError as e:
+        report(False, "the tokens left unspent on the read-only disk are known", str(e))
+        sys.exit(1)
+    first = [refresh(base, rt) for rt in rts]
+    again = [refresh(base, rt) for rt in rts]
+    report(len(rts) == 4 and all(a.status == 200 for a in first),
+           "after the disk is repaired, every token the 503s left unspent refreshes",
+           f"{[a.describe() for a in first]}")
+    report(all(a.status == 400 and a.error == "invalid_grant" for a in again),
+           "and each only once (no token was half-consumed)",
+           f"{[a.describe() for a in again]}")
+    sys.exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
-    commands = {"pg-restart": pg_restart, "kill": kill, "pool": pool, "sqlite": sqlite}
+    commands = {"pg-restart": pg_restart, "kill": kill, "pool": pool, "sqlite": sqlite,
+                "readonly": readonly, "repaired": repaired}
     commands[sys.argv[1]](*sys.argv[2:])

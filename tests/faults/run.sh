@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Faults, on loopback: PostgreSQL restarted under refresh traffic (two instances),
 # one of three instances killed with SIGKILL mid-traffic, a connection pool of two
-# under 60 concurrent requests, and SQLite on a full disk. The traffic and the
-# checks are in faults.py; this script starts and stops the processes.
+# under 60 concurrent requests, SQLite on a full disk, and SQLite on a disk that
+# turns read-only. The traffic and the checks are in faults.py; this script starts
+# and stops the processes.
 #
 # Needs: target/debug/rotor (built by `cargo test`), the local PostgreSQL cluster
 # on 127.0.0.1:5432 (user postgres, managed with pg_ctlcluster: this script
 # restarts it, so run it when nothing else uses that server), root for a tmpfs
-# mount, python3, curl. Stops everything it started, by PID, drops its database,
+# mount and a loop-mounted ext4 image (mkfs.ext4, e2fsck), python3, curl. Stops everything it started, by PID, drops its database,
 # unmounts, and makes sure PostgreSQL runs again. Ends with "N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +30,7 @@ fi
 work=$(mktemp -d /tmp/rotor-faults.XXXXXX)
 db="rotor_faults_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 pids=()
-mounted=""
+mounts=()
 
 pg_up() {
   pg_isready -q -h 127.0.0.1 -p 5432 -t 2 && return 0
@@ -58,7 +59,10 @@ stop_all() {
   local pid
   for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
   pids=()
-  if [[ -n $mounted ]]; then umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true; fi
+  local mount
+  for mount in ${mounts[@]+"${mounts[@]}"}; do
+    umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+  done
   pg_up || echo "PostgreSQL did not come back: start it with pg_ctlcluster $PG_VERSION main start" >&2
   psql "$PG/postgres" -qtAc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
   if [[ ${KEEP_FAULTS_LOGS:-} == "" ]]; then rm -rf "$work"; else echo "logs kept in $work"; fi
@@ -197,12 +201,12 @@ disk="$work/disk"
 mkdir -p "$disk"
 method=""
 if mount -t tmpfs -o size=4m tmpfs "$disk" 2>"$work/mount.err"; then
-  mounted=$disk
+  mounts+=("$disk")
   method="tmpfs of 4 MiB"
 elif command -v mkfs.ext4 >/dev/null && truncate -s 8M "$work/disk.img" &&
   mkfs.ext4 -q -F "$work/disk.img" >/dev/null 2>&1 &&
   mount -o loop "$work/disk.img" "$disk" 2>>"$work/mount.err"; then
-  mounted=$disk
+  mounts+=("$disk")
   method="loop-mounted ext4 image of 8 MiB"
 fi
 if [[ -n $method ]]; then
@@ -213,6 +217,52 @@ if [[ -n $method ]]; then
   faults sqlite sqlite "$port:$started" "$disk/filler" "$work/sqlite.log"
 else
   skip "SQLite on a full disk: neither a tmpfs nor a loop mount is permitted here ($(head -c 200 "$work/mount.err"))"
+fi
+
+for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
+pids=()
+
+# 5. SQLite on a disk that turns read-only: an ext4 image mounted with
+# errors=remount-ro, turned read-only under traffic by ext4's own error trigger
+# (as the kernel does when a disk fails), then checked with e2fsck and mounted again.
+ro_disk="$work/ro-disk"
+mkdir -p "$ro_disk"
+if command -v mkfs.ext4 >/dev/null && command -v e2fsck >/dev/null &&
+  truncate -s 16M "$work/ro.img" && mkfs.ext4 -q -F "$work/ro.img" >/dev/null 2>&1 &&
+  mount -o loop,errors=remount-ro "$work/ro.img" "$ro_disk" 2>"$work/ro-mount.err"; then
+  mounts+=("$ro_disk")
+  device=$(basename "$(findmnt -no SOURCE "$ro_disk")")
+  ro_url="sqlite://$ro_disk/rotor.db"
+  add_principals "$ro_url"
+  start readonly ROTOR__DATABASE__URL="$ro_url" ROTOR__DATABASE__MAX_CONNECTIONS=4
+  faults readonly readonly "$port:$started" "/sys/fs/ext4/$device/trigger_fs_error" \
+    "$work/readonly.log" "$work/unspent.tokens"
+  stop_pid "$started"
+  forget "$started"
+
+  # A database on a read-only disk at start: rotor exits and says why.
+  set +e
+  ROTOR__DATABASE__URL="$ro_url" ROTOR__SERVER__BIND=127.0.0.1:0 timeout 30 "$ROTOR" serve \
+    >"$work/readonly-start.out" 2>"$work/readonly-start.log"
+  status=$?
+  set -e
+  if [[ $status -ne 0 && $status -ne 124 ]] &&
+    grep -q 'rotor.db cannot be written' "$work/readonly-start.log" &&
+    grep -q 'Read-only file system' "$work/readonly-start.log"; then
+    ok "started on the read-only disk, rotor exits ($status) naming the file and the cause"
+  else
+    fail "started on the read-only disk, rotor exits naming the file and the cause" \
+      "(status $status: $(grep -v '^ *[0-9]*:\|^ *at ' "$work/readonly-start.log" | head -c 400))"
+  fi
+
+  # Repaired: checked, mounted again, served by a new instance.
+  umount "$ro_disk"
+  e2fsck -fy "$work/ro.img" >"$work/e2fsck.out" 2>&1 || true
+  mount -o loop,errors=remount-ro "$work/ro.img" "$ro_disk"
+  start repaired ROTOR__DATABASE__URL="$ro_url"
+  faults repaired repaired "$port:$started" "$work/unspent.tokens"
+else
+  skip "SQLite on a read-only disk: no loop-mounted ext4 here ($(head -c 200 "$work/ro-mount.err" 2>/dev/null))"
 fi
 
 if grep -q 'panicked' "$work"/*.log; then
