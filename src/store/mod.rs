@@ -103,6 +103,38 @@ where
     }
 }
 
+/// Runs a write again, once, when the database aborted it and says so: a
+/// serialization failure or a deadlock (PostgreSQL), or a snapshot that another
+/// writer made stale (SQLite BUSY_SNAPSHOT). The database rolled the transaction
+/// back, so nothing of it was kept and running it again is safe. Nothing else is
+/// retried: after a dropped connection a commit's outcome is unknown, and a busy
+/// file has already been waited for; the caller answers 503.
+pub(crate) async fn retry_rolled_back<T, F, Fut>(mut write: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    match write().await {
+        Err(StoreError::Unavailable(e)) if was_rolled_back(&e) => {
+            tracing::warn!(error = %e, "the database aborted a write; retrying it once");
+            write().await
+        }
+        other => other,
+    }
+}
+
+/// Whether the database reports that it rolled the transaction back on its own.
+fn was_rolled_back(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return code.as_deref() == Some("517");
+    }
+    matches!(code.as_deref(), Some("40001" | "40P01"))
+}
+
 /// Shorthand used by both backends.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewSession, Purged, QuickRotated,
     QuickRotation, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError, StoreResult,
-    UserRecord, count, retry_read, split_list,
+    UserRecord, count, retry_read, retry_rolled_back, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -414,25 +414,28 @@ impl Store for PgStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        // language=PostgreSQL
-        sqlx::query(
-            r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
-               values ($1, $2, $3, $4, 0, $5)"#,
-        )
-        .bind(s.family_id)
-        .bind(&s.client_id)
-        .bind(s.user_id)
-        .bind(&s.scope)
-        .bind(s.created_at)
-        .execute(&mut *tx)
+        retry_rolled_back(move || async move {
+            let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+            // language=PostgreSQL
+            sqlx::query(
+                r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
+                   values ($1, $2, $3, $4, 0, $5)"#,
+            )
+            .bind(s.family_id)
+            .bind(&s.client_id)
+            .bind(s.user_id)
+            .bind(&s.scope)
+            .bind(s.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if let Some(rt) = &s.refresh {
+                insert_refresh_token(&mut tx, s.family_id, rt).await?;
+            }
+            insert_access_token(&mut tx, s.family_id, &s.access).await?;
+            tx.commit().await.map_err(StoreError::from_sqlx)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        if let Some(rt) = &s.refresh {
-            insert_refresh_token(&mut tx, s.family_id, rt).await?;
-        }
-        insert_access_token(&mut tx, s.family_id, &s.access).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)
     }
 
     async fn find_refresh_token(
@@ -463,154 +466,163 @@ impl Store for PgStore {
     }
 
     async fn rotate_refresh_token(&self, r: &Rotation) -> StoreResult<RotationOutcome> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        if r.spend_old {
-            // The conditional update is the lock: of concurrent requests for one
-            // token, exactly one finds `used_at is null`.
-            // language=PostgreSQL
-            let spent = sqlx::query(
-                r#"update refresh_tokens
-                   set used_at = $2, successor_hash = $3, retry_answer = $4, retry_until = $5
-                   where token_hash = $1 and used_at is null"#,
-            )
-            .bind(r.old.as_bytes().as_slice())
-            .bind(r.now)
-            .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
-            .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
-            .bind(r.retry.as_ref().map(|a| a.until))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if spent.rows_affected() == 0 {
-                return Ok(RotationOutcome::AlreadyUsed);
+        retry_rolled_back(move || async move {
+            let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+            if r.spend_old {
+                // The conditional update is the lock: of concurrent requests for one
+                // token, exactly one finds `used_at is null`.
+                // language=PostgreSQL
+                let spent = sqlx::query(
+                    r#"update refresh_tokens
+                       set used_at = $2, successor_hash = $3, retry_answer = $4, retry_until = $5
+                       where token_hash = $1 and used_at is null"#,
+                )
+                .bind(r.old.as_bytes().as_slice())
+                .bind(r.now)
+                .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+                .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
+                .bind(r.retry.as_ref().map(|a| a.until))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+                if spent.rows_affected() == 0 {
+                    return Ok(RotationOutcome::AlreadyUsed);
+                }
             }
-        }
-        // language=PostgreSQL
-        let counted: Option<(i32,)> = sqlx::query_as(
-            r#"update token_families f set refresh_count = refresh_count + 1
-               where id = $1 and revoked_at is null
-                 and ($2 = 0 or refresh_count < $2)
-                 and exists (select 1 from users u where u.id = f.user_id and not u.disabled)
-               returning refresh_count"#,
-        )
-        .bind(r.family_id)
-        .bind(i64::from(r.max_refreshes))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let Some((refresh_count,)) = counted else {
             // language=PostgreSQL
-            let (live,): (bool,) = sqlx::query_as(
-                r#"select f.revoked_at is null and not u.disabled
-                   from token_families f join users u on u.id = f.user_id where f.id = $1"#,
+            let counted: Option<(i32,)> = sqlx::query_as(
+                r#"update token_families f set refresh_count = refresh_count + 1
+                   where id = $1 and revoked_at is null
+                     and ($2 = 0 or refresh_count < $2)
+                     and exists (select 1 from users u where u.id = f.user_id and not u.disabled)
+                   returning refresh_count"#,
             )
             .bind(r.family_id)
+            .bind(i64::from(r.max_refreshes))
             .fetch_optional(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?
-            .unwrap_or((false,));
-            return Ok(if live {
-                RotationOutcome::LimitReached
-            } else {
-                RotationOutcome::Inactive
-            });
-        };
-        if let Some(successor) = &r.successor {
-            insert_refresh_token(&mut tx, r.family_id, successor).await?;
-        }
-        insert_access_token(&mut tx, r.family_id, &r.access).await?;
-        if let Some(event) = &r.audit {
-            insert_audit(&mut *tx, event).await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(RotationOutcome::Rotated {
-            refresh_count: count(refresh_count.into(), "refresh_count")?,
-        })
-    }
-
-    async fn rotate_in_one_step(&self, r: &QuickRotation) -> StoreResult<Option<QuickRotated>> {
-        // One round trip for the common refresh. The candidate rows are locked, so of
-        // concurrent requests for one token the later ones re-check `used_at` once
-        // the first commits, find nothing, and take the general path (reuse).
-        // language=PostgreSQL
-        let row: Option<(Uuid, Uuid, String, i32)> = sqlx::query_as(
-            r#"with candidate as (
-                   select rt.token_hash, f.id as family_id, u.username
-                   from refresh_tokens rt
-                   join token_families f on f.id = rt.family_id
-                   join users u on u.id = f.user_id
-                   where rt.token_hash = $1
-                     and rt.used_at is null and rt.expires_at > $2
-                     and f.client_id = $3 and f.revoked_at is null and not u.disabled
-                     and ($4 = 0 or f.refresh_count < $4)
-                   for update of rt, f
-               ), spent as (
-                   update refresh_tokens rt set used_at = $2, successor_hash = $5
-                   from candidate c
-                   where rt.token_hash = c.token_hash and rt.used_at is null
-                   returning rt.family_id
-               ), counted as (
-                   update token_families f set refresh_count = f.refresh_count + 1
-                   from spent s
-                   where f.id = s.family_id
-                   returning f.id, f.user_id, f.scope, f.refresh_count
-               ), successor as (
-                   insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
-                   select $5, id, $2, $6 from counted
-               ), access as (
-                   insert into access_tokens (jti, family_id, issued_at, expires_at)
-                   select $7, id, $2, $8 from counted
-               ), audit as (
-                   insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-                   select $2, 'refresh', c.username, $3, k.id, $9, 'success'
-                   from counted k join candidate c on c.family_id = k.id
-               )
-               select id, user_id, scope, refresh_count from counted"#,
-        )
-        .bind(r.old.as_bytes().as_slice())
-        .bind(r.now)
-        .bind(&r.client_id)
-        .bind(i64::from(r.max_refreshes))
-        .bind(r.successor.hash.as_bytes().as_slice())
-        .bind(r.successor.expires_at)
-        .bind(r.access.jti)
-        .bind(r.access.expires_at)
-        .bind(&r.ip)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        row.map(|(family_id, user_id, scope, refresh_count)| {
-            Ok(QuickRotated {
-                family_id,
-                user_id,
-                scope,
+            .map_err(StoreError::from_sqlx)?;
+            let Some((refresh_count,)) = counted else {
+                // language=PostgreSQL
+                let (live,): (bool,) = sqlx::query_as(
+                    r#"select f.revoked_at is null and not u.disabled
+                       from token_families f join users u on u.id = f.user_id where f.id = $1"#,
+                )
+                .bind(r.family_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .unwrap_or((false,));
+                return Ok(if live {
+                    RotationOutcome::LimitReached
+                } else {
+                    RotationOutcome::Inactive
+                });
+            };
+            if let Some(successor) = &r.successor {
+                insert_refresh_token(&mut tx, r.family_id, successor).await?;
+            }
+            insert_access_token(&mut tx, r.family_id, &r.access).await?;
+            if let Some(event) = &r.audit {
+                insert_audit(&mut *tx, event).await?;
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(RotationOutcome::Rotated {
                 refresh_count: count(refresh_count.into(), "refresh_count")?,
             })
         })
-        .transpose()
+        .await
+    }
+
+    async fn rotate_in_one_step(&self, r: &QuickRotation) -> StoreResult<Option<QuickRotated>> {
+        retry_rolled_back(move || async move {
+            // One round trip for the common refresh. The candidate rows are locked, so of
+            // concurrent requests for one token the later ones re-check `used_at` once
+            // the first commits, find nothing, and take the general path (reuse).
+            // language=PostgreSQL
+            let row: Option<(Uuid, Uuid, String, i32)> = sqlx::query_as(
+                r#"with candidate as (
+                       select rt.token_hash, f.id as family_id, u.username
+                       from refresh_tokens rt
+                       join token_families f on f.id = rt.family_id
+                       join users u on u.id = f.user_id
+                       where rt.token_hash = $1
+                         and rt.used_at is null and rt.expires_at > $2
+                         and f.client_id = $3 and f.revoked_at is null and not u.disabled
+                         and ($4 = 0 or f.refresh_count < $4)
+                       for update of rt, f
+                   ), spent as (
+                       update refresh_tokens rt set used_at = $2, successor_hash = $5
+                       from candidate c
+                       where rt.token_hash = c.token_hash and rt.used_at is null
+                       returning rt.family_id
+                   ), counted as (
+                       update token_families f set refresh_count = f.refresh_count + 1
+                       from spent s
+                       where f.id = s.family_id
+                       returning f.id, f.user_id, f.scope, f.refresh_count
+                   ), successor as (
+                       insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+                       select $5, id, $2, $6 from counted
+                   ), access as (
+                       insert into access_tokens (jti, family_id, issued_at, expires_at)
+                       select $7, id, $2, $8 from counted
+                   ), audit as (
+                       insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                       select $2, 'refresh', c.username, $3, k.id, $9, 'success'
+                       from counted k join candidate c on c.family_id = k.id
+                   )
+                   select id, user_id, scope, refresh_count from counted"#,
+            )
+            .bind(r.old.as_bytes().as_slice())
+            .bind(r.now)
+            .bind(&r.client_id)
+            .bind(i64::from(r.max_refreshes))
+            .bind(r.successor.hash.as_bytes().as_slice())
+            .bind(r.successor.expires_at)
+            .bind(r.access.jti)
+            .bind(r.access.expires_at)
+            .bind(&r.ip)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(|(family_id, user_id, scope, refresh_count)| {
+                Ok(QuickRotated {
+                    family_id,
+                    user_id,
+                    scope,
+                    refresh_count: count(refresh_count.into(), "refresh_count")?,
+                })
+            })
+            .transpose()
+        })
+        .await
     }
 
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        // language=PostgreSQL
-        let done = sqlx::query(
-            r#"update token_families set revoked_at = $2 where id = $1 and revoked_at is null"#,
-        )
-        .bind(family_id)
-        .bind(now)
-        .execute(&self.pool)
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            let done = sqlx::query(
+                r#"update token_families set revoked_at = $2 where id = $1 and revoked_at is null"#,
+            )
+            .bind(family_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            // A revoked family is never revived by a retry: its sealed answers go too.
+            // language=PostgreSQL
+            sqlx::query(
+                r#"update refresh_tokens set retry_answer = null, retry_until = null
+                   where family_id = $1 and retry_answer is not null"#,
+            )
+            .bind(family_id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        // A revoked family is never revived by a retry: its sealed answers go too.
-        // language=PostgreSQL
-        sqlx::query(
-            r#"update refresh_tokens set retry_answer = null, retry_until = null
-               where family_id = $1 and retry_answer is not null"#,
-        )
-        .bind(family_id)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
@@ -661,16 +673,19 @@ impl Store for PgStore {
     }
 
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        // language=PostgreSQL
-        let done = sqlx::query(
-            r#"update access_tokens set revoked_at = $2 where jti = $1 and revoked_at is null"#,
-        )
-        .bind(jti)
-        .bind(now)
-        .execute(&self.pool)
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            let done = sqlx::query(
+                r#"update access_tokens set revoked_at = $2 where jti = $1 and revoked_at is null"#,
+            )
+            .bind(jti)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
@@ -820,43 +835,49 @@ impl Store for PgStore {
         max: u32,
         lock_for: Duration,
     ) -> StoreResult<bool> {
-        // One upsert: a failure outside the window starts a new one; reaching `max`
-        // sets the lock.
-        // language=PostgreSQL
-        let (locked,): (bool,) = sqlx::query_as(
-            r#"insert into login_failures as lf (key, window_start, failures, locked_until)
-               values ($1, $2, 1, case when $4 <= 1 then $5 end)
-               on conflict (key) do update set
-                 window_start = case when lf.window_start <= $3 then $2 else lf.window_start end,
-                 failures = case when lf.window_start <= $3 then 1 else lf.failures + 1 end,
-                 locked_until = case
-                   when (case when lf.window_start <= $3 then 1 else lf.failures + 1 end) >= $4
-                   then $5 else lf.locked_until end
-               returning coalesce(locked_until > $2, false)"#,
-        )
-        .bind(key)
-        .bind(now)
-        .bind(now - window)
-        .bind(i64::from(max))
-        .bind(now + lock_for)
-        .fetch_one(&self.pool)
+        retry_rolled_back(move || async move {
+            // One upsert: a failure outside the window starts a new one; reaching `max`
+            // sets the lock.
+            // language=PostgreSQL
+            let (locked,): (bool,) = sqlx::query_as(
+                r#"insert into login_failures as lf (key, window_start, failures, locked_until)
+                   values ($1, $2, 1, case when $4 <= 1 then $5 end)
+                   on conflict (key) do update set
+                     window_start = case when lf.window_start <= $3 then $2 else lf.window_start end,
+                     failures = case when lf.window_start <= $3 then 1 else lf.failures + 1 end,
+                     locked_until = case
+                       when (case when lf.window_start <= $3 then 1 else lf.failures + 1 end) >= $4
+                       then $5 else lf.locked_until end
+                   returning coalesce(locked_until > $2, false)"#,
+            )
+            .bind(key)
+            .bind(now)
+            .bind(now - window)
+            .bind(i64::from(max))
+            .bind(now + lock_for)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(locked)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(locked)
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        // language=PostgreSQL
-        sqlx::query(r#"delete from login_failures where key = $1"#)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            sqlx::query(r#"delete from login_failures where key = $1"#)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        insert_audit(&self.pool, e).await
+        retry_rolled_back(move || async move { insert_audit(&self.pool, e).await }).await
     }
 
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {

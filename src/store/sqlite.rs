@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     AccessTokenRecord, AuditEvent, AuditFilter, ClientRecord, NewAccessToken, NewRefreshToken,
     NewSession, Purged, RefreshTokenRecord, Rotation, RotationOutcome, Store, StoreError,
-    StoreResult, UserRecord, count, retry_read, split_list,
+    StoreResult, UserRecord, count, retry_read, retry_rolled_back, split_list,
 };
 use crate::crypto::{keys::StoredKey, token::TokenHash};
 
@@ -496,25 +496,28 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        // language=SQLite
-        sqlx::query(
-            r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
-               values (?1, ?2, ?3, ?4, 0, ?5)"#,
-        )
-        .bind(s.family_id.to_string())
-        .bind(&s.client_id)
-        .bind(s.user_id.to_string())
-        .bind(&s.scope)
-        .bind(ts(s.created_at))
-        .execute(&mut *tx)
+        retry_rolled_back(move || async move {
+            let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+            // language=SQLite
+            sqlx::query(
+                r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
+                   values (?1, ?2, ?3, ?4, 0, ?5)"#,
+            )
+            .bind(s.family_id.to_string())
+            .bind(&s.client_id)
+            .bind(s.user_id.to_string())
+            .bind(&s.scope)
+            .bind(ts(s.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            if let Some(rt) = &s.refresh {
+                insert_refresh_token(&mut tx, s.family_id, rt).await?;
+            }
+            insert_access_token(&mut tx, s.family_id, &s.access).await?;
+            tx.commit().await.map_err(StoreError::from_sqlx)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        if let Some(rt) = &s.refresh {
-            insert_refresh_token(&mut tx, s.family_id, rt).await?;
-        }
-        insert_access_token(&mut tx, s.family_id, &s.access).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)
     }
 
     async fn find_refresh_token(
@@ -545,94 +548,100 @@ impl Store for SqliteStore {
     }
 
     async fn rotate_refresh_token(&self, r: &Rotation) -> StoreResult<RotationOutcome> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        if r.spend_old {
-            // The first statement writes, so this transaction holds the database's
-            // write lock from here on: of concurrent requests for one token, exactly
-            // one finds `used_at is null`.
-            // language=SQLite
-            let spent = sqlx::query(
-                r#"update refresh_tokens
-                   set used_at = ?2, successor_hash = ?3, retry_answer = ?4, retry_until = ?5
-                   where token_hash = ?1 and used_at is null"#,
-            )
-            .bind(r.old.as_bytes().as_slice())
-            .bind(ts(r.now))
-            .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
-            .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
-            .bind(r.retry.as_ref().map(|a| ts(a.until)))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if spent.rows_affected() == 0 {
-                return Ok(RotationOutcome::AlreadyUsed);
+        retry_rolled_back(move || async move {
+            let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+            if r.spend_old {
+                // The first statement writes, so this transaction holds the database's
+                // write lock from here on: of concurrent requests for one token, exactly
+                // one finds `used_at is null`.
+                // language=SQLite
+                let spent = sqlx::query(
+                    r#"update refresh_tokens
+                       set used_at = ?2, successor_hash = ?3, retry_answer = ?4, retry_until = ?5
+                       where token_hash = ?1 and used_at is null"#,
+                )
+                .bind(r.old.as_bytes().as_slice())
+                .bind(ts(r.now))
+                .bind(r.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+                .bind(r.retry.as_ref().map(|a| a.ciphertext.clone()))
+                .bind(r.retry.as_ref().map(|a| ts(a.until)))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+                if spent.rows_affected() == 0 {
+                    return Ok(RotationOutcome::AlreadyUsed);
+                }
             }
-        }
-        // language=SQLite
-        let counted: Option<(i64,)> = sqlx::query_as(
-            r#"update token_families set refresh_count = refresh_count + 1
-               where id = ?1 and revoked_at is null
-                 and (?2 = 0 or refresh_count < ?2)
-                 and exists (select 1 from users u
-                             where u.id = token_families.user_id and not u.disabled)
-               returning refresh_count"#,
-        )
-        .bind(r.family_id.to_string())
-        .bind(i64::from(r.max_refreshes))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        let Some((refresh_count,)) = counted else {
             // language=SQLite
-            let (live,): (bool,) = sqlx::query_as(
-                r#"select f.revoked_at is null and not u.disabled
-                   from token_families f join users u on u.id = f.user_id where f.id = ?1"#,
+            let counted: Option<(i64,)> = sqlx::query_as(
+                r#"update token_families set refresh_count = refresh_count + 1
+                   where id = ?1 and revoked_at is null
+                     and (?2 = 0 or refresh_count < ?2)
+                     and exists (select 1 from users u
+                                 where u.id = token_families.user_id and not u.disabled)
+                   returning refresh_count"#,
             )
             .bind(r.family_id.to_string())
+            .bind(i64::from(r.max_refreshes))
             .fetch_optional(&mut *tx)
             .await
-            .map_err(StoreError::from_sqlx)?
-            .unwrap_or((false,));
-            return Ok(if live {
-                RotationOutcome::LimitReached
-            } else {
-                RotationOutcome::Inactive
-            });
-        };
-        if let Some(successor) = &r.successor {
-            insert_refresh_token(&mut tx, r.family_id, successor).await?;
-        }
-        insert_access_token(&mut tx, r.family_id, &r.access).await?;
-        if let Some(event) = &r.audit {
-            insert_audit(&mut *tx, event).await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(RotationOutcome::Rotated {
-            refresh_count: count(refresh_count, "refresh_count")?,
+            .map_err(StoreError::from_sqlx)?;
+            let Some((refresh_count,)) = counted else {
+                // language=SQLite
+                let (live,): (bool,) = sqlx::query_as(
+                    r#"select f.revoked_at is null and not u.disabled
+                       from token_families f join users u on u.id = f.user_id where f.id = ?1"#,
+                )
+                .bind(r.family_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?
+                .unwrap_or((false,));
+                return Ok(if live {
+                    RotationOutcome::LimitReached
+                } else {
+                    RotationOutcome::Inactive
+                });
+            };
+            if let Some(successor) = &r.successor {
+                insert_refresh_token(&mut tx, r.family_id, successor).await?;
+            }
+            insert_access_token(&mut tx, r.family_id, &r.access).await?;
+            if let Some(event) = &r.audit {
+                insert_audit(&mut *tx, event).await?;
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(RotationOutcome::Rotated {
+                refresh_count: count(refresh_count, "refresh_count")?,
+            })
         })
+        .await
     }
 
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        // language=SQLite
-        let done = sqlx::query(
-            r#"update token_families set revoked_at = ?2 where id = ?1 and revoked_at is null"#,
-        )
-        .bind(family_id.to_string())
-        .bind(ts(now))
-        .execute(&self.pool)
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            let done = sqlx::query(
+                r#"update token_families set revoked_at = ?2 where id = ?1 and revoked_at is null"#,
+            )
+            .bind(family_id.to_string())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            // A revoked family is never revived by a retry: its sealed answers go too.
+            // language=SQLite
+            sqlx::query(
+                r#"update refresh_tokens set retry_answer = null, retry_until = null
+                   where family_id = ?1 and retry_answer is not null"#,
+            )
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        // A revoked family is never revived by a retry: its sealed answers go too.
-        // language=SQLite
-        sqlx::query(
-            r#"update refresh_tokens set retry_answer = null, retry_until = null
-               where family_id = ?1 and retry_answer is not null"#,
-        )
-        .bind(family_id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
@@ -683,16 +692,19 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_access_token(&self, jti: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        // language=SQLite
-        let done = sqlx::query(
-            r#"update access_tokens set revoked_at = ?2 where jti = ?1 and revoked_at is null"#,
-        )
-        .bind(jti.to_string())
-        .bind(ts(now))
-        .execute(&self.pool)
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            let done = sqlx::query(
+                r#"update access_tokens set revoked_at = ?2 where jti = ?1 and revoked_at is null"#,
+            )
+            .bind(jti.to_string())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected() == 1)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
@@ -837,43 +849,49 @@ impl Store for SqliteStore {
         max: u32,
         lock_for: Duration,
     ) -> StoreResult<bool> {
-        // One upsert: a failure outside the window starts a new one; reaching `max`
-        // sets the lock.
-        // language=SQLite
-        let (locked,): (bool,) = sqlx::query_as(
-            r#"insert into login_failures (key, window_start, failures, locked_until)
-               values (?1, ?2, 1, case when ?4 <= 1 then ?5 end)
-               on conflict (key) do update set
-                 window_start = case when window_start <= ?3 then ?2 else window_start end,
-                 failures = case when window_start <= ?3 then 1 else failures + 1 end,
-                 locked_until = case
-                   when (case when window_start <= ?3 then 1 else failures + 1 end) >= ?4
-                   then ?5 else locked_until end
-               returning coalesce(locked_until > ?2, 0)"#,
-        )
-        .bind(key)
-        .bind(ts(now))
-        .bind(ts(now - window))
-        .bind(i64::from(max))
-        .bind(ts(now + lock_for))
-        .fetch_one(&self.pool)
+        retry_rolled_back(move || async move {
+            // One upsert: a failure outside the window starts a new one; reaching `max`
+            // sets the lock.
+            // language=SQLite
+            let (locked,): (bool,) = sqlx::query_as(
+                r#"insert into login_failures (key, window_start, failures, locked_until)
+                   values (?1, ?2, 1, case when ?4 <= 1 then ?5 end)
+                   on conflict (key) do update set
+                     window_start = case when window_start <= ?3 then ?2 else window_start end,
+                     failures = case when window_start <= ?3 then 1 else failures + 1 end,
+                     locked_until = case
+                       when (case when window_start <= ?3 then 1 else failures + 1 end) >= ?4
+                       then ?5 else locked_until end
+                   returning coalesce(locked_until > ?2, 0)"#,
+            )
+            .bind(key)
+            .bind(ts(now))
+            .bind(ts(now - window))
+            .bind(i64::from(max))
+            .bind(ts(now + lock_for))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(locked)
+        })
         .await
-        .map_err(StoreError::from_sqlx)?;
-        Ok(locked)
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        // language=SQLite
-        sqlx::query(r#"delete from login_failures where key = ?1"#)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(())
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            sqlx::query(r#"delete from login_failures where key = ?1"#)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
-        insert_audit(&self.pool, e).await
+        retry_rolled_back(move || async move { insert_audit(&self.pool, e).await }).await
     }
 
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {

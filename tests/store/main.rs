@@ -699,3 +699,68 @@ async fn postgres_rotates_in_one_step_exactly_once(pool: sqlx::PgPool) {
         ("refresh", Some("192.0.2.1"))
     );
 }
+
+/// PostgreSQL ends a deadlock by aborting one of the transactions and rolling it
+/// back (40P01). A rotation that is the one aborted is run again, once, and
+/// succeeds: the client gets its tokens instead of a 503.
+#[sqlx::test(migrations = "migrations/postgres")]
+async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool) {
+    let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool.clone()));
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    // Another transaction holds the family row. It waits 10 s before it looks for
+    // deadlocks, so the rotation's backend (1 s) finds the deadlock and is aborted.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("set local deadlock_timeout = '10s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("select 1 from token_families where id = $1 for update")
+        .bind(family_id)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    // The rotation spends the token row first, then waits for the family row.
+    let (r, next) = rotation(&token, family_id, 0);
+    let rotating = tokio::spawn({
+        let store = store.clone();
+        async move { store.rotate_refresh_token(&r).await }
+    });
+    let waiting = async {
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        for _ in 0..500 {
+            pace.tick().await;
+            let blocked: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if blocked == 1 {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(
+        waiting.await,
+        "the rotation never waited for the family row"
+    );
+    // Now this transaction wants the token row the rotation holds: a deadlock.
+    sqlx::query("select 1 from refresh_tokens where token_hash = $1 for update")
+        .bind(token.hash().as_bytes().as_slice())
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+
+    let outcome = rotating.await.unwrap();
+    assert!(
+        matches!(outcome, Ok(RotationOutcome::Rotated { refresh_count: 1 })),
+        "{outcome:?}"
+    );
+    let successor = store.find_refresh_token(&next.hash()).await.unwrap();
+    assert!(successor.is_some_and(|s| s.used_at.is_none()));
+}
