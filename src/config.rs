@@ -251,6 +251,18 @@ impl Settings {
     /// # Errors
     /// A missing file, an unknown key or a value of the wrong form; the message names the key.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+        Settings::layered(path, None)
+    }
+
+    /// The layers of [`Settings::load`], reading `environment` instead of the
+    /// process environment when given (tests).
+    ///
+    /// List keys take comma-separated values from the environment, e.g.
+    /// `ROTOR__SERVER__TRUSTED_PROXIES=10.0.0.2,10.0.0.3`.
+    fn layered(
+        path: Option<&Path>,
+        environment: Option<config::Map<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = path {
@@ -265,7 +277,11 @@ impl Settings {
                 config::Environment::with_prefix("ROTOR")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("keys.previous_secrets")
+                    .source(environment),
             )
             .build()
             .context("reading configuration")?
@@ -406,6 +422,36 @@ mod tests {
         assert!(s.cleanup.enabled && s.metrics.enabled);
         assert_eq!(s.server.request_timeout, Duration::from_secs(10));
         assert_eq!(s.server.header_read_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn list_keys_take_comma_separated_values_from_the_environment() {
+        let environment = [
+            ("ROTOR__SERVER__TRUSTED_PROXIES", "10.0.0.2,10.0.0.3"),
+            ("ROTOR__KEYS__SECRET", "a-new-secret-of-some-length"),
+            (
+                "ROTOR__KEYS__PREVIOUS_SECRETS",
+                "an-old-secret-of-some-length",
+            ),
+            ("ROTOR__TOKENS__ISSUER", "https://auth.example.com"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = Settings::layered(None, Some(environment)).unwrap();
+        assert_eq!(
+            s.server.trusted_proxies,
+            [
+                "10.0.0.2".parse::<std::net::IpAddr>().unwrap(),
+                "10.0.0.3".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            s.keys.secret.as_deref(),
+            Some("a-new-secret-of-some-length")
+        );
+        assert_eq!(s.keys.previous_secrets, ["an-old-secret-of-some-length"]);
+        assert_eq!(s.tokens.issuer, "https://auth.example.com");
     }
 
     #[test]
