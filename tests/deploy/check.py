@@ -66,6 +66,13 @@ check(str(env.get("ROTOR__DATABASE__URL", "")).startswith("postgres://") and "@d
       "rotor's database is the db service")
 check(str(env.get("ROTOR__SERVER__BIND", "")).startswith("0.0.0.0:8080"), "rotor listens on 8080 in its container")
 check("ports" not in rotor, "replicas publish no port (the balancer does)")
+lb_address = ((services.get("lb", {}).get("networks") or {}).get("backend") or {}).get("ipv4_address")
+check(lb_address is not None and str(env.get("ROTOR__SERVER__TRUSTED_PROXIES")) == lb_address,
+      "the replicas trust X-Forwarded-For from the balancer's fixed address, and only from it",
+      f"{env.get('ROTOR__SERVER__TRUSTED_PROXIES')} vs {lb_address}")
+secret = str(env.get("ROTOR__KEYS__SECRET", ""))
+check(re.fullmatch(r"\$\{\w+:\?[^}]+\}", secret) is not None,
+      "rotor's signing keys are sealed under a secret that compose requires from outside", secret)
 
 # Every ROTOR__ key exists in config/default.toml.
 with open("config/default.toml") as f:
