@@ -478,20 +478,28 @@ def fill(path):
     return written
 
 
+def four_chains(base, when):
+    """Four logins, each refreshed once: their live refresh tokens and the last
+    access token. Ends the run when any of it fails."""
+    rts, access = [], None
+    for _ in range(4):
+        a = login(base)
+        if a.status == 200:
+            access = a.body["access_token"]
+            a = refresh(base, a.body["refresh_token"])
+        if a.status == 200:
+            rts.append(a.body["refresh_token"])
+    report(len(rts) == 4, f"logins and refreshes on SQLite {when}")
+    if len(rts) < 4:
+        sys.exit(1)
+    return rts, access
+
+
 def sqlite(spec, filler, log):
     """SQLite on a small tmpfs: full disk under refresh traffic, then space freed."""
     port, pid = instances([spec])[0]
     base = url(port)
-    rts = []
-    for _ in range(4):
-        a = login(base)
-        if a.status == 200:
-            a = refresh(base, a.body["refresh_token"])
-        if a.status == 200:
-            rts.append(a.body["refresh_token"])
-    report(len(rts) == 4, "logins and refreshes on SQLite before the disk fills")
-    if len(rts) < 4:
-        sys.exit(1)
+    rts, _ = four_chains(base, "before the disk fills")
 
     written = fill(filler)
     note(f"filled the file system with {written // 1024} KiB")
@@ -545,17 +553,7 @@ def readonly(spec, trigger, log, unspent):
     for `repaired`."""
     port, pid = instances([spec])[0]
     base = url(port)
-    rts, access = [], None
-    for _ in range(4):
-        a = login(base)
-        if a.status == 200:
-            access = a.body["access_token"]
-            a = refresh(base, a.body["refresh_token"])
-        if a.status == 200:
-            rts.append(a.body["refresh_token"])
-    report(len(rts) == 4, "logins and refreshes on SQLite before the disk turns read-only")
-    if len(rts) < 4:
-        sys.exit(1)
+    rts, access = four_chains(base, "before the disk turns read-only")
 
     # What was committed reaches the disk first: SQLite's WAL commits (synchronous =
     # NORMAL) wait in the operating system's cache, and a disk that fails before
