@@ -26,12 +26,18 @@ failed=0
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   rm -rf "artifacts/$target"
+  mkdir -p "artifacts/$target"
+  log="artifacts/$target/fuzz.log"
   # -timeout: an input that takes over 5 s counts as a hang, and fails the run.
+  # libFuzzer's progress goes to a log; the summary, or on failure its end, is shown.
   if cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "regressions/$target" -- \
-    -max_total_time="$seconds" -max_len=4096 -timeout=5 -print_final_stats=1; then
+    -max_total_time="$seconds" -max_len=4096 -timeout=5 -print_final_stats=1 >"$log" 2>&1; then
     passed=$((passed + 1))
+    echo "fuzz: $target: $(grep -E '^Done [0-9]+ runs' "$log" || echo 'no summary')"
   else
     failed=$((failed + 1))
+    tail -n 40 "$log"
+    rm -f "$log"
     echo "fuzz: $target failed; its input, also in fuzz/artifacts/$target/:"
     for input in "artifacts/$target"/*; do
       [ -f "$input" ] && echo "  $(basename "$input"): $(base64 -w0 "$input")"
