@@ -48,7 +48,9 @@ password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
 rotor migrate >/dev/null
 printf '%s' "$secret" | rotor client add schemathesis --secret-stdin --scopes "read write" >/dev/null
 printf '%s' "$password" | rotor user add alice --password-stdin >/dev/null
-rotor serve >"$work/server.log" 2>&1 &
+# Not through the function: `rotor … &` would run in a subshell, and $! would be
+# that shell's PID, so the clean-up would stop the shell and leave rotor running.
+"$bin" --config "$work/rotor.toml" serve >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do
   curl -fsS -o /dev/null "$base/oauth2/jwks" 2>/dev/null && break
