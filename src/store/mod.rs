@@ -71,17 +71,32 @@ impl StoreError {
 /// IOERR (10: e.g. a disk that failed or was remounted read-only under us),
 /// FULL (13) and CANTOPEN (14: the file became unreachable).
 fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
-    let Some(code) = db.code() else {
-        return false;
-    };
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        return code
-            .parse::<i32>()
-            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
+    match error_code(db) {
+        Some(ErrorCode::Sqlite(extended)) => matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14),
+        Some(ErrorCode::Sqlstate(code)) => {
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(code.as_str(), "40001" | "40P01" | "53300")
+        }
+        None => false,
     }
-    code.starts_with("08")
-        || code.starts_with("57P")
-        || matches!(code.as_ref(), "40001" | "40P01" | "53300")
+}
+
+/// A database error's code, read the way its backend means it.
+enum ErrorCode {
+    /// SQLite's extended result code.
+    Sqlite(i32),
+    /// PostgreSQL's SQLSTATE.
+    Sqlstate(String),
+}
+
+fn error_code(db: &dyn sqlx::error::DatabaseError) -> Option<ErrorCode> {
+    let code = db.code()?;
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.parse().ok().map(ErrorCode::Sqlite)
+    } else {
+        Some(ErrorCode::Sqlstate(code.into_owned()))
+    }
 }
 
 /// Runs a read again, once, when it failed on a dropped connection or a transient
@@ -128,11 +143,11 @@ fn was_rolled_back(e: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;
     };
-    let code = db.code();
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        return code.as_deref() == Some("517");
+    match error_code(db.as_ref()) {
+        Some(ErrorCode::Sqlite(extended)) => extended == 517,
+        Some(ErrorCode::Sqlstate(code)) => matches!(code.as_str(), "40001" | "40P01"),
+        None => false,
     }
-    matches!(code.as_deref(), Some("40001" | "40P01"))
 }
 
 /// Shorthand used by both backends.

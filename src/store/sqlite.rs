@@ -59,20 +59,21 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let path = options.get_filename().to_owned();
+        let failed = |e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(BUSY_TIMEOUT)
             .after_release(|conn, _| Box::pin(keep_after_release(conn)))
             .connect_with(options)
             .await
-            .map_err(|e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e)))?;
+            .map_err(failed)?;
         // SQLite opens a file it may not write read-only, without a word (a
         // read-only volume that still holds the -wal and -shm files). A token
         // server that cannot write is of no use: say so at start, not on each grant.
         sqlx::raw_sql("begin immediate; create table rotor_write_check (x integer); rollback;")
             .execute(&pool)
             .await
-            .map_err(|e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e)))?;
+            .map_err(failed)?;
         Ok(SqliteStore { pool })
     }
 
