@@ -11,11 +11,11 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::ServiceExt;
 
 use crate::{
-    cleanup,
     clock::Clock,
     config::Settings,
     crypto::{keys::KeyRing, password::PasswordHasher},
     http::{self, AppState},
+    jobs::cleanup,
     lifecycle::Lifecycle,
     metrics::Metrics,
     store::{self, Store},
@@ -154,7 +154,7 @@ impl Application {
         if state.settings.cleanup.enabled {
             tokio::spawn(cleanup::run(
                 state.store.clone(),
-                state.settings.cleanup.clone(),
+                cleanup::Retention::from(state.settings.as_ref()),
                 state.clock.clone(),
                 state.metrics.clone(),
                 lifecycle.clone(),

@@ -18,6 +18,7 @@ use crate::{
     oauth::Scope,
     store::{self, ClientRecord, Store, StoreError, UserRecord},
     telemetry,
+    wire::GrantType,
 };
 
 /// rotor: an OAuth 2.0 token server with single-use, rotating refresh tokens.
@@ -138,7 +139,8 @@ pub enum UserCommand {
 }
 
 /// Grant types rotor implements.
-const GRANT_TYPES: [&str; 2] = ["password", "refresh_token"];
+/// The grants of the demo client.
+const DEMO_GRANTS: [GrantType; 2] = [GrantType::Password, GrantType::RefreshToken];
 
 /// Runs a parsed command line.
 ///
@@ -208,7 +210,7 @@ async fn create_demo(
         .create_client(&ClientRecord {
             id: "demo".into(),
             secret_hash: Some(secret.hash()),
-            grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+            grant_types: DEMO_GRANTS.to_vec(),
             scopes: vec!["read".into(), "write".into()],
             refresh_tokens: true,
             refresh_ttl: None,
@@ -281,14 +283,18 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
             if add.client_id.chars().any(char::is_whitespace) {
                 bail!("a client id must not contain white space");
             }
-            for g in &add.grants {
-                if !GRANT_TYPES.contains(&g.as_str()) {
-                    bail!(
-                        "unknown grant type {g:?}; rotor supports {}",
-                        GRANT_TYPES.join(", ")
-                    );
-                }
-            }
+            let grant_types = add
+                .grants
+                .iter()
+                .map(|g| {
+                    GrantType::parse(g).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "unknown grant type {g:?}; rotor supports {}",
+                            GrantType::names()
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if add
                 .grace_period
                 .is_some_and(|g| g > crate::config::MAX_GRACE_PERIOD)
@@ -308,7 +314,7 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
             let record = ClientRecord {
                 id: add.client_id.clone(),
                 secret_hash: secret.as_ref().map(ClientSecret::hash),
-                grant_types: add.grants.clone(),
+                grant_types,
                 scopes: scopes.tokens().to_vec(),
                 refresh_tokens: !add.no_refresh_tokens,
                 refresh_ttl: add.refresh_ttl,
@@ -357,7 +363,11 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
                     } else {
                         "confidential"
                     },
-                    c.grant_types.join(","),
+                    c.grant_types
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     c.scopes.join(" "),
                     refresh
                 );
@@ -500,8 +510,8 @@ async fn audit(args: AuditArgs, settings: &Settings) -> anyhow::Result<()> {
         println!(
             "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {}",
             at,
-            e.kind,
-            e.outcome,
+            e.kind.as_str(),
+            e.outcome.as_str(),
             e.username.as_deref().unwrap_or("-"),
             e.client_id.as_deref().unwrap_or("-"),
             e.ip.as_deref().unwrap_or("-"),

@@ -30,6 +30,16 @@ pub struct Settings {
     pub cleanup: CleanupSettings,
     pub metrics: MetricsSettings,
     pub lockout: LockoutSettings,
+    pub audit: AuditSettings,
+}
+
+/// The audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Events older than this are deleted by the clean-up.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 /// Temporary lockout after failed password logins.

@@ -6,18 +6,19 @@
 //! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing.
 
 pub mod app;
-pub mod cleanup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod jobs;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod wire;
 
 pub use app::Application;
 pub use config::Settings;

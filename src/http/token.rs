@@ -33,7 +33,7 @@ async fn post_token(
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
     let (grant_type, result) = match GrantRequest::try_from(params) {
         Ok(request) => {
-            let grant_type = request.grant_type();
+            let grant_type = request.grant_type().as_str();
             tracing::Span::current().record("grant_type", grant_type);
             let ctx = GrantContext {
                 client_ip,

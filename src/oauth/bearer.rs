@@ -64,7 +64,7 @@ pub async fn authenticate(
             .await
             .map_err(|e| BearerError::Server(e.into()))?;
         match record {
-            Some(r) if !r.revoked && !r.family_revoked && !r.user_disabled => {}
+            Some(r) if !r.revoked && !r.family_revoked && !r.subject_disabled => {}
             Some(_) => {
                 return Err(BearerError::InvalidToken(
                     "the token has been revoked".into(),

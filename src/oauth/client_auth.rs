@@ -76,11 +76,6 @@ impl AuthenticatedClient {
     pub fn id(&self) -> &str {
         &self.0.id
     }
-
-    /// Whether the client may use a grant type.
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.0.grant_types.iter().any(|g| g == grant_type)
-    }
 }
 
 const FAILED: &str = "client authentication failed";

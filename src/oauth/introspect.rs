@@ -4,7 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, client_auth,
+    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, TokenType, client_auth,
     lookup::{self, FoundToken, TokenTypeHint},
     revoke::token_and_hint,
 };
@@ -76,8 +76,10 @@ async fn describe(
     Ok(match lookup::find(ctx, token, hint, now).await? {
         None => Introspection::inactive(),
         Some(FoundToken::Refresh(r)) => {
-            let live =
-                r.used_at.is_none() && r.expires_at > now && !r.family_revoked && !r.user_disabled;
+            let live = r.used_at.is_none()
+                && r.expires_at > now
+                && !r.family_revoked
+                && !r.subject_disabled;
             if !live {
                 return Ok(Introspection::inactive());
             }
@@ -85,11 +87,11 @@ async fn describe(
                 active: true,
                 scope: (!r.scope.is_empty()).then(|| r.scope.clone()),
                 client_id: Some(r.client_id.clone()),
-                username: Some(r.username.clone()),
+                username: r.subject.username().map(str::to_owned),
                 token_type: Some("refresh_token".into()),
                 exp: Some(r.expires_at.unix_timestamp()),
                 iat: Some(r.issued_at.unix_timestamp()),
-                sub: Some(r.user_id.to_string()),
+                sub: Some(r.subject.sub()),
                 aud: Some(tokens.audience.clone()),
                 iss: Some(tokens.issuer.clone()),
                 // An identifier of the token that reveals nothing of it.
@@ -99,15 +101,15 @@ async fn describe(
         Some(FoundToken::Access(claims, a)) => {
             // A token whose family was revoked (revocation or reuse detection) is
             // inactive at once, although its signature and `exp` are still good.
-            if a.revoked || a.family_revoked || a.user_disabled {
+            if a.revoked || a.family_revoked || a.subject_disabled {
                 return Ok(Introspection::inactive());
             }
             Introspection {
                 active: true,
                 scope: (!claims.scope.is_empty()).then(|| claims.scope.clone()),
                 client_id: Some(claims.client_id),
-                username: Some(a.username),
-                token_type: Some("Bearer".into()),
+                username: a.subject.username().map(str::to_owned),
+                token_type: Some(TokenType::Bearer.as_str().into()),
                 exp: Some(claims.exp),
                 iat: Some(claims.iat),
                 sub: Some(claims.sub),

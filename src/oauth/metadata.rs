@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::refresh_available;
+use super::{GrantType, refresh_available};
 use crate::{config::Settings, store::ClientRecord};
 
 /// RFC 8414 §2 metadata document.
@@ -27,10 +27,11 @@ pub struct ServerMetadata {
 /// Builds the document. Endpoints hang off the issuer URL.
 pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata {
     let base = settings.tokens.issuer.trim_end_matches('/');
-    let mut grants = vec!["password"];
-    if refresh_available(settings).is_ok() {
-        grants.push("refresh_token");
-    }
+    let grants = GrantType::ALL
+        .into_iter()
+        .filter(|g| *g != GrantType::RefreshToken || refresh_available(settings).is_ok())
+        .map(GrantType::as_str)
+        .collect();
     let confidential = vec!["client_secret_basic", "client_secret_post"];
     let mut client_methods = confidential.clone();
     // "none": public clients, identified by client_id alone (or the anonymous client).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use super::{OAuthError, scope::Scope};
+use super::{GrantType, OAuthError, scope::Scope};
 use crate::crypto::{password::Password, token::RefreshToken};
 
 /// The largest parameter value accepted; a refresh token is 52 characters and a
@@ -153,14 +153,17 @@ pub enum GrantRequest {
         refresh_token: RefreshToken,
         scope: Option<Scope>,
     },
+    /// RFC 6749 §4.4.2.
+    ClientCredentials { scope: Option<Scope> },
 }
 
 impl GrantRequest {
-    /// The grant type name, for logs and policy checks.
-    pub fn grant_type(&self) -> &'static str {
+    /// The grant type, for logs, metrics and policy checks.
+    pub fn grant_type(&self) -> GrantType {
         match self {
-            GrantRequest::Password { .. } => "password",
-            GrantRequest::RefreshToken { .. } => "refresh_token",
+            GrantRequest::Password { .. } => GrantType::Password,
+            GrantRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            GrantRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
         }
     }
 }
@@ -171,19 +174,20 @@ impl TryFrom<Params> for GrantRequest {
     fn try_from(mut params: Params) -> Result<Self, OAuthError> {
         let grant_type = params.require("grant_type")?;
         let scope = params.take("scope").map(|s| Scope::parse(&s)).transpose()?;
-        match grant_type.as_str() {
-            "password" => Ok(GrantRequest::Password {
+        match GrantType::parse(&grant_type) {
+            Some(GrantType::Password) => Ok(GrantRequest::Password {
                 username: params.require("username")?,
                 password: Password::new(params.require("password")?),
                 scope,
             }),
-            "refresh_token" => Ok(GrantRequest::RefreshToken {
+            Some(GrantType::RefreshToken) => Ok(GrantRequest::RefreshToken {
                 refresh_token: RefreshToken::parse(params.require("refresh_token")?),
                 scope,
             }),
-            other => Err(OAuthError::UnsupportedGrantType(format!(
-                "grant type {:?} is not supported; use password or refresh_token",
-                other.chars().take(64).collect::<String>()
+            Some(GrantType::ClientCredentials) => Ok(GrantRequest::ClientCredentials { scope }),
+            None => Err(OAuthError::UnsupportedGrantType(format!(
+                "this grant type is not supported; use one of {}",
+                GrantType::names()
             ))),
         }
     }
@@ -243,7 +247,8 @@ mod tests {
 
     #[test]
     fn unknown_grant_type_is_unsupported_grant_type() {
-        let p = Params::from_form(b"grant_type=client_credentials").unwrap();
+        let p =
+            Params::from_form(b"grant_type=urn:ietf:params:oauth:grant-type:device_code").unwrap();
         assert_eq!(
             GrantRequest::try_from(p).unwrap_err().code(),
             "unsupported_grant_type"

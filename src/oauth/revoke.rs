@@ -9,9 +9,12 @@
 use time::OffsetDateTime;
 
 use super::{
-    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, audit, client_auth,
+    AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient,
+    audit::Audit,
+    client_auth,
     lookup::{self, FoundToken, TokenTypeHint},
 };
+use crate::store::{AuditKind, Outcome};
 
 /// Handles a revocation request: authenticates the client exactly as the token
 /// endpoint does, then revokes `token`.
@@ -76,31 +79,23 @@ async fn revoke_token(
         FoundToken::Refresh(r) => {
             let revoked = ctx.store.revoke_family(r.family_id, now).await?;
             ctx.report.record_revocation(revoked);
-            audit(
-                ctx,
-                "revoked",
-                Some(&r.username),
-                Some(client.id()),
-                Some(r.family_id),
-                "family",
-                now,
-            )
-            .await;
+            Audit::new(ctx, AuditKind::Revoked, Outcome::Family, now)
+                .subject(&r.subject)
+                .client(client.id())
+                .family(r.family_id)
+                .record(ctx)
+                .await;
             tracing::info!(family_id = %r.family_id, newly_revoked = revoked, "refresh token revoked: family ended");
         }
         FoundToken::Access(_, a) => {
             let revoked = ctx.store.revoke_access_token(a.jti, now).await?;
             ctx.report.record_revocation(revoked);
-            audit(
-                ctx,
-                "revoked",
-                Some(&a.username),
-                Some(client.id()),
-                Some(a.family_id),
-                "access_token",
-                now,
-            )
-            .await;
+            Audit::new(ctx, AuditKind::Revoked, Outcome::AccessToken, now)
+                .subject(&a.subject)
+                .client(client.id())
+                .family(a.family_id)
+                .record(ctx)
+                .await;
             tracing::info!(jti = %a.jti, newly_revoked = revoked, "access token revoked");
         }
     }

@@ -176,7 +176,7 @@ async fn missing_grant_type_is_invalid_request(db: Db) {
 
 async fn unknown_grant_type_is_unsupported_grant_type(db: Db) {
     let app = spawn_app(db).await;
-    app.post_form(&[("grant_type", "client_credentials")])
+    app.post_form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")])
         .await
         .assert_error(400, "unsupported_grant_type");
 }

@@ -86,7 +86,9 @@ async fn serve_on(dir: &TempDir) -> TestApp {
     let mut settings = test_settings();
     settings.database.url = dir.db_url();
     let store = std::sync::Arc::new(SqliteStore::connect(&dir.db_url(), 4).await.unwrap());
-    rotor::store::Store::migrate(store.as_ref()).await.unwrap();
+    rotor::store::DatabaseStore::migrate(store.as_ref())
+        .await
+        .unwrap();
     let app = Application::with_store(settings.clone(), store.clone())
         .await
         .unwrap();

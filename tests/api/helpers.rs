@@ -319,7 +319,10 @@ pub fn client_record(id: &str, secret: Option<&str>, scopes: &str) -> ClientReco
     ClientRecord {
         id: id.into(),
         secret_hash: secret.map(TokenHash::of),
-        grant_types: vec!["password".into(), "refresh_token".into()],
+        grant_types: vec![
+            rotor::wire::GrantType::Password,
+            rotor::wire::GrantType::RefreshToken,
+        ],
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
         refresh_tokens: true,
         refresh_ttl: None,

@@ -32,7 +32,7 @@ async fn metadata_matches_the_configuration(db: Db) {
     assert_eq!(b["jwks_uri"], "https://rotor.test/oauth2/jwks");
     assert_eq!(
         b["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["password", "refresh_token", "client_credentials"])
     );
     assert_eq!(b["response_types_supported"], serde_json::json!([]));
     assert_eq!(
@@ -55,7 +55,10 @@ async fn metadata_without_refresh_or_public_clients(db: Db) {
         .get("/.well-known/oauth-authorization-server", None)
         .await
         .body;
-    assert_eq!(b["grant_types_supported"], serde_json::json!(["password"]));
+    assert_eq!(
+        b["grant_types_supported"],
+        serde_json::json!(["password", "client_credentials"])
+    );
     assert_eq!(
         b["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post"])

@@ -128,7 +128,7 @@ async fn client_without_the_password_grant_is_unauthorized_client(db: Db) {
         Some("refresh-only-secret-0123456789-0123456789"),
         "read",
     );
-    record.grant_types = vec!["refresh_token".into()];
+    record.grant_types = vec![rotor::wire::GrantType::RefreshToken];
     app.store.create_client(&record).await.unwrap();
     let client = TestClient {
         id: "refresh-only".into(),

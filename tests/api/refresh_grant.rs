@@ -21,6 +21,7 @@ on_both_stores!(
     refresh_disabled_for_the_client_is_unauthorized_client,
     disabled_users_refresh_tokens_stop_working_at_once,
     removed_clients_refresh_tokens_stop_working_at_once,
+    a_refresh_that_fails_before_committing_leaves_the_token_unspent,
 );
 
 async fn refresh_rotates_the_refresh_token_and_issues_a_new_access_token(db: Db) {
@@ -248,7 +249,7 @@ async fn refresh_disabled_on_the_server_is_unsupported_grant_type(db: Db) {
 async fn refresh_disabled_for_the_client_is_unauthorized_client(db: Db) {
     let app = spawn_app(db).await;
     let mut record = client_record("password-only", None, "read");
-    record.grant_types = vec!["password".into()];
+    record.grant_types = vec![rotor::wire::GrantType::Password];
     app.store.create_client(&record).await.unwrap();
     let client = TestClient {
         id: "password-only".into(),
@@ -299,4 +300,56 @@ async fn removed_clients_refresh_tokens_stop_working_at_once(db: Db) {
     app.refresh_as(&client, &rt)
         .await
         .assert_error(400, "invalid_grant");
+}
+
+/// Everything that can fail (here: a stored scope that does not parse) happens
+/// before the token is consumed: the failed request spends nothing, so the
+/// client's retry is not taken for reuse.
+async fn a_refresh_that_fails_before_committing_leaves_the_token_unspent(db: Db) {
+    // Arrange: a family whose stored scope is corrupt.
+    let app = spawn_app(db).await;
+    let user = app
+        .store
+        .find_user(&app.user.username)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = rotor::crypto::token::RefreshToken::generate();
+    let now = app.clock.now();
+    app.store
+        .create_family(&rotor::store::NewFamily {
+            family_id: uuid::Uuid::new_v4(),
+            client_id: app.client.id.clone(),
+            user_id: Some(user.id),
+            scope: "re\"ad".into(),
+            created_at: now,
+            refresh: Some(rotor::store::NewRefreshToken {
+                hash: token.hash(),
+                issued_at: now,
+                expires_at: now + Duration::from_secs(600),
+            }),
+            access: rotor::store::NewAccessToken {
+                jti: uuid::Uuid::new_v4(),
+                issued_at: now,
+                expires_at: now + Duration::from_secs(60),
+            },
+        })
+        .await
+        .unwrap();
+    // Act
+    let answer = app.refresh(token.expose()).await;
+    // Assert: refused, and the token is neither spent nor its family revoked.
+    assert_ne!(answer.status, 200, "{:?}", answer.body);
+    let record = app
+        .store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.used_at.is_none(),
+        "the failed refresh spent the token"
+    );
+    assert!(!record.family_revoked);
+    assert_eq!(record.refresh_count, 0);
 }

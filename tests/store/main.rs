@@ -5,6 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use rotor::wire::GrantType;
 use rotor::{
     config::SigningAlg,
     crypto::{
@@ -12,8 +13,9 @@ use rotor::{
         token::{RefreshToken, TokenHash},
     },
     store::{
-        ClientRecord, NewAccessToken, NewRefreshToken, NewSession, Purged, Rotation,
-        RotationOutcome, Store, StoreError, UserRecord,
+        AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome, LoginAttempt,
+        NewAccessToken, NewFamily, NewRefreshToken, Outcome, Purged, Store, StoreError, Subject,
+        UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -40,15 +42,21 @@ contract!(
     migrations_can_run_again,
     users_are_unique_by_name_and_can_be_disabled,
     clients_are_unique_by_id_and_removal_cascades_to_their_tokens,
-    a_session_is_found_by_its_refresh_token_hash,
+    a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
     rotation_stops_at_the_family_limit,
-    rotation_of_a_revoked_family_or_disabled_user_is_inactive,
+    rotation_of_a_revoked_family_or_disabled_user_is_refused,
     rotation_without_spending_keeps_the_token_live,
     concurrent_rotations_of_one_token_succeed_exactly_once,
     signing_keys_round_trip,
     spent_token_keeps_its_sealed_answer_until_erased,
-    login_failures_lock_at_the_limit_within_the_window,
+    login_attempts_lock_at_the_limit_within_the_window,
+    concurrent_login_attempts_allow_at_most_the_limit,
+    consume_says_why_it_refused_and_changes_nothing,
+    a_consumed_refresh_is_audited_in_the_same_step,
+    a_family_of_a_client_has_the_client_as_its_subject,
+    revoking_a_family_erases_its_retry_answers,
+    old_audit_events_and_ended_lockout_counters_are_purged,
     access_tokens_are_found_and_revoked_by_jti,
     ping_answers_until_the_store_is_closed,
     active_families_are_live_and_unrevoked,
@@ -74,7 +82,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
     let client = ClientRecord {
         id: "app".into(),
         secret_hash: Some(TokenHash::of("secret")),
-        grant_types: vec!["password".into(), "refresh_token".into()],
+        grant_types: vec![GrantType::Password, GrantType::RefreshToken],
         scopes: vec!["read".into(), "write".into()],
         refresh_tokens: true,
         refresh_ttl: Some(Duration::from_secs(3600)),
@@ -107,10 +115,10 @@ async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
     let token = RefreshToken::generate();
     let family_id = Uuid::new_v4();
     store
-        .create_session(&NewSession {
+        .create_family(&NewFamily {
             family_id,
             client_id: "app".into(),
-            user_id: user.id,
+            user_id: Some(user.id),
             scope: "read write".into(),
             created_at: now(),
             refresh: Some(refresh(&token)),
@@ -121,18 +129,25 @@ async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
     (family_id, token)
 }
 
-fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Rotation, RefreshToken) {
+fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshToken) {
     let next = RefreshToken::generate();
-    let r = Rotation {
-        old: old.hash(),
-        family_id,
+    let r = Consume {
+        token: old.hash(),
+        client_id: "app".into(),
         now: now(),
-        spend_old: true,
         max_refreshes: max,
         successor: Some(refresh(&next)),
         access: access(),
         retry: None,
-        audit: None,
+        audit: AuditEvent {
+            at: now(),
+            kind: AuditKind::Refresh,
+            username: Some("alice".into()),
+            client_id: Some("app".into()),
+            family_id: Some(family_id),
+            ip: Some("192.0.2.1".into()),
+            outcome: Outcome::Success,
+        },
     };
     (r, next)
 }
@@ -195,7 +210,7 @@ async fn clients_are_unique_by_id_and_removal_cascades_to_their_tokens(store: Ar
     assert!(store.list_clients().await.unwrap().is_empty());
 }
 
-async fn a_session_is_found_by_its_refresh_token_hash(store: Arc<dyn Store>) {
+async fn a_family_is_found_by_its_refresh_token_hash(store: Arc<dyn Store>) {
     let (user, _) = seed(store.as_ref()).await;
     let (family_id, token) = login(store.as_ref(), &user).await;
     let record = store
@@ -205,10 +220,10 @@ async fn a_session_is_found_by_its_refresh_token_hash(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(record.family_id, family_id);
     assert_eq!(record.client_id, "app");
-    assert_eq!(record.username, "alice");
+    assert_eq!(record.subject.username(), Some("alice"));
     assert_eq!(record.scope, "read write");
     assert_eq!(record.refresh_count, 0);
-    assert!(!record.family_revoked && !record.user_disabled && record.used_at.is_none());
+    assert!(!record.family_revoked && !record.subject_disabled && record.used_at.is_none());
     assert!(record.expires_at > record.issued_at);
     assert!(
         store
@@ -224,12 +239,12 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
     let (family_id, first) = login(store.as_ref(), &user).await;
     let (r, second) = rotation(&first, family_id, 0);
     assert_eq!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::Rotated { refresh_count: 1 }
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
     );
     assert_eq!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::AlreadyUsed
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::AlreadyUsed
     );
     assert!(
         store
@@ -242,8 +257,8 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
     );
     let (r2, _) = rotation(&second, family_id, 0);
     assert_eq!(
-        store.rotate_refresh_token(&r2).await.unwrap(),
-        RotationOutcome::Rotated { refresh_count: 2 }
+        store.consume_refresh_token(&r2).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 2 }
     );
 }
 
@@ -253,15 +268,15 @@ async fn rotation_stops_at_the_family_limit(store: Arc<dyn Store>) {
     for _ in 0..2 {
         let (r, next) = rotation(&token, family_id, 2);
         assert!(matches!(
-            store.rotate_refresh_token(&r).await.unwrap(),
-            RotationOutcome::Rotated { .. }
+            store.consume_refresh_token(&r).await.unwrap(),
+            ConsumeOutcome::Consumed { .. }
         ));
         token = next;
     }
     let (r, _) = rotation(&token, family_id, 2);
     assert_eq!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::LimitReached
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::LimitReached
     );
     // Nothing moved: the token is still unspent.
     assert!(
@@ -275,15 +290,15 @@ async fn rotation_stops_at_the_family_limit(store: Arc<dyn Store>) {
     );
 }
 
-async fn rotation_of_a_revoked_family_or_disabled_user_is_inactive(store: Arc<dyn Store>) {
+async fn rotation_of_a_revoked_family_or_disabled_user_is_refused(store: Arc<dyn Store>) {
     let (user, _) = seed(store.as_ref()).await;
     let (family_id, token) = login(store.as_ref(), &user).await;
     assert!(store.revoke_family(family_id, now()).await.unwrap());
     assert!(!store.revoke_family(family_id, now()).await.unwrap());
     let (r, _) = rotation(&token, family_id, 0);
     assert_eq!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::Inactive
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Revoked
     );
     assert!(
         store
@@ -298,8 +313,8 @@ async fn rotation_of_a_revoked_family_or_disabled_user_is_inactive(store: Arc<dy
     store.set_user_disabled("alice", true).await.unwrap();
     let (r, _) = rotation(&token, family_id, 0);
     assert_eq!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::Inactive
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::SubjectDisabled
     );
 }
 
@@ -307,14 +322,13 @@ async fn rotation_without_spending_keeps_the_token_live(store: Arc<dyn Store>) {
     let (user, _) = seed(store.as_ref()).await;
     let (family_id, token) = login(store.as_ref(), &user).await;
     for count in 1..=3 {
-        let r = Rotation {
-            spend_old: false,
+        let r = Consume {
             successor: None,
             ..rotation(&token, family_id, 0).0
         };
         assert_eq!(
-            store.rotate_refresh_token(&r).await.unwrap(),
-            RotationOutcome::Rotated {
+            store.consume_refresh_token(&r).await.unwrap(),
+            ConsumeOutcome::Consumed {
                 refresh_count: count
             }
         );
@@ -337,17 +351,17 @@ async fn concurrent_rotations_of_one_token_succeed_exactly_once(store: Arc<dyn S
     for _ in 0..20 {
         let store = store.clone();
         let (r, _) = rotation(&token, family_id, 0);
-        tasks.spawn(async move { store.rotate_refresh_token(&r).await.unwrap() });
+        tasks.spawn(async move { store.consume_refresh_token(&r).await.unwrap() });
     }
     let outcomes = tasks.join_all().await;
     let rotated = outcomes
         .iter()
-        .filter(|o| matches!(o, RotationOutcome::Rotated { .. }))
+        .filter(|o| matches!(o, ConsumeOutcome::Consumed { .. }))
         .count();
     assert_eq!(rotated, 1, "{outcomes:?}");
     assert!(outcomes.iter().all(|o| matches!(
         o,
-        RotationOutcome::Rotated { .. } | RotationOutcome::AlreadyUsed
+        ConsumeOutcome::Consumed { .. } | ConsumeOutcome::AlreadyUsed
     )));
     let record = store
         .find_refresh_token(&token.hash())
@@ -381,8 +395,8 @@ async fn spent_token_keeps_its_sealed_answer_until_erased(store: Arc<dyn Store>)
         until,
     });
     assert!(matches!(
-        store.rotate_refresh_token(&r).await.unwrap(),
-        RotationOutcome::Rotated { .. }
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
     ));
     let spent = store
         .find_refresh_token(&first.hash())
@@ -394,7 +408,7 @@ async fn spent_token_keeps_its_sealed_answer_until_erased(store: Arc<dyn Store>)
     assert!(!spent.successor_used);
     // Spending the successor closes the window.
     let (r2, _) = rotation(&second, family_id, 0);
-    store.rotate_refresh_token(&r2).await.unwrap();
+    store.consume_refresh_token(&r2).await.unwrap();
     assert!(
         store
             .find_refresh_token(&first.hash())
@@ -426,10 +440,10 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
     let token = access();
     let family_id = Uuid::new_v4();
     store
-        .create_session(&NewSession {
+        .create_family(&NewFamily {
             family_id,
             client_id: "app".into(),
-            user_id: user.id,
+            user_id: Some(user.id),
             scope: "read".into(),
             created_at: now(),
             refresh: None,
@@ -440,7 +454,7 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
     let found = store.find_access_token(token.jti).await.unwrap().unwrap();
     assert_eq!(found.family_id, family_id);
     assert_eq!(found.client_id, "app");
-    assert_eq!(found.username, "alice");
+    assert_eq!(found.subject.username(), Some("alice"));
     assert!(!found.revoked && !found.family_revoked);
     assert!(store.revoke_access_token(token.jti, now()).await.unwrap());
     assert!(!store.revoke_access_token(token.jti, now()).await.unwrap());
@@ -491,7 +505,7 @@ async fn purge_removes_expired_access_token_ids_and_dead_families_in_batches(
     login(store.as_ref(), &user).await;
     let (_, last) = login(store.as_ref(), &user).await;
     let (r, _) = rotation(&spent, rotated_family, 0);
-    store.rotate_refresh_token(&r).await.unwrap();
+    store.consume_refresh_token(&r).await.unwrap();
 
     // Nothing has expired yet.
     assert_eq!(
@@ -585,118 +599,294 @@ async fn of_instances_starting_together_exactly_one_adds_a_signing_key(store: Ar
     assert_eq!(store.signing_keys().await.unwrap().len(), 2);
 }
 
-async fn login_failures_lock_at_the_limit_within_the_window(store: Arc<dyn Store>) {
+async fn login_attempts_lock_at_the_limit_within_the_window(store: Arc<dyn Store>) {
     let t0 = now();
     let window = Duration::from_secs(60);
     let lock = Duration::from_secs(300);
-    let keys = vec!["user:alice".to_owned(), "ip:192.0.2.1".to_owned()];
-    assert!(!store.is_locked_out(&keys, t0).await.unwrap());
-    assert!(
-        !store
-            .record_login_failure("user:alice", t0, window, 3, lock)
+    let key = "user:alice";
+    let store = store.as_ref();
+    let fail = |at| async move {
+        let begun = store.begin_login_attempt(key, at, window, 3).await.unwrap();
+        let locked = store
+            .end_login_attempt(key, true, at, 3, lock)
             .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .record_login_failure("user:alice", t0, window, 3, lock)
-            .await
-            .unwrap()
-    );
+            .unwrap();
+        (begun, locked)
+    };
+    assert_eq!(fail(t0).await, (LoginAttempt::Allowed, false));
+    assert_eq!(fail(t0).await, (LoginAttempt::Allowed, false));
     // A failure after the window starts counting again.
     let later = t0 + Duration::from_secs(61);
-    assert!(
-        !store
-            .record_login_failure("user:alice", later, window, 3, lock)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .record_login_failure("user:alice", later, window, 3, lock)
-            .await
-            .unwrap()
-    );
-    assert!(
+    assert_eq!(fail(later).await, (LoginAttempt::Allowed, false));
+    assert_eq!(fail(later).await, (LoginAttempt::Allowed, false));
+    assert_eq!(fail(later).await, (LoginAttempt::Allowed, true));
+    assert_eq!(
         store
-            .record_login_failure("user:alice", later, window, 3, lock)
+            .begin_login_attempt(key, later, window, 3)
             .await
-            .unwrap()
+            .unwrap(),
+        LoginAttempt::Locked
     );
-    assert!(store.is_locked_out(&keys, later).await.unwrap());
+    // Once the lock is over, a new window begins; a success clears the username.
+    let after = later + lock + Duration::from_secs(1);
+    assert_eq!(fail(after).await, (LoginAttempt::Allowed, false));
+    store.clear_login_failures(key).await.unwrap();
+    assert_eq!(fail(after).await, (LoginAttempt::Allowed, false));
+    assert_eq!(fail(after).await, (LoginAttempt::Allowed, false));
+    // Attempts being checked count against the limit until they end.
+    assert_eq!(
+        store
+            .begin_login_attempt(key, after, window, 3)
+            .await
+            .unwrap(),
+        LoginAttempt::Allowed
+    );
+    assert_eq!(
+        store
+            .begin_login_attempt(key, after, window, 3)
+            .await
+            .unwrap(),
+        LoginAttempt::Busy
+    );
     assert!(
         !store
-            .is_locked_out(&keys, later + lock + Duration::from_secs(1))
+            .end_login_attempt(key, false, after, 3, lock)
             .await
             .unwrap()
     );
-    store.clear_login_failures("user:alice").await.unwrap();
-    assert!(!store.is_locked_out(&keys, later).await.unwrap());
+    assert_eq!(
+        store
+            .begin_login_attempt(key, after, window, 3)
+            .await
+            .unwrap(),
+        LoginAttempt::Allowed
+    );
 }
 
-/// PostgreSQL rotates the common refresh in one statement; concurrent calls for one
-/// token rotate once, and a token that does not qualify changes nothing.
-#[sqlx::test(migrations = "migrations/postgres")]
-async fn postgres_rotates_in_one_step_exactly_once(pool: sqlx::PgPool) {
-    let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool));
+async fn concurrent_login_attempts_allow_at_most_the_limit(store: Arc<dyn Store>) {
+    let at = now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .begin_login_attempt("user:alice", at, Duration::from_secs(60), 5)
+                .await
+                .unwrap()
+        });
+    }
+    let attempts = tasks.join_all().await;
+    let count = |kind| attempts.iter().filter(|a| **a == kind).count();
+    assert_eq!(count(LoginAttempt::Allowed), 5, "{attempts:?}");
+    assert_eq!(count(LoginAttempt::Busy), 35, "{attempts:?}");
+}
+
+async fn consume_says_why_it_refused_and_changes_nothing(store: Arc<dyn Store>) {
     let (user, _) = seed(store.as_ref()).await;
     let (family_id, token) = login(store.as_ref(), &user).await;
-    let quick = |client: &str| rotor::store::QuickRotation {
-        old: token.hash(),
-        client_id: client.into(),
-        now: now(),
-        max_refreshes: 0,
-        successor: refresh(&RefreshToken::generate()),
-        access: access(),
-        ip: Some("192.0.2.1".into()),
-    };
-    // Another client's request does not qualify.
-    assert!(
-        store
-            .rotate_in_one_step(&quick("other"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .find_refresh_token(&token.hash())
-            .await
-            .unwrap()
-            .unwrap()
-            .used_at
-            .is_none()
-    );
+    let (r, _) = rotation(&token, family_id, 0);
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..10 {
-        let store = store.clone();
-        let q = quick("app");
-        tasks.spawn(async move { store.rotate_in_one_step(&q).await.unwrap() });
-    }
-    let done: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
-    assert_eq!(done.len(), 1);
-    assert_eq!(done[0].family_id, family_id);
-    assert_eq!(done[0].user_id, user.id);
-    assert_eq!(done[0].scope, "read write");
-    assert_eq!(done[0].refresh_count, 1);
-    let spent = store
+    let other_client = Consume {
+        client_id: "other".into(),
+        ..r.clone()
+    };
+    assert_eq!(
+        store.consume_refresh_token(&other_client).await.unwrap(),
+        ConsumeOutcome::WrongClient
+    );
+    let late = Consume {
+        now: now() + Duration::from_secs(601),
+        ..r.clone()
+    };
+    assert_eq!(
+        store.consume_refresh_token(&late).await.unwrap(),
+        ConsumeOutcome::Expired
+    );
+    let unknown = Consume {
+        token: TokenHash::of("nope"),
+        ..r.clone()
+    };
+    assert_eq!(
+        store.consume_refresh_token(&unknown).await.unwrap(),
+        ConsumeOutcome::Unknown
+    );
+    let record = store
         .find_refresh_token(&token.hash())
         .await
         .unwrap()
         .unwrap();
-    assert!(spent.used_at.is_some() && spent.refresh_count == 1);
+    assert!(record.used_at.is_none() && record.refresh_count == 0);
+    assert!(
+        store
+            .find_access_token(r.access.jti)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let audit = store
-        .audit_events(&rotor::store::AuditFilter {
+        .audit_events(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(audit.is_empty(), "{audit:?}");
+    // The refused attempts left the token good for its client.
+    assert_eq!(
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
+    );
+}
+
+async fn a_consumed_refresh_is_audited_in_the_same_step(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let (r, next) = rotation(&token, family_id, 0);
+    assert!(matches!(
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
+    ));
+    let audit = store
+        .audit_events(&AuditFilter {
             limit: 10,
             ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].kind, AuditKind::Refresh);
+    assert_eq!(audit[0].family_id, Some(family_id));
+    assert_eq!(audit[0].ip.as_deref(), Some("192.0.2.1"));
+    let access = store
+        .find_access_token(r.access.jti)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(access.family_id, family_id);
+    let successor = store
+        .find_refresh_token(&next.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(successor.used_at.is_none() && successor.refresh_count == 1);
+}
+
+async fn a_family_of_a_client_has_the_client_as_its_subject(store: Arc<dyn Store>) {
+    seed(store.as_ref()).await;
+    let token = access();
+    let family_id = Uuid::new_v4();
+    store
+        .create_family(&NewFamily {
+            family_id,
+            client_id: "app".into(),
+            user_id: None,
+            scope: "read".into(),
+            created_at: now(),
+            refresh: None,
+            access: token.clone(),
+        })
+        .await
+        .unwrap();
+    let found = store.find_access_token(token.jti).await.unwrap().unwrap();
+    assert_eq!(found.subject, Subject::Client { id: "app".into() });
+    assert!(!found.subject_disabled && !found.revoked);
+    assert!(store.revoke_family(family_id, now()).await.unwrap());
+    assert!(
+        store
+            .find_access_token(token.jti)
+            .await
+            .unwrap()
+            .unwrap()
+            .family_revoked
+    );
+}
+
+async fn revoking_a_family_erases_its_retry_answers(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, first) = login(store.as_ref(), &user).await;
+    let (mut r, _) = rotation(&first, family_id, 0);
+    r.retry = Some(rotor::store::SealedAnswer {
+        ciphertext: vec![1, 2, 3],
+        until: now() + Duration::from_secs(30),
+    });
+    store.consume_refresh_token(&r).await.unwrap();
+    assert!(store.revoke_family(family_id, now()).await.unwrap());
+    let spent = store
+        .find_refresh_token(&first.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(spent.family_revoked);
+    assert!(spent.retry_answer.is_none() && spent.retry_until.is_none());
+}
+
+async fn old_audit_events_and_ended_lockout_counters_are_purged(store: Arc<dyn Store>) {
+    let t0 = now();
+    for (offset, who) in [(0, "old"), (100, "new")] {
+        store
+            .record_audit(&AuditEvent {
+                at: t0 + Duration::from_secs(offset),
+                kind: AuditKind::LoginFailed,
+                username: Some(who.into()),
+                client_id: None,
+                family_id: None,
+                ip: None,
+                outcome: Outcome::InvalidCredentials,
+            })
+            .await
+            .unwrap();
+    }
+    let cut = t0 + Duration::from_secs(50);
+    assert_eq!(store.purge_audit_events(cut, 10).await.unwrap(), 1);
+    let left = store
+        .audit_events(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].username.as_deref(), Some("new"));
+
+    let window = Duration::from_secs(60);
+    let lock = Duration::from_secs(600);
+    store
+        .begin_login_attempt("user:a", t0, window, 5)
+        .await
+        .unwrap();
+    store
+        .begin_login_attempt("user:locked", t0, window, 1)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .end_login_attempt("user:locked", true, t0, 1, lock)
+            .await
+            .unwrap()
+    );
+    let later = t0 + Duration::from_secs(120);
+    // The window of both is over; only the unlocked counter goes.
     assert_eq!(
-        (audit[0].kind.as_str(), audit[0].ip.as_deref()),
-        ("refresh", Some("192.0.2.1"))
+        store
+            .purge_login_failures(later, later - window, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .begin_login_attempt("user:locked", later, window, 1)
+            .await
+            .unwrap(),
+        LoginAttempt::Locked
+    );
+    let unlocked = t0 + lock + Duration::from_secs(1);
+    assert_eq!(
+        store
+            .purge_login_failures(unlocked, unlocked - window, 10)
+            .await
+            .unwrap(),
+        1
     );
 }
 
@@ -725,7 +915,7 @@ async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool
     let (r, next) = rotation(&token, family_id, 0);
     let rotating = tokio::spawn({
         let store = store.clone();
-        async move { store.rotate_refresh_token(&r).await }
+        async move { store.consume_refresh_token(&r).await }
     });
     let waiting = async {
         let mut pace = tokio::time::interval(Duration::from_millis(20));
@@ -758,7 +948,7 @@ async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool
 
     let outcome = rotating.await.unwrap();
     assert!(
-        matches!(outcome, Ok(RotationOutcome::Rotated { refresh_count: 1 })),
+        matches!(outcome, Ok(ConsumeOutcome::Consumed { refresh_count: 1 })),
         "{outcome:?}"
     );
     let successor = store.find_refresh_token(&next.hash()).await.unwrap();

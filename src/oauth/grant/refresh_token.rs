@@ -1,25 +1,37 @@
 //! The refresh token grant (RFC 6749 §6) with single use, rotation, a per-family
 //! counter, reuse detection (RFC 9700 §4.14.2) and a retry window.
 //!
+//! The grant reads the token, decides, and prepares everything — the signed
+//! access token, the successor, the sealed retry answer — before it asks the store
+//! to consume the token in one step ([`FamilyStore::consume_refresh_token`]), which
+//! re-checks every condition atomically. Once that has committed, nothing is left
+//! that can fail: a client whose request failed never finds its retry counted as
+//! reuse.
+//!
 //! The retry window (`refresh.grace_period`): a client whose answer was lost
 //! presents the token it just spent again. Within the window, by the same client,
 //! while the successor is unspent and the family live, it gets exactly the same
 //! tokens again — no new family member, no counter move, no reuse detection. The
 //! answer is kept sealed under a key derived from the spent token
 //! ([`crate::crypto::retry`]), so the store never holds a usable token.
+//!
+//! [`FamilyStore::consume_refresh_token`]: crate::store::FamilyStore::consume_refresh_token
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    AuthenticatedClient, GrantContext, OAuthError, RefreshPolicy, Scope, TokenResponse, audit,
-    audit_event, mint_access_token, new_access_token, refresh_available, response_scope, scope,
-    sign_access_token,
-};
 use crate::{
     crypto::{retry, token::RefreshToken},
+    oauth::{
+        AuthenticatedClient, GrantContext, OAuthError, Scope, TokenResponse, TokenType,
+        audit::Audit,
+        policy::{RefreshPolicy, refresh_available},
+        scope,
+        token::{mint_access_token, response},
+    },
     store::{
-        NewRefreshToken, QuickRotation, RefreshTokenRecord, Rotation, RotationOutcome, SealedAnswer,
+        AuditKind, Consume, ConsumeOutcome, NewRefreshToken, Outcome, RefreshTokenRecord,
+        SealedAnswer,
     },
 };
 
@@ -59,44 +71,6 @@ pub async fn grant(
     }
 
     let hash = token.hash();
-    // The common case — rotation on, no retry window, no narrowing — in one round
-    // trip; anything it does not rotate takes the general path below, which then
-    // finds out why.
-    let rotate = ctx.settings.refresh.rotate;
-    if rotate && policy.grace_period.is_zero() && requested.is_none() {
-        let successor = RefreshToken::generate();
-        let access = new_access_token(ctx, now);
-        let quick = ctx
-            .store
-            .rotate_in_one_step(&QuickRotation {
-                old: hash,
-                client_id: client.id().to_owned(),
-                now,
-                max_refreshes: policy.max_refreshes,
-                successor: NewRefreshToken {
-                    hash: successor.hash(),
-                    issued_at: now,
-                    expires_at: now + policy.ttl,
-                },
-                access: access.clone(),
-                ip: ctx.client_ip.map(|ip| ip.to_string()),
-            })
-            .await?;
-        if let Some(done) = quick {
-            let scope = Scope::parse(&done.scope)?;
-            let access =
-                sign_access_token(ctx, access, done.user_id, client.id(), &scope, now).await?;
-            tracing::info!(family_id = %done.family_id, refresh_count = done.refresh_count, "refresh token rotated");
-            return Ok(TokenResponse {
-                access_token: access.jwt,
-                token_type: "Bearer",
-                expires_in: access.expires_in,
-                refresh_token: Some(successor.expose().to_owned()),
-                scope: response_scope(&scope),
-            });
-        }
-    }
-
     let Some(record) = ctx.store.find_refresh_token(&hash).await? else {
         return Err(OAuthError::InvalidGrant(INVALID.into()));
     };
@@ -106,25 +80,6 @@ pub async fn grant(
     if record.used_at.is_some() {
         return spent_token_presented(ctx, client, &token, &record, now).await;
     }
-    // RFC 6749 §6: the server MUST "validate the refresh token" and "ensure that the
-    // refresh token was issued to the authenticated client".
-    if record.client_id != client.id() {
-        tracing::warn!(family_id = %record.family_id, "refresh token presented by another client");
-        return Err(OAuthError::InvalidGrant(INVALID.into()));
-    }
-    if record.user_disabled {
-        return Err(OAuthError::InvalidGrant(
-            "the user account is disabled".into(),
-        ));
-    }
-    if record.expires_at <= now {
-        return Err(OAuthError::InvalidGrant(
-            "the refresh token has expired".into(),
-        ));
-    }
-    if policy.max_refreshes > 0 && record.refresh_count >= policy.max_refreshes {
-        return Err(limit_reached(policy.max_refreshes));
-    }
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally
     // granted by the resource owner, and if omitted is treated as equal to the
     // scope originally granted." A narrower scope applies to the new access token
@@ -132,71 +87,79 @@ pub async fn grant(
     let granted = Scope::parse(&record.scope)?;
     let access_scope = scope::narrow(requested, &granted)?;
 
-    let access = mint_access_token(ctx, record.user_id, client.id(), &access_scope, now).await?;
+    // Everything that can fail happens before the consume commits.
+    let access = mint_access_token(ctx, &record.subject, client.id(), &access_scope, now).await?;
+    let rotate = ctx.settings.refresh.rotate;
     let successor = rotate.then(RefreshToken::generate);
     // WSO2's RenewRefreshTokenForRefreshGrant=false: with rotation off the same
     // refresh token is returned until it expires.
     let refresh_token = successor.as_ref().unwrap_or(&token).expose().to_owned();
-    let response = TokenResponse {
-        access_token: access.jwt,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_token: Some(refresh_token.clone()),
-        scope: response_scope(&access_scope),
-    };
-    let sealed = (rotate && !policy.grace_period.is_zero())
-        .then(|| {
-            let answer = RetryAnswer {
-                access_token: response.access_token.clone(),
-                access_expires_at: access.record.expires_at.unix_timestamp(),
-                refresh_token,
-                scope: response.scope.clone(),
-            };
-            serde_json::to_vec(&answer).ok().map(|plain| SealedAnswer {
-                ciphertext: retry::seal(&token, &hash, &plain),
-                until: now + policy.grace_period,
-            })
+    let access_expires_at = access.record.expires_at;
+    let (response, access) = response(access, Some(refresh_token.clone()), &access_scope);
+    let retry = if rotate && !policy.grace_period.is_zero() {
+        let answer = RetryAnswer {
+            access_token: response.access_token.clone(),
+            access_expires_at: access_expires_at.unix_timestamp(),
+            refresh_token,
+            scope: response.scope.clone(),
+        };
+        let plain = serde_json::to_vec(&answer).map_err(|e| {
+            OAuthError::Internal(anyhow::Error::new(e).context("sealing the retry answer"))
+        })?;
+        Some(SealedAnswer {
+            ciphertext: retry::seal(&token, &hash, &plain),
+            until: now + policy.grace_period,
         })
-        .flatten();
+    } else {
+        None
+    };
     let outcome = ctx
         .store
-        .rotate_refresh_token(&Rotation {
-            old: hash,
-            family_id: record.family_id,
+        .consume_refresh_token(&Consume {
+            token: hash,
+            client_id: client.id().to_owned(),
             now,
-            spend_old: rotate,
             max_refreshes: policy.max_refreshes,
             successor: successor.as_ref().map(|rt| NewRefreshToken {
                 hash: rt.hash(),
                 issued_at: now,
                 expires_at: now + policy.ttl,
             }),
-            access: access.record,
-            retry: sealed,
-            audit: Some(audit_event(
-                ctx,
-                "refresh",
-                Some(&record.username),
-                Some(client.id()),
-                Some(record.family_id),
-                "success",
-                now,
-            )),
+            access,
+            retry,
+            audit: Audit::new(ctx, AuditKind::Refresh, Outcome::Success, now)
+                .subject(&record.subject)
+                .client(client.id())
+                .family(record.family_id)
+                .build(),
         })
         .await?;
     match outcome {
-        RotationOutcome::Rotated { refresh_count } => {
+        ConsumeOutcome::Consumed { refresh_count } => {
             tracing::info!(family_id = %record.family_id, refresh_count, "refresh token rotated");
             Ok(response)
         }
-        // Another request spent the token between the lookup and the update: a
+        // Another request spent the token between the read and the consume: a
         // concurrent duplicate (answered from its retry answer) or reuse.
-        RotationOutcome::AlreadyUsed => match ctx.store.find_refresh_token(&hash).await? {
+        ConsumeOutcome::AlreadyUsed => match ctx.store.find_refresh_token(&hash).await? {
             Some(spent) => spent_token_presented(ctx, client, &token, &spent, now).await,
             None => Err(OAuthError::InvalidGrant(INVALID.into())),
         },
-        RotationOutcome::LimitReached => Err(limit_reached(policy.max_refreshes)),
-        RotationOutcome::Inactive => Err(OAuthError::InvalidGrant(REVOKED.into())),
+        // RFC 6749 §6: the server MUST "ensure that the refresh token was issued to
+        // the authenticated client".
+        ConsumeOutcome::WrongClient => {
+            tracing::warn!(family_id = %record.family_id, "refresh token presented by another client");
+            Err(OAuthError::InvalidGrant(INVALID.into()))
+        }
+        ConsumeOutcome::Expired => Err(OAuthError::InvalidGrant(
+            "the refresh token has expired".into(),
+        )),
+        ConsumeOutcome::Revoked => Err(OAuthError::InvalidGrant(REVOKED.into())),
+        ConsumeOutcome::SubjectDisabled => Err(OAuthError::InvalidGrant(
+            "the user account is disabled".into(),
+        )),
+        ConsumeOutcome::LimitReached => Err(limit_reached(policy.max_refreshes)),
+        ConsumeOutcome::Unknown => Err(OAuthError::InvalidGrant(INVALID.into())),
     }
 }
 
@@ -234,7 +197,7 @@ fn retry_answer(
         || record.client_id != client.id()
         || record.successor_used
         || record.family_revoked
-        || record.user_disabled
+        || record.subject_disabled
     {
         return None;
     }
@@ -243,7 +206,7 @@ fn retry_answer(
     let remaining = (answer.access_expires_at - now.unix_timestamp()).max(0);
     Some(TokenResponse {
         access_token: answer.access_token,
-        token_type: "Bearer",
+        token_type: TokenType::Bearer,
         expires_in: u64::try_from(remaining).unwrap_or(0),
         refresh_token: Some(answer.refresh_token),
         scope: answer.scope,
@@ -264,20 +227,16 @@ async fn reuse_detected(
     }
     match ctx.store.revoke_family(record.family_id, now).await {
         Ok(revoked) => {
-            audit(
-                ctx,
-                "reuse_detected",
-                Some(&record.username),
-                Some(&record.client_id),
-                Some(record.family_id),
-                "family_revoked",
-                now,
-            )
-            .await;
+            Audit::new(ctx, AuditKind::ReuseDetected, Outcome::FamilyRevoked, now)
+                .subject(&record.subject)
+                .client(&record.client_id)
+                .family(record.family_id)
+                .record(ctx)
+                .await;
             ctx.report.record_reuse(revoked);
             tracing::warn!(
                 family_id = %record.family_id,
-                user_id = %record.user_id,
+                sub = %record.subject.sub(),
                 newly_revoked = revoked,
                 "refresh token reuse detected: token family revoked"
             );

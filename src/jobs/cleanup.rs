@@ -1,5 +1,8 @@
-//! The periodic clean-up: expired access-token ids and dead token families (with
-//! their refresh tokens) are deleted in bounded batches. Every instance runs it; the
+//! The periodic clean-up, every retention rule in one place: expired access-token
+//! ids, dead token families (with their refresh tokens), sealed retry answers whose
+//! window ended, audit events older than `audit.retention`, and lockout counters
+//! whose window and lock are over — so that no table grows without bound, whoever
+//! sends the requests. Deletes run in bounded batches. Every instance runs it; the
 //! store's deletes skip rows another instance is deleting, so running it everywhere
 //! at once is safe and merely shares the work.
 
@@ -10,30 +13,51 @@ use time::OffsetDateTime;
 
 use crate::{
     clock::Clock,
-    config::CleanupSettings,
+    config::{CleanupSettings, Settings},
     lifecycle::Lifecycle,
     metrics::Metrics,
     store::{Purged, Store, StoreResult},
 };
+
+/// What the clean-up keeps and for how long, from the settings.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub cleanup: CleanupSettings,
+    /// Audit events older than this are deleted.
+    pub audit: Duration,
+    /// Lockout counters whose window started longer ago than this are deleted
+    /// (unless still locked).
+    pub lockout_window: Duration,
+}
+
+impl From<&Settings> for Retention {
+    fn from(settings: &Settings) -> Retention {
+        Retention {
+            cleanup: settings.cleanup.clone(),
+            audit: settings.audit.retention,
+            lockout_window: settings.lockout.window,
+        }
+    }
+}
 
 /// Runs the clean-up every `settings.interval` until the shutdown begins. The first
 /// run comes at a random point of the first interval, so that instances started
 /// together do not clean in lock-step.
 pub async fn run(
     store: Arc<dyn Store>,
-    settings: CleanupSettings,
+    retention: Retention,
     clock: Clock,
     metrics: Arc<Metrics>,
     lifecycle: Lifecycle,
 ) {
-    let interval_ms = u64::try_from(settings.interval.as_millis()).unwrap_or(u64::MAX);
+    let interval_ms = u64::try_from(retention.cleanup.interval.as_millis()).unwrap_or(u64::MAX);
     let mut wait = Duration::from_millis(rand::thread_rng().gen_range(0..interval_ms.max(1)));
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = lifecycle.drained() => return,
         }
-        match run_once(store.as_ref(), &settings, clock.now(), &metrics).await {
+        match run_once(store.as_ref(), &retention, clock.now(), &metrics).await {
             Ok(p) if p.access_tokens + p.families > 0 => tracing::info!(
                 access_tokens = p.access_tokens,
                 families = p.families,
@@ -42,21 +66,23 @@ pub async fn run(
             Ok(_) => tracing::debug!("clean-up found nothing expired"),
             Err(e) => tracing::warn!(error = %e, "clean-up failed; retrying next interval"),
         }
-        wait = settings.interval;
+        wait = retention.cleanup.interval;
     }
 }
 
 /// One run: batches of at most `batch_size` rows each, until a batch comes back
-/// short or `max_batches` were run.
+/// short or `max_batches` were run; then the audit events and lockout counters past
+/// their retention, in batches the same way.
 ///
 /// # Errors
 /// The store failed; the batches before it stay deleted.
 pub async fn run_once(
     store: &dyn Store,
-    settings: &CleanupSettings,
+    retention: &Retention,
     now: OffsetDateTime,
     metrics: &Metrics,
 ) -> StoreResult<Purged> {
+    let settings = &retention.cleanup;
     let mut total = Purged::default();
     let limit = u64::from(settings.batch_size);
     for _ in 0..settings.max_batches {
@@ -69,6 +95,19 @@ pub async fn run_once(
         total.access_tokens += batch.access_tokens;
         total.families += batch.families;
         if batch.access_tokens < limit && batch.families < limit {
+            break;
+        }
+    }
+    let audit_before = now - retention.audit;
+    let window_start_before = now - retention.lockout_window;
+    for _ in 0..settings.max_batches {
+        let audit = store
+            .purge_audit_events(audit_before, settings.batch_size)
+            .await?;
+        let counters = store
+            .purge_login_failures(now, window_start_before, settings.batch_size)
+            .await?;
+        if audit < limit && counters < limit {
             break;
         }
     }

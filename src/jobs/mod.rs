@@ -1,0 +1,3 @@
+//! Background work every instance runs beside the server.
+
+pub mod cleanup;

@@ -1,0 +1,204 @@
+//! Checking a user's credentials, with the brute-force lockout: the one way any
+//! grant or page signs a user in, so that every sign-in shares the argon2id pool,
+//! the lockout counters and the audit events.
+//!
+//! The lockout counts an attempt *before* its password is hashed, atomically in the
+//! store: of concurrent guesses at most `lockout.max_failures_per_user` are ever
+//! hashed per window, whatever the concurrency, and a guess while locked costs no
+//! argon2 time.
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+
+use super::{AuthenticatedClient, GrantContext, OAuthError, audit::Audit};
+use crate::{
+    crypto::password::Password,
+    store::{AuditKind, LoginAttempt, Outcome, UserRecord},
+};
+
+/// The one answer for an unknown user and a wrong password, so that the two cannot
+/// be told apart.
+pub const BAD_CREDENTIALS: &str = "invalid username or password";
+
+/// The answer during a lockout. It says nothing of whether the user exists: failures
+/// of unknown usernames count and lock the same way.
+pub const LOCKED_OUT: &str =
+    "too many failed sign-in attempts; the sign-in is temporarily locked, try again later";
+
+/// The longest username accepted. Longer ones are refused before any lookup, so
+/// that no counter or audit row ever holds one in full.
+pub const MAX_USERNAME_CHARS: usize = 256;
+
+/// Verifies `username` and `password` for `client`, under the lockout.
+///
+/// # Errors
+/// `invalid_request` for an over-long username; `invalid_grant` for bad
+/// credentials, a locked username or address, or a disabled user;
+/// `temporarily_unavailable` when the store or the hashing pool is saturated.
+pub async fn verify_credentials(
+    ctx: &GrantContext<'_>,
+    client: &AuthenticatedClient,
+    username: &str,
+    password: Password,
+    now: OffsetDateTime,
+) -> Result<UserRecord, OAuthError> {
+    if username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(OAuthError::InvalidRequest(format!(
+            "the username is longer than {MAX_USERNAME_CHARS} characters"
+        )));
+    }
+    let keys = LockoutKeys::new(username, ctx.client_ip);
+    let lockout = ctx.settings.lockout.enabled;
+    if lockout {
+        begin_attempt(ctx, &keys, now).await?;
+    }
+
+    let user = ctx.store.find_user(username).await?;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = ctx.hasher.verify(password, stored_hash).await;
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) => {
+            if lockout {
+                // Not checked after all: the attempt stops counting as pending.
+                end_attempt(ctx, client, username, &keys, false, now).await?;
+            }
+            return Err(e.into());
+        }
+    };
+    let user = match user {
+        Some(u) if verified => u,
+        _ => {
+            if lockout {
+                end_attempt(ctx, client, username, &keys, true, now).await?;
+            }
+            Audit::new(
+                ctx,
+                AuditKind::LoginFailed,
+                Outcome::InvalidCredentials,
+                now,
+            )
+            .username(username)
+            .client(client.id())
+            .record(ctx)
+            .await;
+            return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS.into()));
+        }
+    };
+    if lockout {
+        // The user's own sign-in: the username's failures are forgotten, and the
+        // address's attempt ends without counting.
+        ctx.store.clear_login_failures(&keys.user).await?;
+        if let Some(ip) = &keys.ip {
+            let max = ctx.settings.lockout.max_failures_per_ip;
+            let lock_for = ctx.settings.lockout.duration;
+            ctx.store
+                .end_login_attempt(ip, false, now, max, lock_for)
+                .await?;
+        }
+    }
+    if user.disabled {
+        Audit::new(ctx, AuditKind::LoginFailed, Outcome::UserDisabled, now)
+            .username(username)
+            .client(client.id())
+            .record(ctx)
+            .await;
+        return Err(OAuthError::InvalidGrant(
+            "the user account is disabled".into(),
+        ));
+    }
+    Ok(user)
+}
+
+/// The lockout counters of a sign-in: its username, and its client address if known.
+struct LockoutKeys {
+    user: String,
+    ip: Option<String>,
+}
+
+impl LockoutKeys {
+    fn new(username: &str, ip: Option<IpAddr>) -> LockoutKeys {
+        LockoutKeys {
+            user: format!("user:{username}"),
+            ip: ip.map(|ip| format!("ip:{ip}")),
+        }
+    }
+}
+
+/// The counters of `keys`, each with its limit and the outcome that names it.
+fn counters<'k>(ctx: &GrantContext<'_>, keys: &'k LockoutKeys) -> Vec<(&'k str, u32, Outcome)> {
+    let lockout = &ctx.settings.lockout;
+    let mut counters = vec![(
+        keys.user.as_str(),
+        lockout.max_failures_per_user,
+        Outcome::UsernameLocked,
+    )];
+    if let Some(ip) = &keys.ip {
+        counters.push((
+            ip.as_str(),
+            lockout.max_failures_per_ip,
+            Outcome::AddressLocked,
+        ));
+    }
+    counters
+}
+
+/// Counts the attempt against the username and the address before anything is
+/// hashed, and refuses it when either is locked or at its limit. A refused attempt
+/// is counted on the key's row, not written as an audit row of its own.
+async fn begin_attempt(
+    ctx: &GrantContext<'_>,
+    keys: &LockoutKeys,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    let lockout = &ctx.settings.lockout;
+    let mut begun: Vec<(&str, u32)> = Vec::new();
+    for (key, max, _) in counters(ctx, keys) {
+        let attempt = ctx
+            .store
+            .begin_login_attempt(key, now, lockout.window, max)
+            .await?;
+        match attempt {
+            LoginAttempt::Allowed => begun.push((key, max)),
+            LoginAttempt::Busy | LoginAttempt::Locked => {
+                // The counters already begun stop counting this attempt.
+                for (key, max) in begun {
+                    ctx.store
+                        .end_login_attempt(key, false, now, max, lockout.duration)
+                        .await?;
+                }
+                tracing::info!(key, "sign-in refused during a lockout");
+                return Err(OAuthError::InvalidGrant(LOCKED_OUT.into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends the attempt on every counter; a failure counts, and the one that reaches a
+/// limit locks that key and is audited.
+async fn end_attempt(
+    ctx: &GrantContext<'_>,
+    client: &AuthenticatedClient,
+    username: &str,
+    keys: &LockoutKeys,
+    failed: bool,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    let lock_for = ctx.settings.lockout.duration;
+    for (key, max, locked_outcome) in counters(ctx, keys) {
+        let locked = ctx
+            .store
+            .end_login_attempt(key, failed, now, max, lock_for)
+            .await?;
+        if locked {
+            Audit::new(ctx, AuditKind::Lockout, locked_outcome, now)
+                .username(username)
+                .client(client.id())
+                .record(ctx)
+                .await;
+        }
+    }
+    Ok(())
+}

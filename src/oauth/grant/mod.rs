@@ -1,0 +1,53 @@
+//! The grants, one file each (RFC 6749 §4.3, §4.4, §6). Adding a grant is a
+//! variant of [`GrantType`], a file here, and its arm below.
+
+use time::OffsetDateTime;
+
+use super::{
+    AuthenticatedClient, GrantContext, GrantRequest, GrantType, OAuthError, TokenResponse,
+};
+
+pub mod client_credentials;
+pub mod password;
+pub mod refresh_token;
+
+/// Runs the grant `request` asks for, for an authenticated client.
+///
+/// # Errors
+/// Any RFC 6749 §5.2 error the grant decides.
+pub async fn run(
+    ctx: &GrantContext<'_>,
+    client: &AuthenticatedClient,
+    request: GrantRequest,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    match request {
+        GrantRequest::Password {
+            username,
+            password,
+            scope,
+        } => password::grant(ctx, client, username, password, scope, now).await,
+        GrantRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => refresh_token::grant(ctx, client, refresh_token, scope, now).await,
+        GrantRequest::ClientCredentials { scope } => {
+            client_credentials::grant(ctx, client, scope, now).await
+        }
+    }
+}
+
+/// RFC 6749 §5.2 `unauthorized_client`: "The authenticated client is not
+/// authorized to use this authorization grant type."
+pub(crate) fn require_grant(
+    client: &AuthenticatedClient,
+    grant: GrantType,
+) -> Result<(), OAuthError> {
+    if client.0.allows(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use the {grant} grant"
+        )))
+    }
+}

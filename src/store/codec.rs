@@ -1,0 +1,413 @@
+//! Row-to-record mapping, written once for both backends. The row structs are
+//! generic over how a backend stores a time (PostgreSQL `timestamptz`, SQLite unix
+//! seconds), an id (`uuid`, text) and a count (`integer`, 64-bit integer); only the
+//! SQL text stays per backend.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    StoreError, StoreResult,
+    records::{
+        AccessTokenRecord, AuditEvent, AuditKind, ClientRecord, ConsumeOutcome, LoginAttempt,
+        Outcome, RefreshTokenRecord, Subject, UserRecord,
+    },
+};
+use crate::{
+    crypto::{keys::StoredKey, token::TokenHash},
+    wire::GrantType,
+};
+
+/// A stored time.
+pub(crate) trait DbTime {
+    fn into_time(self) -> StoreResult<OffsetDateTime>;
+}
+
+impl DbTime for OffsetDateTime {
+    fn into_time(self) -> StoreResult<OffsetDateTime> {
+        Ok(self)
+    }
+}
+
+impl DbTime for i64 {
+    fn into_time(self) -> StoreResult<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(self)
+            .map_err(|_| StoreError::Corrupt(format!("timestamp out of range: {self}")))
+    }
+}
+
+/// A stored uuid.
+pub(crate) trait DbUuid {
+    fn into_uuid(self) -> StoreResult<Uuid>;
+}
+
+impl DbUuid for Uuid {
+    fn into_uuid(self) -> StoreResult<Uuid> {
+        Ok(self)
+    }
+}
+
+impl DbUuid for String {
+    fn into_uuid(self) -> StoreResult<Uuid> {
+        Uuid::parse_str(&self).map_err(|_| StoreError::Corrupt(format!("not a uuid: {self:?}")))
+    }
+}
+
+/// A stored count or number of seconds.
+pub(crate) trait DbCount {
+    fn into_count(self, column: &str) -> StoreResult<u32>;
+}
+
+impl DbCount for i32 {
+    fn into_count(self, column: &str) -> StoreResult<u32> {
+        i64::from(self).into_count(column)
+    }
+}
+
+impl DbCount for i64 {
+    fn into_count(self, column: &str) -> StoreResult<u32> {
+        u32::try_from(self)
+            .map_err(|_| StoreError::Corrupt(format!("{column} out of range: {self}")))
+    }
+}
+
+fn opt<T, U>(value: Option<T>, f: impl FnOnce(T) -> StoreResult<U>) -> StoreResult<Option<U>> {
+    value.map(f).transpose()
+}
+
+fn hash(bytes: &[u8], what: &str) -> StoreResult<TokenHash> {
+    TokenHash::from_slice(bytes).map_err(|_| StoreError::Corrupt(format!("{what} hash")))
+}
+
+/// Seconds as stored for a duration setting.
+pub(crate) fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Space-separated lists, as stored for grant types and scopes.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// Grant types as stored: their names, space-separated.
+pub(crate) fn grant_list(grants: &[GrantType]) -> String {
+    grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The longest text kept in an audit or lockout row. Usernames are refused above
+/// this length at parse time; the cap keeps any other caller from storing more.
+pub(crate) const MAX_STORED_TEXT: usize = 256;
+
+/// `text` cut to [`MAX_STORED_TEXT`] characters.
+pub(crate) fn capped(text: &str) -> &str {
+    match text.char_indices().nth(MAX_STORED_TEXT) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The subject of a family: its user when it has one, else its client.
+fn subject<U: DbUuid>(
+    client_id: &str,
+    user_id: Option<U>,
+    username: Option<String>,
+) -> StoreResult<Subject> {
+    match (user_id, username) {
+        (Some(id), Some(username)) => Ok(Subject::User {
+            id: id.into_uuid()?,
+            username,
+        }),
+        (None, None) => Ok(Subject::Client {
+            id: client_id.to_owned(),
+        }),
+        _ => Err(StoreError::Corrupt(
+            "a family's user id and name disagree".into(),
+        )),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow<U, T> {
+    id: U,
+    username: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: T,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<UserRow<U, T>> for UserRecord {
+    type Error = StoreError;
+    fn try_from(r: UserRow<U, T>) -> StoreResult<Self> {
+        Ok(UserRecord {
+            id: r.id.into_uuid()?,
+            username: r.username,
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+            created_at: r.created_at.into_time()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow<T, N> {
+    id: String,
+    secret_hash: Option<Vec<u8>>,
+    grant_types: String,
+    scopes: String,
+    refresh_tokens: bool,
+    refresh_ttl_secs: Option<i64>,
+    grace_period_secs: Option<i64>,
+    max_refreshes: Option<N>,
+    created_at: T,
+}
+
+impl<T: DbTime, N: DbCount> TryFrom<ClientRow<T, N>> for ClientRecord {
+    type Error = StoreError;
+    fn try_from(r: ClientRow<T, N>) -> StoreResult<Self> {
+        let duration =
+            |s: i64, column: &str| s.into_count(column).map(|s| Duration::from_secs(s.into()));
+        let grant_types = split_list(&r.grant_types)
+            .iter()
+            .map(|name| {
+                GrantType::parse(name).ok_or_else(|| {
+                    StoreError::Corrupt(format!("client {} has grant type {name:?}", r.id))
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(ClientRecord {
+            secret_hash: opt(r.secret_hash, |h| hash(&h, "client secret"))?,
+            grant_types,
+            scopes: split_list(&r.scopes),
+            refresh_tokens: r.refresh_tokens,
+            refresh_ttl: opt(r.refresh_ttl_secs, |s| duration(s, "refresh_ttl_secs"))?,
+            grace_period: opt(r.grace_period_secs, |s| duration(s, "grace_period_secs"))?,
+            max_refreshes: opt(r.max_refreshes, |m| m.into_count("max_refreshes"))?,
+            created_at: r.created_at.into_time()?,
+            id: r.id,
+        })
+    }
+}
+
+/// The columns of [`RefreshTokenRecord`], selected the same way by both backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshRow<U, T, N> {
+    token_hash: Vec<u8>,
+    family_id: U,
+    client_id: String,
+    user_id: Option<U>,
+    username: Option<String>,
+    subject_disabled: bool,
+    scope: String,
+    refresh_count: N,
+    family_revoked: bool,
+    issued_at: T,
+    expires_at: T,
+    used_at: Option<T>,
+    successor_used: bool,
+    retry_answer: Option<Vec<u8>>,
+    retry_until: Option<T>,
+}
+
+impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<RefreshRow<U, T, N>> for RefreshTokenRecord {
+    type Error = StoreError;
+    fn try_from(r: RefreshRow<U, T, N>) -> StoreResult<Self> {
+        Ok(RefreshTokenRecord {
+            hash: hash(&r.token_hash, "refresh token")?,
+            family_id: r.family_id.into_uuid()?,
+            subject: subject(&r.client_id, r.user_id, r.username)?,
+            client_id: r.client_id,
+            subject_disabled: r.subject_disabled,
+            scope: r.scope,
+            refresh_count: r.refresh_count.into_count("refresh_count")?,
+            family_revoked: r.family_revoked,
+            issued_at: r.issued_at.into_time()?,
+            expires_at: r.expires_at.into_time()?,
+            used_at: opt(r.used_at, DbTime::into_time)?,
+            successor_used: r.successor_used,
+            retry_answer: r.retry_answer,
+            retry_until: opt(r.retry_until, DbTime::into_time)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessRow<U, T> {
+    jti: U,
+    family_id: U,
+    client_id: String,
+    user_id: Option<U>,
+    username: Option<String>,
+    subject_disabled: bool,
+    revoked: bool,
+    family_revoked: bool,
+    issued_at: T,
+    expires_at: T,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<AccessRow<U, T>> for AccessTokenRecord {
+    type Error = StoreError;
+    fn try_from(r: AccessRow<U, T>) -> StoreResult<Self> {
+        Ok(AccessTokenRecord {
+            jti: r.jti.into_uuid()?,
+            family_id: r.family_id.into_uuid()?,
+            subject: subject(&r.client_id, r.user_id, r.username)?,
+            client_id: r.client_id,
+            subject_disabled: r.subject_disabled,
+            revoked: r.revoked,
+            family_revoked: r.family_revoked,
+            issued_at: r.issued_at.into_time()?,
+            expires_at: r.expires_at.into_time()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow<T> {
+    kid: String,
+    alg: String,
+    private_key: Vec<u8>,
+    created_at: T,
+}
+
+impl<T: DbTime> TryFrom<KeyRow<T>> for StoredKey {
+    type Error = StoreError;
+    fn try_from(r: KeyRow<T>) -> StoreResult<Self> {
+        Ok(StoredKey {
+            alg: r.alg.parse().map_err(StoreError::Corrupt)?,
+            kid: r.kid,
+            private_key: r.private_key,
+            created_at: r.created_at.into_time()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow<U, T> {
+    at: T,
+    kind: String,
+    username: Option<String>,
+    client_id: Option<String>,
+    family_id: Option<U>,
+    ip: Option<String>,
+    outcome: String,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow<U, T>) -> StoreResult<Self> {
+        Ok(AuditEvent {
+            at: r.at.into_time()?,
+            kind: AuditKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", r.kind)))?,
+            username: r.username,
+            client_id: r.client_id,
+            family_id: opt(r.family_id, DbUuid::into_uuid)?,
+            ip: r.ip,
+            outcome: Outcome::parse(&r.outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit outcome {:?}", r.outcome)))?,
+        })
+    }
+}
+
+/// What a refused consume found, for [`consume_refusal`]: the token's state as
+/// the consuming statement saw it, under its lock.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(crate) struct ConsumeFacts {
+    pub found: bool,
+    pub used: bool,
+    pub revoked: bool,
+    pub subject_disabled: bool,
+    pub wrong_client: bool,
+    pub expired: bool,
+}
+
+/// Why a consume changed nothing. Both backends guard the consuming write with the
+/// same conditions; this explains a refusal in one order for both: a spent token
+/// first (reuse detection must see it), then the family, the client, the lifetime,
+/// and last the counter.
+pub(crate) fn consume_refusal(facts: ConsumeFacts) -> ConsumeOutcome {
+    match facts {
+        ConsumeFacts { found: false, .. } => ConsumeOutcome::Unknown,
+        ConsumeFacts { used: true, .. } => ConsumeOutcome::AlreadyUsed,
+        ConsumeFacts { revoked: true, .. } => ConsumeOutcome::Revoked,
+        ConsumeFacts {
+            subject_disabled: true,
+            ..
+        } => ConsumeOutcome::SubjectDisabled,
+        ConsumeFacts {
+            wrong_client: true, ..
+        } => ConsumeOutcome::WrongClient,
+        ConsumeFacts { expired: true, .. } => ConsumeOutcome::Expired,
+        _ => ConsumeOutcome::LimitReached,
+    }
+}
+
+/// The answer a login attempt's upsert stored in `last_attempt`.
+pub(crate) fn login_attempt(code: i64) -> LoginAttempt {
+    match code {
+        0 => LoginAttempt::Allowed,
+        1 => LoginAttempt::Busy,
+        _ => LoginAttempt::Locked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> ConsumeFacts {
+        ConsumeFacts {
+            found: true,
+            used: false,
+            revoked: false,
+            subject_disabled: false,
+            wrong_client: false,
+            expired: false,
+        }
+    }
+
+    #[test]
+    fn a_spent_token_is_reported_before_anything_else() {
+        let all = ConsumeFacts {
+            used: true,
+            revoked: true,
+            wrong_client: true,
+            expired: true,
+            ..facts()
+        };
+        assert_eq!(consume_refusal(all), ConsumeOutcome::AlreadyUsed);
+        assert_eq!(
+            consume_refusal(ConsumeFacts {
+                found: false,
+                ..facts()
+            }),
+            ConsumeOutcome::Unknown
+        );
+    }
+
+    #[test]
+    fn a_live_token_refused_for_no_other_reason_reached_the_limit() {
+        assert_eq!(consume_refusal(facts()), ConsumeOutcome::LimitReached);
+        assert_eq!(
+            consume_refusal(ConsumeFacts {
+                wrong_client: true,
+                expired: true,
+                ..facts()
+            }),
+            ConsumeOutcome::WrongClient
+        );
+    }
+
+    #[test]
+    fn stored_text_is_capped_on_a_character_boundary() {
+        let long = "é".repeat(MAX_STORED_TEXT + 10);
+        assert_eq!(capped(&long).chars().count(), MAX_STORED_TEXT);
+        assert_eq!(capped("alice"), "alice");
+    }
+}

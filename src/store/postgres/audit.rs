@@ -1,0 +1,56 @@
+//! The audit trail, on PostgreSQL.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::store::{
+    AuditEvent, AuditFilter, AuditStore, StoreError, StoreResult,
+    codec::{AuditRow, capped},
+    retry_rolled_back,
+};
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            sqlx::query(
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   values ($1, $2, $3, $4, $5, $6, $7)"#,
+            )
+            .bind(e.at)
+            .bind(e.kind.as_str())
+            .bind(e.username.as_deref().map(capped))
+            .bind(e.client_id.as_deref().map(capped))
+            .bind(e.family_id)
+            .bind(e.ip.as_deref().map(capped))
+            .bind(e.outcome.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        // language=PostgreSQL
+        let rows: Vec<AuditRow<Uuid, OffsetDateTime>> = sqlx::query_as(
+            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+               where ($1::text is null or username = $1)
+                 and ($2::text is null or client_id = $2)
+                 and ($3::timestamptz is null or at >= $3)
+               order by at desc, id desc limit $4"#,
+        )
+        .bind(&f.username)
+        .bind(&f.client_id)
+        .bind(f.since)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}

@@ -1,0 +1,54 @@
+//! The audit trail, on SQLite.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, id, ts};
+use crate::store::{
+    AuditEvent, AuditFilter, AuditStore, StoreError, StoreResult,
+    codec::{AuditRow, capped},
+    retry_rolled_back,
+};
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            sqlx::query(
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+            )
+            .bind(ts(e.at))
+            .bind(e.kind.as_str())
+            .bind(e.username.as_deref().map(capped))
+            .bind(e.client_id.as_deref().map(capped))
+            .bind(e.family_id.map(id))
+            .bind(e.ip.as_deref().map(capped))
+            .bind(e.outcome.as_str())
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        // language=SQLite
+        let rows: Vec<AuditRow<String, i64>> = sqlx::query_as(
+            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+               where (?1 is null or username = ?1)
+                 and (?2 is null or client_id = ?2)
+                 and (?3 is null or at >= ?3)
+               order by at desc, id desc limit ?4"#,
+        )
+        .bind(&f.username)
+        .bind(&f.client_id)
+        .bind(f.since.map(ts))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}

@@ -1,0 +1,94 @@
+//! Retention deletes, on SQLite: each one its own short write transaction.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{SqliteStore, ts};
+use crate::store::{CleanupStore, Purged, StoreError, StoreResult};
+
+#[async_trait]
+impl CleanupStore for SqliteStore {
+    async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Purged> {
+        // language=SQLite
+        let access = sqlx::query(
+            r#"delete from access_tokens where jti in (
+                 select jti from access_tokens where expires_at <= ?1 limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // language=SQLite
+        let families = sqlx::query(
+            r#"delete from token_families where id in (
+                 select f.id from token_families f
+                 where not exists (select 1 from refresh_tokens rt
+                                   where rt.family_id = f.id and rt.expires_at > ?1)
+                   and not exists (select 1 from access_tokens at
+                                   where at.family_id = f.id and at.expires_at > ?1)
+                 limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(Purged {
+            access_tokens: access.rows_affected(),
+            families: families.rows_affected(),
+        })
+    }
+
+    async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"update refresh_tokens set retry_answer = null, retry_until = null
+               where token_hash in (select token_hash from refresh_tokens
+                                    where retry_answer is not null and retry_until <= ?1
+                                    limit ?2)"#,
+        )
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"delete from audit_events where id in (
+                 select id from audit_events where at < ?1 limit ?2)"#,
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_login_failures(
+        &self,
+        now: OffsetDateTime,
+        window_start_before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"delete from login_failures where key in (
+                 select key from login_failures
+                 where window_start <= ?2 and (locked_until is null or locked_until <= ?1)
+                 limit ?3)"#,
+        )
+        .bind(ts(now))
+        .bind(ts(window_start_before))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,80 @@
+//! Clients, on SQLite.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, ts, unique};
+use crate::store::{
+    ClientRecord, ClientStore, StoreError, StoreResult,
+    codec::{ClientRow, grant_list, secs},
+    retry_read,
+};
+
+type Row = ClientRow<i64, i64>;
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(
+            r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
+                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"#,
+        )
+        .bind(&client.id)
+        .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
+        .bind(grant_list(&client.grant_types))
+        .bind(client.scopes.join(" "))
+        .bind(client.refresh_tokens)
+        .bind(client.refresh_ttl.map(secs))
+        .bind(client.max_refreshes.map(i64::from))
+        .bind(ts(client.created_at))
+        .bind(client.grace_period.map(secs))
+        .execute(&self.write)
+        .await
+        .map_err(unique("clients_pkey"))?;
+        Ok(())
+    }
+
+    async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<Row> = sqlx::query_as(
+                r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                          grace_period_secs, max_refreshes, created_at
+                   from clients where id = ?1"#,
+            )
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
+        .await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
+        // language=SQLite
+        let rows: Vec<Row> = sqlx::query_as(
+            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
+                      grace_period_secs, max_refreshes, created_at
+               from clients order by id"#,
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn remove_client(&self, id: &str) -> StoreResult<()> {
+        // language=SQLite
+        let done = sqlx::query(r#"delete from clients where id = ?1"#)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

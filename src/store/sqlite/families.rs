@@ -1,0 +1,256 @@
+//! Token families and refresh tokens, on SQLite.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{SqliteStore, id, ts, unique};
+use crate::{
+    crypto::token::TokenHash,
+    store::{
+        Consume, ConsumeOutcome, FamilyStore, NewAccessToken, NewFamily, NewRefreshToken,
+        RefreshTokenRecord, StoreError, StoreResult,
+        codec::{ConsumeFacts, DbCount, RefreshRow, capped, consume_refusal},
+        retry_read, retry_rolled_back,
+    },
+};
+
+type Row = RefreshRow<String, i64, i64>;
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+#[async_trait]
+impl FamilyStore for SqliteStore {
+    async fn create_family(&self, f: &NewFamily) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            let mut tx = self.begin_write().await?;
+            // language=SQLite
+            sqlx::query(
+                r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
+                   values (?1, ?2, ?3, ?4, 0, ?5)"#,
+            )
+            .bind(id(f.family_id))
+            .bind(&f.client_id)
+            .bind(f.user_id.map(id))
+            .bind(&f.scope)
+            .bind(ts(f.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(unique("token_families_pkey"))?;
+            if let Some(rt) = &f.refresh {
+                insert_refresh_token(&mut tx, f.family_id, rt).await?;
+            }
+            insert_access_token(&mut tx, f.family_id, &f.access).await?;
+            tx.commit().await.map_err(StoreError::from_sqlx)
+        })
+        .await
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenRecord>> {
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<Row> = sqlx::query_as(
+                r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
+                          coalesce(u.disabled, 0) as subject_disabled, f.scope, f.refresh_count,
+                          f.revoked_at is not null as family_revoked,
+                          rt.issued_at, rt.expires_at, rt.used_at,
+                          s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
+                   from refresh_tokens rt
+                   join token_families f on f.id = rt.family_id
+                   left join users u on u.id = f.user_id
+                   left join refresh_tokens s on s.token_hash = rt.successor_hash
+                   where rt.token_hash = ?1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
+        .await
+    }
+
+    async fn consume_refresh_token(&self, c: &Consume) -> StoreResult<ConsumeOutcome> {
+        retry_rolled_back(move || async move {
+            // One `begin immediate` transaction: it holds the write lock from the
+            // guarded update on, so of concurrent requests for one token exactly one
+            // finds it unspent.
+            let mut tx = self.begin_write().await?;
+            let rotate = c.successor.is_some();
+            // language=SQLite
+            let guarded: Option<(String,)> = sqlx::query_as(
+                r#"update refresh_tokens
+                   set used_at = case when ?5 then ?2 else used_at end,
+                       successor_hash = case when ?5 then ?6 else successor_hash end,
+                       retry_answer = case when ?5 then ?7 else retry_answer end,
+                       retry_until = case when ?5 then ?8 else retry_until end
+                   where token_hash = ?1 and used_at is null and expires_at > ?2
+                     and exists (select 1 from token_families f
+                                 left join users u on u.id = f.user_id
+                                 where f.id = refresh_tokens.family_id and f.client_id = ?3
+                                   and f.revoked_at is null and not coalesce(u.disabled, 0)
+                                   and (?4 = 0 or f.refresh_count < ?4))
+                   returning family_id"#,
+            )
+            .bind(c.token.as_bytes().as_slice())
+            .bind(ts(c.now))
+            .bind(&c.client_id)
+            .bind(i64::from(c.max_refreshes))
+            .bind(rotate)
+            .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+            .bind(c.retry.as_ref().map(|a| a.ciphertext.clone()))
+            .bind(c.retry.as_ref().map(|a| ts(a.until)))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            let Some((family_id,)) = guarded else {
+                return refusal(&mut tx, c).await;
+            };
+            // language=SQLite
+            let (refresh_count,): (i64,) = sqlx::query_as(
+                r#"update token_families set refresh_count = refresh_count + 1
+                   where id = ?1 returning refresh_count"#,
+            )
+            .bind(&family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            let family = family_id
+                .parse::<Uuid>()
+                .map_err(|_| StoreError::Corrupt(format!("not a uuid: {family_id:?}")))?;
+            if let Some(successor) = &c.successor {
+                insert_refresh_token(&mut tx, family, successor).await?;
+            }
+            insert_access_token(&mut tx, family, &c.access).await?;
+            // language=SQLite
+            sqlx::query(
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+            )
+            .bind(ts(c.now))
+            .bind(c.audit.kind.as_str())
+            .bind(c.audit.username.as_deref().map(capped))
+            .bind(&c.client_id)
+            .bind(&family_id)
+            .bind(c.audit.ip.as_deref().map(capped))
+            .bind(c.audit.outcome.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(ConsumeOutcome::Consumed {
+                refresh_count: refresh_count.into_count("refresh_count")?,
+            })
+        })
+        .await
+    }
+
+    async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        retry_rolled_back(move || async move {
+            // One transaction, so that the revocation and the erasure of the family's
+            // sealed retry answers commit together: a revoked family is never
+            // revived by a retry.
+            let mut tx = self.begin_write().await?;
+            // language=SQLite
+            let done = sqlx::query(
+                r#"update token_families set revoked_at = ?2 where id = ?1 and revoked_at is null"#,
+            )
+            .bind(id(family_id))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            // language=SQLite
+            sqlx::query(
+                r#"update refresh_tokens set retry_answer = null, retry_until = null
+                   where family_id = ?1 and retry_answer is not null"#,
+            )
+            .bind(id(family_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        // language=SQLite
+        let (n,): (i64,) = sqlx::query_as(
+            r#"select count(*) from token_families f
+               where f.revoked_at is null
+                 and (exists (select 1 from refresh_tokens rt
+                              where rt.family_id = f.id and rt.used_at is null
+                                and rt.expires_at > ?1)
+                      or exists (select 1 from access_tokens at
+                                 where at.family_id = f.id and at.expires_at > ?1))"#,
+        )
+        .bind(ts(now))
+        .fetch_one(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Why the guarded update changed nothing, read under the same write lock.
+async fn refusal(tx: &mut Tx, c: &Consume) -> StoreResult<ConsumeOutcome> {
+    // language=SQLite
+    let facts: Option<ConsumeFacts> = sqlx::query_as(
+        r#"select 1 as found, rt.used_at is not null as used,
+                  f.revoked_at is not null as revoked,
+                  coalesce(u.disabled, 0) as subject_disabled,
+                  f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired
+           from refresh_tokens rt
+           join token_families f on f.id = rt.family_id
+           left join users u on u.id = f.user_id
+           where rt.token_hash = ?1"#,
+    )
+    .bind(c.token.as_bytes().as_slice())
+    .bind(ts(c.now))
+    .bind(&c.client_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(facts.map_or(ConsumeOutcome::Unknown, consume_refusal))
+}
+
+async fn insert_refresh_token(
+    tx: &mut Tx,
+    family_id: Uuid,
+    rt: &NewRefreshToken,
+) -> StoreResult<()> {
+    // language=SQLite
+    sqlx::query(
+        r#"insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+           values (?1, ?2, ?3, ?4)"#,
+    )
+    .bind(rt.hash.as_bytes().as_slice())
+    .bind(id(family_id))
+    .bind(ts(rt.issued_at))
+    .bind(ts(rt.expires_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique("refresh_tokens_pkey"))?;
+    Ok(())
+}
+
+async fn insert_access_token(tx: &mut Tx, family_id: Uuid, at: &NewAccessToken) -> StoreResult<()> {
+    // language=SQLite
+    sqlx::query(
+        r#"insert into access_tokens (jti, family_id, issued_at, expires_at)
+           values (?1, ?2, ?3, ?4)"#,
+    )
+    .bind(id(at.jti))
+    .bind(id(family_id))
+    .bind(ts(at.issued_at))
+    .bind(ts(at.expires_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique("access_tokens_pkey"))?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! The embedded SQLite store: the default, so that rotor runs with nothing installed.
+//! Times are unix seconds, ids are text. One file per aggregate; each implements one
+//! of the store's sub-traits.
+//!
+//! Writes go through a pool of one connection, so they queue in the process instead
+//! of contending for the file lock (whose busy handler sleeps); reads use a pool of
+//! their own beside it, which WAL mode lets run while a write is under way. Every
+//! write transaction begins `immediate`, so it holds the write lock from its start
+//! and never fails upgrading a read.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    Connection, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{DatabaseStore, StoreError, StoreResult};
+
+mod access_tokens;
+mod audit;
+mod cleanup;
+mod clients;
+mod families;
+mod keys;
+mod lockout;
+mod users;
+
+/// How long a writer waits for the file lock, and a request for a pooled connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite-backed store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Readers; WAL lets them run beside the writer.
+    read: SqlitePool,
+    /// The one connection that writes.
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (and creates, when missing) the database file named by a
+    /// `sqlite://relative/path` or `sqlite:///absolute/path` URL.
+    ///
+    /// # Errors
+    /// Malformed URL or a file that cannot be opened.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::Backend)?;
+        SqliteStore::open(options, max_connections).await
+    }
+
+    /// Opens a writer and a pool of `max_connections` readers with rotor's settings
+    /// (WAL, busy timeout, foreign keys) on top of `options`. An in-memory database
+    /// is one connection's own, so there the readers and the writer share one pool.
+    ///
+    /// # Errors
+    /// The file cannot be opened, created or written.
+    pub async fn open(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> StoreResult<SqliteStore> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let path = options.get_filename().to_owned();
+        let failed = |e| unwritable(&path).unwrap_or_else(|| StoreError::from_sqlx(e));
+        let pool = |size: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .after_release(|conn, _| Box::pin(keep_after_release(conn)))
+        };
+        let in_memory = path == Path::new(":memory:");
+        let write = pool(if in_memory { max_connections } else { 1 })
+            .connect_with(options.clone())
+            .await
+            .map_err(failed)?;
+        // SQLite opens a file it may not write read-only, without a word (a
+        // read-only volume that still holds the -wal and -shm files). A token
+        // server that cannot write is of no use: say so at start, not on each grant.
+        sqlx::raw_sql("begin immediate; create table rotor_write_check (x integer); rollback;")
+            .execute(&write)
+            .await
+            .map_err(failed)?;
+        let read = if in_memory {
+            write.clone()
+        } else {
+            pool(max_connections.max(1))
+                .connect_with(options)
+                .await
+                .map_err(failed)?
+        };
+        Ok(SqliteStore { read, write })
+    }
+
+    /// Wraps an existing pool, for reads and writes alike.
+    pub fn from_pool(pool: SqlitePool) -> SqliteStore {
+        SqliteStore {
+            read: pool.clone(),
+            write: pool,
+        }
+    }
+
+    /// Begins a write transaction that holds the write lock from its first
+    /// statement.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.write
+            .begin_with("begin immediate")
+            .await
+            .map_err(StoreError::from_sqlx)
+    }
+}
+
+/// Whether a connection handed back to the pool may be reused.
+///
+/// When a write fails with SQLITE_FULL or an I/O error, SQLite may end the
+/// transaction by itself. The driver still counts it open, its ROLLBACK then fails,
+/// and the next `begin` on that connection would open only a savepoint: a
+/// transaction that never commits, holds the write lock, and answers later reads
+/// with its own uncommitted rows. Such a connection is closed instead.
+async fn keep_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    // Runs the rollback queued by a dropped transaction before looking.
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
+/// Why a database that failed to open cannot be written, if that is the reason.
+/// SQLite says only "unable to open database file" when, say, the volume is
+/// read-only; the operating system's answer names the cause.
+fn unwritable(path: &Path) -> Option<StoreError> {
+    if path == Path::new(":memory:") {
+        return None;
+    }
+    let file = if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        Ok(())
+    };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".rotor-write-check-{}", Uuid::new_v4()));
+    let writable = file.and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+    });
+    writable.err().map(|source| StoreError::Unwritable {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Maps a unique violation to `Conflict` on `constraint`.
+fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { constraint }
+        }
+        _ => StoreError::from_sqlx(e),
+    }
+}
+
+/// A time as stored: unix seconds.
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// An id as stored: text.
+fn id(u: Uuid) -> String {
+    u.to_string()
+}
+
+#[async_trait]
+impl DatabaseStore for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.write)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => StoreError::from_sqlx(e),
+                other => StoreError::Corrupt(format!("migrations: {other}")),
+            })
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"select 1"#)
+            .execute(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        // language=SQLite
+        let (empty,): (bool,) = sqlx::query_as(
+            r#"select not exists (select 1 from users) and not exists (select 1 from clients)"#,
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_whose_transaction_sqlite_ended_is_not_reused() {
+        let store = SqliteStore::connect("sqlite::memory:", 1).await.unwrap();
+        let mut conn = store.write.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        // SQLite ends the transaction itself, as after SQLITE_FULL during a commit.
+        sqlx::query("rollback").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        conn.ping().await.unwrap();
+        assert!(
+            conn.is_in_transaction(),
+            "the driver still counts the ended transaction"
+        );
+        drop(conn);
+
+        let mut conn = store.write.acquire().await.unwrap();
+        assert!(!conn.is_in_transaction());
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("create table t (x integer)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(!conn.is_in_transaction());
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_created_says_why() {
+        let dir = std::env::temp_dir().join(format!("rotor-missing-{}", Uuid::new_v4()));
+        let url = format!("sqlite://{}/rotor.db", dir.display());
+
+        let opened = SqliteStore::connect(&url, 1).await;
+
+        let Err(e) = opened else {
+            panic!("opened a database in a directory that does not exist")
+        };
+        let message = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(matches!(e, StoreError::Unwritable { .. }), "{e:?}");
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        assert!(message.contains("No such file or directory"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_is_unavailable_for_writes_and_refused_at_start() {
+        let path = std::env::temp_dir().join(format!("rotor-ro-{}.db", Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let writable = SqliteStore::connect(&url, 1).await.unwrap();
+        sqlx::query("create table t (x integer)")
+            .execute(&writable.write)
+            .await
+            .unwrap();
+        writable.write.close().await;
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .read_only(true);
+        let read_only = SqlitePool::connect_with(options).await.unwrap();
+
+        let write = sqlx::query("insert into t (x) values (1)")
+            .execute(&read_only)
+            .await
+            .map_err(StoreError::from_sqlx);
+        let typo = sqlx::query("insert into no_such_table (x) values (1)")
+            .execute(&read_only)
+            .await
+            .map_err(StoreError::from_sqlx);
+
+        read_only.close().await;
+        let store = SqliteStore::open(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .read_only(true),
+            1,
+        )
+        .await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert!(
+            matches!(write, Err(StoreError::Unavailable(_))),
+            "{write:?}"
+        );
+        assert!(matches!(typo, Err(StoreError::Backend(_))), "{typo:?}");
+        assert!(
+            store.is_err(),
+            "a database it cannot write opened as a store"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Users, on SQLite.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, id, ts, unique};
+use crate::store::{StoreError, StoreResult, UserRecord, UserStore, codec::UserRow, retry_read};
+
+type Row = UserRow<String, i64>;
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(
+            r#"insert into users (id, username, password_hash, disabled, created_at)
+               values (?1, ?2, ?3, ?4, ?5)"#,
+        )
+        .bind(id(user.id))
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.disabled)
+        .bind(ts(user.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(unique("users_username_key"))?;
+        Ok(())
+    }
+
+    async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        retry_read(move || async move {
+            // language=SQLite
+            let row: Option<Row> = sqlx::query_as(
+                r#"select id, username, password_hash, disabled, created_at
+                   from users where username = ?1"#,
+            )
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            row.map(TryInto::try_into).transpose()
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        // language=SQLite
+        let rows: Vec<Row> = sqlx::query_as(
+            r#"select id, username, password_hash, disabled, created_at
+               from users order by username"#,
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()> {
+        // language=SQLite
+        let done = sqlx::query(r#"update users set disabled = ?2 where username = ?1"#)
+            .bind(username)
+            .bind(disabled)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
