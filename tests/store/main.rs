@@ -954,3 +954,61 @@ async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool
     let successor = store.find_refresh_token(&next.hash()).await.unwrap();
     assert!(successor.is_some_and(|s| s.used_at.is_none()));
 }
+
+/// Applies the migrations of `dir` up to and including `version`.
+async fn migrate_to<'a, A>(dir: &str, version: i64, conn: A)
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new(dir))
+        .await
+        .unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    migrator.run(conn).await.unwrap();
+}
+
+/// SQLite rebuilds the family and token tables to let a family's user be null: a
+/// login made before the upgrade keeps its tokens, its counter and its cascade.
+#[sqlx::test(migrations = false)]
+async fn sqlite_upgrade_keeps_every_login(pool: sqlx::SqlitePool) {
+    migrate_to("migrations/sqlite", 4, &pool).await;
+    for sql in [
+        "insert into users values ('u1', 'alice', 'h', 0, 1)",
+        "insert into clients (id, grant_types, scopes, created_at) values ('app', 'password', 'read', 1)",
+        "insert into token_families values ('f1', 'app', 'u1', 'read', 3, 1, null)",
+        "insert into refresh_tokens (token_hash, family_id, issued_at, expires_at) values (x'01', 'f1', 1, 2)",
+        "insert into access_tokens (jti, family_id, issued_at, expires_at) values ('j1', 'f1', 1, 2)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    migrate_to("migrations/sqlite", i64::MAX, &pool).await;
+    let (count,): (i64,) =
+        sqlx::query_as("select refresh_count from token_families where id = 'f1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 3);
+    let broken: Vec<(String,)> = sqlx::query_as("select \"table\" from pragma_foreign_key_check")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    sqlx::query("delete from users where id = 'u1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for table in ["token_families", "refresh_tokens", "access_tokens"] {
+        let (left,): (i64,) = sqlx::query_as(&format!("select count(*) from {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{table} kept rows of a deleted user");
+    }
+}
