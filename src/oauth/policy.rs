@@ -60,3 +60,55 @@ pub fn refresh_available(settings: &Settings) -> Result<(), OAuthError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::ClientRecord;
+
+    fn client(grants: Vec<GrantType>) -> AuthenticatedClient {
+        AuthenticatedClient(ClientRecord {
+            id: "app".into(),
+            secret_hash: None,
+            grant_types: grants,
+            scopes: Vec::new(),
+            refresh_tokens: true,
+            refresh_ttl: None,
+            max_refreshes: None,
+            grace_period: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn a_clients_own_limits_replace_the_servers() {
+        let settings = Settings::load(None).unwrap();
+        let mut c = client(vec![GrantType::Password, GrantType::RefreshToken]);
+        let server = RefreshPolicy::for_client(&settings, &c);
+        assert!(server.issue);
+        assert_eq!(server.ttl, settings.default_refresh_ttl());
+        c.0.refresh_ttl = Some(Duration::from_secs(60));
+        c.0.max_refreshes = Some(3);
+        let own = RefreshPolicy::for_client(&settings, &c);
+        assert_eq!((own.ttl, own.max_refreshes), (Duration::from_secs(60), 3));
+    }
+
+    #[test]
+    fn no_refresh_tokens_without_the_grant_the_switch_or_the_server() {
+        let mut settings = Settings::load(None).unwrap();
+        let without_grant = client(vec![GrantType::Password]);
+        assert!(!RefreshPolicy::for_client(&settings, &without_grant).issue);
+        let mut switched_off = client(vec![GrantType::Password, GrantType::RefreshToken]);
+        switched_off.0.refresh_tokens = false;
+        assert!(!RefreshPolicy::for_client(&settings, &switched_off).issue);
+        settings.refresh.enabled = false;
+        let c = client(vec![GrantType::Password, GrantType::RefreshToken]);
+        assert!(!RefreshPolicy::for_client(&settings, &c).issue);
+        assert_eq!(
+            refresh_available(&settings).unwrap_err().code(),
+            "unsupported_grant_type"
+        );
+    }
+}

@@ -27,5 +27,6 @@ mod refresh_grant;
 mod retry_window;
 mod revocation;
 mod secrecy;
+mod shapes;
 mod shutdown;
 mod tls;

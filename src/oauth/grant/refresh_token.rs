@@ -248,3 +248,104 @@ async fn reuse_detected(
         Err(e) => e.into(),
     }
 }
+
+/// Grant decisions that need no store: the retry window, against a fake clock.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::{ClientRecord, Subject};
+
+    const T0: i64 = 1_800_000_000;
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(T0 + secs).unwrap()
+    }
+
+    fn client(id: &str) -> AuthenticatedClient {
+        AuthenticatedClient(ClientRecord {
+            id: id.into(),
+            secret_hash: None,
+            grant_types: vec![crate::wire::GrantType::RefreshToken],
+            scopes: vec!["read".into()],
+            refresh_tokens: true,
+            refresh_ttl: None,
+            max_refreshes: None,
+            grace_period: None,
+            created_at: at(0),
+        })
+    }
+
+    /// A token spent at `at(0)` whose retry window lasts 10 s.
+    fn spent(token: &RefreshToken) -> RefreshTokenRecord {
+        let answer = RetryAnswer {
+            access_token: "eyJ.access.token".into(),
+            access_expires_at: T0 + 600,
+            refresh_token: "rotor_rt_successor".into(),
+            scope: Some("read".into()),
+        };
+        let plain = serde_json::to_vec(&answer).unwrap();
+        RefreshTokenRecord {
+            hash: token.hash(),
+            family_id: Uuid::new_v4(),
+            client_id: "app".into(),
+            subject: Subject::User {
+                id: Uuid::new_v4(),
+                username: "alice".into(),
+            },
+            subject_disabled: false,
+            scope: "read".into(),
+            refresh_count: 1,
+            family_revoked: false,
+            issued_at: at(-60),
+            expires_at: at(600),
+            used_at: Some(at(0)),
+            successor_used: false,
+            retry_answer: Some(retry::seal(token, &token.hash(), &plain)),
+            retry_until: Some(at(0) + Duration::from_secs(10)),
+        }
+    }
+
+    #[test]
+    fn a_retry_inside_the_window_gets_the_same_tokens_with_the_time_left() {
+        let token = RefreshToken::generate();
+        let answer = retry_answer(&client("app"), &token, &spent(&token), at(4)).unwrap();
+        assert_eq!(answer.access_token, "eyJ.access.token");
+        assert_eq!(answer.refresh_token.as_deref(), Some("rotor_rt_successor"));
+        assert_eq!(answer.expires_in, 596);
+    }
+
+    #[test]
+    fn a_retry_at_the_end_of_the_window_is_reuse() {
+        let token = RefreshToken::generate();
+        assert!(retry_answer(&client("app"), &token, &spent(&token), at(10)).is_none());
+    }
+
+    #[test]
+    fn a_retry_by_another_client_or_after_the_successor_was_used_is_reuse() {
+        let token = RefreshToken::generate();
+        let record = spent(&token);
+        assert!(retry_answer(&client("other"), &token, &record, at(1)).is_none());
+        let moved_on = RefreshTokenRecord {
+            successor_used: true,
+            ..record.clone()
+        };
+        assert!(retry_answer(&client("app"), &token, &moved_on, at(1)).is_none());
+        let revoked = RefreshTokenRecord {
+            family_revoked: true,
+            ..record
+        };
+        assert!(retry_answer(&client("app"), &token, &revoked, at(1)).is_none());
+    }
+
+    #[test]
+    fn a_retry_with_another_token_cannot_open_the_answer() {
+        let token = RefreshToken::generate();
+        let record = spent(&token);
+        let guess = RefreshToken::generate();
+        assert!(retry_answer(&client("app"), &guess, &record, at(1)).is_none());
+    }
+}
