@@ -26,6 +26,11 @@ pub const BAD_CREDENTIALS: &str = "invalid username or password";
 pub const LOCKED_OUT: &str =
     "too many failed sign-in attempts; the sign-in is temporarily locked, try again later";
 
+/// The answer while as many sign-ins of a username or address are being checked
+/// as its limit allows: 503, retry shortly.
+pub const BUSY: &str =
+    "too many sign-ins of this user or address are being checked at once; retry shortly";
+
 /// The longest username accepted. Longer ones are refused before any lookup, so
 /// that no counter or audit row ever holds one in full.
 pub const MAX_USERNAME_CHARS: usize = 256;
@@ -159,19 +164,23 @@ async fn begin_attempt(
             .store
             .begin_login_attempt(key, now, lockout.window, max)
             .await?;
-        match attempt {
-            LoginAttempt::Allowed => begun.push((key, max)),
-            LoginAttempt::Busy | LoginAttempt::Locked => {
-                // The counters already begun stop counting this attempt.
-                for (key, max) in begun {
-                    ctx.store
-                        .end_login_attempt(key, false, now, max, lockout.duration)
-                        .await?;
-                }
-                tracing::info!(key, "sign-in refused during a lockout");
-                return Err(OAuthError::InvalidGrant(LOCKED_OUT.into()));
-            }
+        if attempt == LoginAttempt::Allowed {
+            begun.push((key, max));
+            continue;
         }
+        // The counters already begun stop counting this attempt.
+        for (key, max) in begun {
+            ctx.store
+                .end_login_attempt(key, false, now, max, lockout.duration)
+                .await?;
+        }
+        tracing::info!(key, ?attempt, "sign-in refused by the lockout");
+        return Err(match attempt {
+            // Failures and attempts being checked are at the limit, without a
+            // lock: a burst of concurrent sign-ins retries shortly.
+            LoginAttempt::Busy => OAuthError::TemporarilyUnavailable(BUSY.into()),
+            _ => OAuthError::InvalidGrant(LOCKED_OUT.into()),
+        });
     }
     Ok(())
 }

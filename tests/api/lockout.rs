@@ -102,7 +102,13 @@ async fn a_thousand_wrong_passwords_neither_get_through_nor_starve_other_users(d
     let (statuses, bobs) = tokio::join!(attacker, bob);
     // Assert: none of the 1,000 got through; every one of bob's logins did.
     assert_eq!(statuses.len(), 1000);
-    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+    // Guesses beyond the limit in flight are told to retry (503); once the limit's
+    // failures are in, the username is locked (400).
+    assert!(
+        statuses.iter().all(|s| *s == 400 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&400));
     for answer in &bobs {
         answer.assert_ok();
     }
