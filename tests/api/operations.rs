@@ -11,6 +11,7 @@ on_both_stores!(
     health_is_ok_and_readiness_follows_the_store,
     metrics_count_token_requests_by_grant_type_and_outcome,
     expired_logins_are_cleaned_up_periodically,
+    audit_events_and_lockout_counters_past_their_retention_are_cleaned_up,
 );
 
 impl TestApp {
@@ -132,6 +133,45 @@ async fn expired_logins_are_cleaned_up_periodically(db: Db) {
 
     // Assert: both families went (one per batch), and the metrics say so.
     assert!(done, "the clean-up did not remove the expired logins");
+}
+
+async fn audit_events_and_lockout_counters_past_their_retention_are_cleaned_up(db: Db) {
+    // Arrange: failed sign-ins leave audit events and a lockout counter.
+    let app = spawn_app_with(db.clone(), |s| {
+        s.cleanup.enabled = true;
+        s.cleanup.interval = Duration::from_secs(1);
+        s.audit.retention = Duration::from_secs(60);
+        s.lockout.window = Duration::from_secs(60);
+    })
+    .await;
+    for _ in 0..3 {
+        app.post_form(&[
+            ("grant_type", "password"),
+            ("username", "mallory"),
+            ("password", "guess"),
+        ])
+        .await
+        .assert_error(400, "invalid_grant");
+    }
+    assert!(db.count("select count(*) from audit_events").await >= 3);
+    assert!(db.count("select count(*) from login_failures").await >= 1);
+    app.advance(Duration::from_secs(61));
+
+    // Act: wait for the clean-up (bounded).
+    let mut left = (i64::MAX, i64::MAX);
+    for _ in 0..100 {
+        left = (
+            db.count("select count(*) from audit_events").await,
+            db.count("select count(*) from login_failures").await,
+        );
+        if left == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Assert
+    assert_eq!(left, (0, 0), "audit events and counters left");
 }
 
 #[sqlx::test(migrations = "migrations/sqlite")]
