@@ -15,9 +15,9 @@ pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;
+pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod tls;
 
 pub use app::Application;
 pub use config::Settings;
