@@ -9,8 +9,9 @@ use crate::{
     cleanup,
     clock::Clock,
     config::Settings,
-    crypto::{keys::KeyRing, password::PasswordHasher},
+    crypto::password::PasswordHasher,
     http::{self, AppState},
+    keyring::{self, KeyRing},
     lifecycle::Lifecycle,
     metrics::Metrics,
     server::{Bound, serve},
@@ -62,7 +63,7 @@ impl Application {
             settings.tokens.signing_alg,
             settings.max_access_token_lifetime(),
             settings.keys.reload_interval,
-            settings.keys.cipher(),
+            keyring::cipher(&settings.keys),
             clock.now(),
         )
         .await

@@ -125,13 +125,6 @@ pub struct KeySettings {
     pub previous_secrets: Vec<String>,
 }
 
-impl KeySettings {
-    /// The cipher that seals signing keys at rest.
-    pub fn cipher(&self) -> crate::crypto::keys::KeyCipher {
-        crate::crypto::keys::KeyCipher::new(self.secret.as_deref(), &self.previous_secrets)
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {

@@ -3,7 +3,9 @@
 //! and revocable refresh tokens.
 //!
 //! Layers: [`http`] (axum) calls [`oauth`] (protocol rules, no HTTP), which calls
-//! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing.
+//! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing,
+//! and does no I/O; [`keyring`] keeps the signing keys in the store. [`config`]
+//! imports nothing of the crate; [`server`] accepts connections for [`app`].
 
 pub mod app;
 pub mod cleanup;
@@ -12,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod keyring;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;

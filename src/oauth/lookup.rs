@@ -119,7 +119,7 @@ pub async fn verify_access_token(
     // jsonwebtoken checks `exp` against the wall clock; the server's clock decides.
     let leeway = i64::try_from(tokens.leeway.as_secs()).unwrap_or(0);
     if claims.exp + leeway < now.unix_timestamp() {
-        return Err(crate::crypto::keys::TokenRejected(
+        return Err(crate::crypto::keys::TokenRejected::Invalid(
             "the token has expired".into(),
         ));
     }

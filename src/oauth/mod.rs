@@ -13,10 +13,8 @@ use uuid::Uuid;
 
 use crate::{
     config::{SessionTimeout, Settings},
-    crypto::{
-        keys::{AccessClaims, KeyRing},
-        password::PasswordHasher,
-    },
+    crypto::{keys::AccessClaims, password::PasswordHasher},
+    keyring::KeyRing,
     store::{NewAccessToken, Store},
 };
 

@@ -1,8 +1,8 @@
 //! The listening socket and the connection loop: plain HTTP or HTTPS ([`tls`]),
 //! the header-read timeout, and the drain of open connections at shutdown.
 //!
-//! It serves whatever axum [`Router`] it is given and imports nothing of the
-//! [`http`](crate::http) layer, which reads the peer address as [`PeerAddr`].
+//! It serves whatever axum [`Router`] it is given and imports nothing of the `http`
+//! layer, which reads the peer address as [`PeerAddr`].
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -94,10 +94,8 @@ where
 /// clients trickling headers (slowloris) cannot hold connections open. hyper counts
 /// that time from when it starts waiting for a request, so on a keep-alive
 /// connection it is also the idle timeout between requests. Dropping the returned
-/// future (the shutdown deadline in [`Application::run_until`]) aborts every
+/// future (the shutdown deadline in `Application::run_until`) aborts every
 /// connection still open.
-///
-/// [`Application::run_until`]: crate::app::Application::run_until
 async fn serve_on<L, F>(
     mut listener: L,
     router: Router,
