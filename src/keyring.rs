@@ -164,13 +164,13 @@ impl KeyRing {
         token: &str,
         issuer: &str,
         audience: &str,
-        leeway_secs: u64,
+        leeway: Duration,
     ) -> Result<AccessClaims, TokenRejected> {
         let set = self.current(store, now).await;
-        match set.verify(token, issuer, audience, leeway_secs) {
+        match set.verify(token, issuer, audience, now, leeway) {
             Err(TokenRejected::UnknownKid) => {
                 self.reload(store, now).await;
-                self.snapshot().verify(token, issuer, audience, leeway_secs)
+                self.snapshot().verify(token, issuer, audience, now, leeway)
             }
             other => other,
         }

@@ -12,6 +12,7 @@ use jsonwebtoken::{
     jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash},
 };
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::config::SigningAlg;
 
@@ -237,6 +238,9 @@ pub enum TokenRejected {
     /// Signed by a key this set does not hold, perhaps one made since it was read.
     #[error("unknown kid")]
     UnknownKid,
+    /// Past `exp` plus the leeway (see [`is_expired`]).
+    #[error("the token has expired")]
+    Expired,
     /// Malformed, wrongly signed, or of the wrong type, issuer or audience.
     #[error("{0}")]
     Invalid(String),
@@ -307,7 +311,8 @@ impl KeySet {
         }
     }
 
-    /// Validates an access token: signature by `kid`, `typ`, `iss`, `aud`, `exp`.
+    /// Validates an access token: signature by `kid`, `typ`, `iss`, `aud`, and `exp`
+    /// against `now` with [`is_expired`].
     ///
     /// # Errors
     /// Any check failed; the message says which.
@@ -316,7 +321,8 @@ impl KeySet {
         token: &str,
         issuer: &str,
         audience: &str,
-        leeway_secs: u64,
+        now: OffsetDateTime,
+        leeway: Duration,
     ) -> Result<AccessClaims, TokenRejected> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenRejected::Invalid(e.to_string()))?;
@@ -332,14 +338,38 @@ impl KeySet {
             .find(|k| k.kid == kid)
             .ok_or(TokenRejected::UnknownKid)?;
         let mut validation = Validation::new(algorithm(key.alg));
-        validation.leeway = leeway_secs;
+        // jsonwebtoken would check `exp` against the wall clock in whole seconds;
+        // the server's clock decides, below.
+        validation.validate_exp = false;
+        validation.leeway = 0;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenRejected::Invalid(e.to_string()))
+            .map_err(|e| TokenRejected::Invalid(e.to_string()))?;
+        if is_expired(claims.exp, now, leeway) {
+            return Err(TokenRejected::Expired);
+        }
+        Ok(claims)
     }
+}
+
+/// Whether an access token whose `exp` claim is `exp` has expired at `now`.
+///
+/// RFC 7519 §4.1.4: "the current date/time MUST be before the expiration date/time
+/// listed in the "exp" claim. Implementers MAY provide for some small leeway,
+/// usually no more than a few minutes, to account for clock skew." So a token is
+/// refused from `exp + leeway` on, to the nanosecond of `now` (`exp` itself is in
+/// whole seconds). This is the one expiry rule of access tokens: the bearer guard,
+/// introspection and revocation all reach it through [`KeySet::verify`].
+pub fn is_expired(exp: i64, now: OffsetDateTime, leeway: Duration) -> bool {
+    const NANOS_PER_SECOND: i128 = 1_000_000_000;
+    let leeway = i128::try_from(leeway.as_nanos()).unwrap_or(i128::MAX);
+    let refused_from = i128::from(exp)
+        .saturating_mul(NANOS_PER_SECOND)
+        .saturating_add(leeway);
+    now.unix_timestamp_nanos() >= refused_from
 }
 
 /// When a key stops signing: when the next key was created. `None` for the newest.
@@ -476,6 +506,8 @@ fn derive_key(secret: &str) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    const LEEWAY: Duration = Duration::from_secs(1);
+
     fn claims(now: i64) -> AccessClaims {
         AccessClaims {
             iss: "https://issuer".into(),
@@ -500,9 +532,19 @@ mod tests {
             let header = jsonwebtoken::decode_header(&jwt).unwrap();
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(header.kid.as_deref(), Some(set.active_kid()));
-            assert_eq!(set.verify(&jwt, "https://issuer", "api", 1).unwrap(), c);
-            assert!(set.verify(&jwt, "https://other", "api", 1).is_err());
-            assert!(set.verify(&jwt, "https://issuer", "other", 1).is_err());
+            assert_eq!(
+                set.verify(&jwt, "https://issuer", "api", now, LEEWAY)
+                    .unwrap(),
+                c
+            );
+            assert!(
+                set.verify(&jwt, "https://other", "api", now, LEEWAY)
+                    .is_err()
+            );
+            assert!(
+                set.verify(&jwt, "https://issuer", "other", now, LEEWAY)
+                    .is_err()
+            );
             assert_eq!(set.jwks().keys.len(), 1);
         }
     }
@@ -563,7 +605,10 @@ mod tests {
         // A token of the old key still verifies.
         let old_only = KeySet::new(&[old], SigningAlg::ES256, &KeyCipher::default()).unwrap();
         let jwt = old_only.sign(&claims(t0.unix_timestamp())).unwrap();
-        assert!(set.verify(&jwt, "https://issuer", "api", 1).is_ok());
+        assert!(
+            set.verify(&jwt, "https://issuer", "api", t0, LEEWAY)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -607,5 +652,54 @@ mod tests {
             &["a-long-enough-secret".into()],
         );
         assert!(KeySet::new(&[key], SigningAlg::ES256, &rotated).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_refused_from_exp_plus_leeway_on_to_the_nanosecond() {
+        let exp = 1_700_000_000;
+        let at = |nanos: i128| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(nanos + i128::from(exp) * 1_000_000_000)
+                .unwrap()
+        };
+        assert!(!is_expired(exp, at(999_999_999), LEEWAY));
+        assert!(is_expired(exp, at(1_000_000_000), LEEWAY));
+        assert!(is_expired(exp, at(1_000_000_001), LEEWAY));
+        // Without leeway `exp` itself is too late, and a sub-second leeway counts.
+        assert!(!is_expired(exp, at(-1), Duration::ZERO));
+        assert!(is_expired(exp, at(0), Duration::ZERO));
+        assert!(!is_expired(
+            exp,
+            at(499_999_999),
+            Duration::from_millis(500)
+        ));
+        assert!(is_expired(exp, at(500_000_000), Duration::from_millis(500)));
+        // Extreme values neither overflow nor panic.
+        assert!(is_expired(i64::MIN, at(0), Duration::ZERO));
+        assert!(!is_expired(i64::MAX, at(0), Duration::MAX));
+    }
+
+    #[test]
+    fn the_given_now_decides_expiry_and_not_the_wall_clock() {
+        let wall = time::OffsetDateTime::now_utc();
+        let key = StoredKey::generate(SigningAlg::ES256, wall, &KeyCipher::default()).unwrap();
+        let set = KeySet::new(&[key], SigningAlg::ES256, &KeyCipher::default()).unwrap();
+        // Expired by the wall clock an hour ago, but not by a server clock two hours back.
+        let mut past = claims(wall.unix_timestamp() - 7200);
+        past.exp = wall.unix_timestamp() - 3600;
+        let jwt = set.sign(&past).unwrap();
+        let two_hours_back = wall - time::Duration::hours(2);
+        assert_eq!(
+            set.verify(&jwt, "https://issuer", "api", two_hours_back, LEEWAY)
+                .unwrap(),
+            past
+        );
+        // Valid by the wall clock, but expired by a server clock moved past it.
+        let fresh = claims(wall.unix_timestamp());
+        let jwt = set.sign(&fresh).unwrap();
+        let later = time::OffsetDateTime::from_unix_timestamp(fresh.exp).unwrap() + LEEWAY;
+        assert!(matches!(
+            set.verify(&jwt, "https://issuer", "api", later, LEEWAY),
+            Err(TokenRejected::Expired)
+        ));
     }
 }

@@ -1,11 +1,14 @@
 use std::time::Duration;
 
-use crate::helpers::{Db, spawn_app};
+use time::OffsetDateTime;
+
+use crate::helpers::{Db, TestApp, spawn_app};
 use crate::on_both_stores;
 
 on_both_stores!(
     me_shows_the_full_token_cycle,
-    bad_bearer_tokens_are_invalid_token
+    bad_bearer_tokens_are_invalid_token,
+    me_refuses_an_access_token_from_exp_plus_leeway_on,
 );
 
 async fn me_shows_the_full_token_cycle(db: Db) {
@@ -71,6 +74,36 @@ async fn bad_bearer_tokens_are_invalid_token(db: Db) {
     // A disabled user's tokens stop at once.
     app.store.set_user_disabled("alice", true).await.unwrap();
     app.get("/api/v1/me", Some(jwt))
+        .await
+        .assert_error(401, "invalid_token");
+}
+
+/// Moves the (frozen) server clock to exactly `instant`.
+pub fn advance_to(app: &TestApp, instant: OffsetDateTime) {
+    let by = instant - app.clock.now();
+    app.advance(by.try_into().expect("a later instant"));
+}
+
+/// The instant from which RFC 7519 §4.1.4 refuses a token: its `exp` plus the leeway.
+pub async fn refused_from(app: &TestApp, access_token: &str) -> OffsetDateTime {
+    let exp = app.verify_access_token(access_token).await.exp;
+    OffsetDateTime::from_unix_timestamp(exp).unwrap() + app.settings.tokens.leeway
+}
+
+async fn me_refuses_an_access_token_from_exp_plus_leeway_on(db: Db) {
+    // Arrange: a token issued on a stopped server clock.
+    let app = spawn_app(db).await;
+    app.clock.freeze();
+    let login = app.login().await;
+    let token = login.str("access_token");
+    let refused_from = refused_from(&app, token).await;
+
+    // Act + Assert: valid a nanosecond before exp + leeway ...
+    advance_to(&app, refused_from - time::Duration::nanoseconds(1));
+    app.get("/api/v1/me", Some(token)).await.assert_ok();
+    // ... and refused exactly at it.
+    app.advance(Duration::from_nanos(1));
+    app.get("/api/v1/me", Some(token))
         .await
         .assert_error(401, "invalid_token");
 }
