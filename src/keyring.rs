@@ -9,7 +9,7 @@ use std::{
     fmt,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -28,6 +28,17 @@ pub fn cipher(settings: &KeySettings) -> KeyCipher {
     KeyCipher::new(settings.secret.as_deref(), &settings.previous_secrets)
 }
 
+/// The shortest time between two reads of the signing keys from the store, whatever
+/// asks for them.
+///
+/// A token whose `kid` this instance does not hold may be signed by a key another
+/// instance made since the last read, so it makes the instance read the keys again
+/// before refusing. Anyone can send such a token without credentials, so those reads
+/// happen at most once per interval: within it, a token of a key this instance has
+/// not seen yet is refused, and once it has passed, the first such token brings the
+/// key in. `keys.reload_interval` below this counts as this.
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The key set in force, re-read from the store now and then so that a key rotated
 /// by `rotor keys rotate` (or by another instance) is picked up by every instance.
 pub struct KeyRing {
@@ -36,9 +47,12 @@ pub struct KeyRing {
     max_token_lifetime: Duration,
     reload_every: Duration,
     cipher: KeyCipher,
-    /// Unix seconds after which the next use re-reads the store.
-    next_reload: AtomicI64,
+    /// When the store was last read, in Unix nanoseconds of the server clock.
+    last_read: AtomicI64,
+    /// Held while the store is read, so that one read serves every request waiting.
     reloading: tokio::sync::Mutex<()>,
+    /// Reads of the store since [`KeyRing::load`].
+    reloads: AtomicU64,
 }
 
 impl fmt::Debug for KeyRing {
@@ -79,38 +93,29 @@ impl KeyRing {
             }
             stored = store.signing_keys().await?;
         }
-        let set = KeyRing::build(&stored, alg, now, max_token_lifetime, &cipher)?;
+        let set = KeySet::new(&live_keys(&stored, now, max_token_lifetime), alg, &cipher)?;
         Ok(KeyRing {
             current: RwLock::new(Arc::new(set)),
             alg,
             max_token_lifetime,
             reload_every,
             cipher,
-            next_reload: AtomicI64::new(next_deadline(now, reload_every)),
+            last_read: AtomicI64::new(unix_nanos(now)),
             reloading: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
         })
     }
 
-    fn build(
-        stored: &[StoredKey],
-        alg: SigningAlg,
-        now: time::OffsetDateTime,
-        max_token_lifetime: Duration,
-        cipher: &KeyCipher,
-    ) -> anyhow::Result<KeySet> {
-        let retired = retired_keys(stored, now, max_token_lifetime);
-        let live: Vec<StoredKey> = stored
-            .iter()
-            .filter(|k| !retired.iter().any(|r| r.kid == k.kid))
-            .cloned()
-            .collect();
-        KeySet::new(&live, alg, cipher)
-    }
-
-    /// The keys in force; re-reads the store first when the reload interval passed.
+    /// The keys in force; re-reads the store first when `keys.reload_interval` has
+    /// passed since the last read.
     pub async fn current(&self, store: &dyn Store, now: time::OffsetDateTime) -> Arc<KeySet> {
-        if now.unix_timestamp() >= self.next_reload.load(Ordering::Relaxed) {
-            self.reload(store, now).await;
+        if self.read_due(now, self.reload_every) {
+            // A request that finds a read under way goes on with the keys in force.
+            if let Ok(_reading) = self.reloading.try_lock()
+                && self.read_due(now, self.reload_every)
+            {
+                self.reload(store, now).await;
+            }
         }
         self.snapshot()
     }
@@ -123,20 +128,34 @@ impl KeyRing {
         }
     }
 
-    /// Re-reads the store now; on failure the old set stays in force.
-    pub async fn reload(&self, store: &dyn Store, now: time::OffsetDateTime) {
-        let Ok(_guard) = self.reloading.try_lock() else {
-            return; // another request is reloading
-        };
-        self.next_reload
-            .store(next_deadline(now, self.reload_every), Ordering::Relaxed);
+    /// How many times this ring has re-read the store since it was loaded.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Whether `interval` (at least [`MIN_RELOAD_INTERVAL`]) has passed since the last
+    /// read. A clock set back before the last read allows one read, which then
+    /// counts from the new time.
+    fn read_due(&self, now: time::OffsetDateTime, interval: Duration) -> bool {
+        let last = self.last_read.load(Ordering::Relaxed);
+        let now = unix_nanos(now);
+        let interval =
+            i64::try_from(interval.max(MIN_RELOAD_INTERVAL).as_nanos()).unwrap_or(i64::MAX);
+        now < last || now >= last.saturating_add(interval)
+    }
+
+    /// Re-reads the store; keys already held are kept as they are, not opened and
+    /// parsed again. On failure the old set stays in force. The caller holds
+    /// `reloading`.
+    async fn reload(&self, store: &dyn Store, now: time::OffsetDateTime) {
+        self.last_read.store(unix_nanos(now), Ordering::Relaxed);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         let built = match store.signing_keys().await {
-            Ok(stored) => KeyRing::build(
-                &stored,
+            Ok(stored) => KeySet::with_known(
+                &live_keys(&stored, now, self.max_token_lifetime),
                 self.alg,
-                now,
-                self.max_token_lifetime,
                 &self.cipher,
+                &self.snapshot(),
             ),
             Err(e) => Err(e.into()),
         };
@@ -152,8 +171,8 @@ impl KeyRing {
         }
     }
 
-    /// Verifies an access token; a kid this instance does not know yet makes it
-    /// re-read the store once before refusing.
+    /// Verifies an access token. A kid this instance does not hold makes it re-read
+    /// the store before refusing, at most once per [`MIN_RELOAD_INTERVAL`].
     ///
     /// # Errors
     /// As [`KeySet::verify`].
@@ -166,19 +185,41 @@ impl KeyRing {
         audience: &str,
         leeway: Duration,
     ) -> Result<AccessClaims, TokenRejected> {
-        let set = self.current(store, now).await;
-        match set.verify(token, issuer, audience, now, leeway) {
-            Err(TokenRejected::UnknownKid) => {
-                self.reload(store, now).await;
-                self.snapshot().verify(token, issuer, audience, now, leeway)
-            }
-            other => other,
+        let seen = self.current(store, now).await;
+        match seen.verify(token, issuer, audience, now, leeway) {
+            Err(TokenRejected::UnknownKid) => {}
+            other => return other,
         }
+        {
+            // Requests with unknown kids wait for one read rather than each reading;
+            // when another read ended while this one waited, its keys serve.
+            let _reading = self.reloading.lock().await;
+            if Arc::ptr_eq(&self.snapshot(), &seen) && self.read_due(now, MIN_RELOAD_INTERVAL) {
+                self.reload(store, now).await;
+            }
+        }
+        self.snapshot().verify(token, issuer, audience, now, leeway)
     }
 }
 
-fn next_deadline(now: time::OffsetDateTime, every: Duration) -> i64 {
-    now.unix_timestamp() + i64::try_from(every.as_secs()).unwrap_or(i64::MAX / 2)
+/// The stored keys that an unexpired token can still carry.
+fn live_keys(
+    stored: &[StoredKey],
+    now: time::OffsetDateTime,
+    max_token_lifetime: Duration,
+) -> Vec<StoredKey> {
+    let retired = retired_keys(stored, now, max_token_lifetime);
+    stored
+        .iter()
+        .filter(|k| !retired.iter().any(|r| r.kid == k.kid))
+        .cloned()
+        .collect()
+}
+
+/// `at` in Unix nanoseconds, saturating past the year 2262.
+fn unix_nanos(at: time::OffsetDateTime) -> i64 {
+    let nanos = at.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Makes a new key of `alg` the signing key, and drops keys no live token can carry.

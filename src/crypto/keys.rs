@@ -263,6 +263,31 @@ impl KeySet {
         KeySet::from_loaded(stored, all, alg)
     }
 
+    /// As [`KeySet::new`], taking the keys `known` already holds from it by kid
+    /// instead of opening and parsing them again: a reload costs nothing for keys
+    /// that did not change (a kid is the key's thumbprint).
+    ///
+    /// # Errors
+    /// No key of `alg` is present, or a new stored key cannot be decoded.
+    pub fn with_known(
+        stored: &[StoredKey],
+        alg: SigningAlg,
+        cipher: &KeyCipher,
+        known: &KeySet,
+    ) -> anyhow::Result<KeySet> {
+        let all: Vec<Arc<LoadedKey>> = stored
+            .iter()
+            .map(|k| {
+                let held = known.all.iter().find(|h| h.kid == k.kid && h.alg == k.alg);
+                match held {
+                    Some(held) => Ok(held.clone()),
+                    None => LoadedKey::load(k, cipher).map(Arc::new),
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        KeySet::from_loaded(stored, all, alg)
+    }
+
     fn from_loaded(
         stored: &[StoredKey],
         all: Vec<Arc<LoadedKey>>,
@@ -701,5 +726,32 @@ mod tests {
             set.verify(&jwt, "https://issuer", "api", later, LEEWAY),
             Err(TokenRejected::Expired)
         ));
+    }
+
+    #[test]
+    fn a_rebuilt_set_takes_the_keys_it_holds_without_opening_them_again() {
+        let t0 = time::OffsetDateTime::now_utc();
+        let sealing = KeyCipher::new(Some("a-long-enough-secret"), &[]);
+        let old = StoredKey::generate(SigningAlg::ES256, t0, &sealing).unwrap();
+        let known = KeySet::new(std::slice::from_ref(&old), SigningAlg::ES256, &sealing).unwrap();
+        let new = StoredKey::generate(
+            SigningAlg::ES256,
+            t0 + time::Duration::seconds(5),
+            &KeyCipher::default(),
+        )
+        .unwrap();
+        // A cipher that cannot open the old key: only reuse can bring it in.
+        let stored = [old.clone(), new.clone()];
+        let plain = KeyCipher::default();
+        assert!(KeySet::new(&stored, SigningAlg::ES256, &plain).is_err());
+        let rebuilt = KeySet::with_known(&stored, SigningAlg::ES256, &plain, &known).unwrap();
+        assert_eq!(rebuilt.active_kid(), new.kid);
+        assert!(Arc::ptr_eq(&rebuilt.all[0], &known.all[0]));
+        let jwt = known.sign(&claims(t0.unix_timestamp())).unwrap();
+        assert!(
+            rebuilt
+                .verify(&jwt, "https://issuer", "api", t0, LEEWAY)
+                .is_ok()
+        );
     }
 }
