@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::{
     cleanup,
@@ -34,9 +35,12 @@ impl Application {
     /// # Errors
     /// The database cannot be reached or migrated, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .context("connecting to the database (database.url)")?;
+        let store = store::connect(
+            settings.database.url.expose_secret(),
+            settings.database.max_connections,
+        )
+        .await
+        .context("connecting to the database (database.url)")?;
         if settings.database.auto_migrate {
             store.migrate().await.context("running migrations")?;
         }

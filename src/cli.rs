@@ -164,7 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(
-        &settings.database.url,
+        secrecy::ExposeSecret::expose_secret(&settings.database.url),
         settings.database.max_connections.min(2),
     )
     .await

@@ -15,6 +15,7 @@ use std::{
 };
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::{
     config::{KeySettings, SigningAlg},
@@ -25,7 +26,15 @@ use crate::{
 /// The cipher that seals signing keys at rest under `keys.secret`, and opens keys
 /// sealed under `keys.previous_secrets`.
 pub fn cipher(settings: &KeySettings) -> KeyCipher {
-    KeyCipher::new(settings.secret.as_deref(), &settings.previous_secrets)
+    let previous: Vec<&str> = settings
+        .previous_secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .collect();
+    KeyCipher::new(
+        settings.secret.as_ref().map(|s| s.expose_secret()),
+        &previous,
+    )
 }
 
 /// The shortest time between two reads of the signing keys from the store, whatever

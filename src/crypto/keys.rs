@@ -445,7 +445,7 @@ const SEAL_NONCE_LEN: usize = 24;
 impl KeyCipher {
     /// A cipher for `secret` (none: keys are kept as plain DER) that also opens keys
     /// sealed under `previous` secrets.
-    pub fn new(secret: Option<&str>, previous: &[String]) -> KeyCipher {
+    pub fn new(secret: Option<&str>, previous: &[&str]) -> KeyCipher {
         KeyCipher {
             current: secret.map(derive_key),
             previous: previous.iter().map(|s| derive_key(s)).collect(),
@@ -672,10 +672,7 @@ mod tests {
         let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
         assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &other).is_err());
         // After a secret rotation the old secret still opens it.
-        let rotated = KeyCipher::new(
-            Some("another-secret-entirely"),
-            &["a-long-enough-secret".into()],
-        );
+        let rotated = KeyCipher::new(Some("another-secret-entirely"), &["a-long-enough-secret"]);
         assert!(KeySet::new(&[key], SigningAlg::ES256, &rotated).is_ok());
     }
 
