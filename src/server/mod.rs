@@ -67,7 +67,7 @@ impl Bound {
 }
 
 /// Serves `router` on `listener` until `stop_accepting` resolves, then drains (see
-/// [`serve_on`]).
+/// `serve_on`).
 ///
 /// # Errors
 /// The listener failed.
