@@ -4,22 +4,19 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, body::Body, extract::ConnectInfo, serve::Listener};
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tower::ServiceExt;
+use secrecy::ExposeSecret;
 
 use crate::{
     clock::Clock,
     config::Settings,
-    crypto::{keys::KeyRing, password::PasswordHasher},
+    crypto::password::PasswordHasher,
     http::{self, AppState},
     jobs::cleanup,
+    keyring::{self, KeyRing},
     lifecycle::Lifecycle,
     metrics::Metrics,
+    server::{Bound, serve},
     store::{self, Store},
-    tls::{self, TlsListener},
 };
 
 /// How long closing the pool may wait for connections still in use.
@@ -31,12 +28,6 @@ pub struct Application {
     state: AppState,
 }
 
-/// The listening socket: plain HTTP, or HTTPS when `server.tls_cert` is set.
-enum Bound {
-    Plain(TcpListener),
-    Tls(TlsListener),
-}
-
 impl Application {
     /// Connects the store named in the settings, migrates it unless
     /// `database.auto_migrate = false`, and binds the listener.
@@ -44,9 +35,12 @@ impl Application {
     /// # Errors
     /// The database cannot be reached or migrated, or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .context("connecting to the database (database.url)")?;
+        let store = store::connect(
+            settings.database.url.expose_secret(),
+            settings.database.max_connections,
+        )
+        .await
+        .context("connecting to the database (database.url)")?;
         if settings.database.auto_migrate {
             store.migrate().await.context("running migrations")?;
         }
@@ -73,7 +67,7 @@ impl Application {
             settings.tokens.signing_alg,
             settings.max_access_token_lifetime(),
             settings.keys.reload_interval,
-            settings.keys.cipher(),
+            keyring::cipher(&settings.keys),
             clock.now(),
         )
         .await
@@ -84,17 +78,7 @@ impl Application {
                 .await
                 .context("preparing the password hasher")??
         };
-        let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
-            _ => None,
-        };
-        let tcp = TcpListener::bind(settings.server.bind)
-            .await
-            .with_context(|| format!("binding {} (server.bind)", settings.server.bind))?;
-        let listener = match tls {
-            Some(config) => Bound::Tls(TlsListener::new(tcp, config)),
-            None => Bound::Plain(tcp),
-        };
+        let listener = Bound::bind(&settings.server).await?;
         let state = AppState {
             store,
             settings: Arc::new(settings),
@@ -112,15 +96,12 @@ impl Application {
     /// # Errors
     /// The socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        match &self.listener {
-            Bound::Plain(l) => l.local_addr(),
-            Bound::Tls(l) => l.local_addr(),
-        }
+        self.listener.local_addr()
     }
 
     /// Whether the listener speaks HTTPS.
     pub fn is_tls(&self) -> bool {
-        matches!(self.listener, Bound::Tls(_))
+        self.listener.is_tls()
     }
 
     /// The shared state, e.g. for the clock in tests or the store at first start.
@@ -197,87 +178,6 @@ impl Application {
         tracing::info!("shut down");
         result
     }
-}
-
-async fn serve<F>(
-    listener: Bound,
-    router: Router,
-    header_read_timeout: Duration,
-    stop_accepting: F,
-) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    match listener {
-        Bound::Plain(l) => serve_on(l, router, header_read_timeout, stop_accepting).await,
-        Bound::Tls(l) => serve_on(l, router, header_read_timeout, stop_accepting).await,
-    }
-}
-
-/// The TCP peer of a connection, over plain or TLS listeners alike; every request
-/// carries it as `ConnectInfo<PeerAddr>`.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-/// Accepts connections until `stop_accepting` resolves, then asks each open
-/// connection to finish its request in flight and close, and returns once all have.
-///
-/// This is axum's `serve` with one addition: a client must send its request
-/// headers within `header_read_timeout`, or its connection is closed, so that
-/// clients trickling headers (slowloris) cannot hold connections open. hyper counts
-/// that time from when it starts waiting for a request, so on a keep-alive
-/// connection it is also the idle timeout between requests. Dropping the returned
-/// future (the shutdown deadline in [`Application::run_until`]) aborts every
-/// connection still open.
-async fn serve_on<L, F>(
-    mut listener: L,
-    router: Router,
-    header_read_timeout: Duration,
-    stop_accepting: F,
-) -> std::io::Result<()>
-where
-    L: Listener<Addr = SocketAddr>,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let (stop, stopped) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut stop_accepting = std::pin::pin!(stop_accepting);
-    loop {
-        tokio::select! {
-            () = &mut stop_accepting => break,
-            (io, peer) = listener.accept() => {
-                let router = router.clone();
-                // The peer address feeds lockout and audit (see `http::extract::ClientIp`).
-                let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
-                    router.clone().oneshot(request.map(Body::new))
-                });
-                let connection = http.serve_connection(TokioIo::new(io), service);
-                let mut stopped = stopped.clone();
-                connections.spawn(async move {
-                    let mut connection = std::pin::pin!(connection);
-                    let outcome = tokio::select! {
-                        outcome = connection.as_mut() => outcome,
-                        () = async { let _ = stopped.wait_for(|stop| *stop).await; } => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    };
-                    if let Err(e) = outcome {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(
-        &settings.database.url,
+        secrecy::ExposeSecret::expose_secret(&settings.database.url),
         settings.database.max_connections.min(2),
     )
     .await
@@ -450,12 +450,12 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     match cmd {
         KeysCommand::Rotate => {
-            let key = crate::crypto::keys::rotate(
+            let key = crate::keyring::rotate(
                 store.as_ref(),
                 settings.tokens.signing_alg,
                 now,
                 settings.max_access_token_lifetime(),
-                &settings.keys.cipher(),
+                &crate::keyring::cipher(&settings.keys),
             )
             .await?;
             println!(
@@ -466,11 +466,11 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
             );
         }
         KeysCommand::Reseal => {
-            let cipher = settings.keys.cipher();
+            let cipher = crate::keyring::cipher(&settings.keys);
             if !cipher.is_sealing() {
                 bail!("keys.secret is not set: nothing to seal under");
             }
-            let n = crate::crypto::keys::reseal(store.as_ref(), &cipher).await?;
+            let n = crate::keyring::reseal(store.as_ref(), &cipher).await?;
             println!("{n} signing keys sealed under the current keys.secret");
         }
         KeysCommand::List => {

@@ -1,6 +1,11 @@
 //! Settings: `config/default.toml`, then `--config FILE`, then `ROTOR__SECTION__KEY`
 //! environment variables, deserialised strictly so that a typo or a bad value stops
 //! start-up with a message naming the key.
+//!
+//! Secrets (`keys.secret`, `keys.previous_secrets`, a password in `database.url`)
+//! are held so that no `Debug` output, and so no log line, can show them; code that
+//! needs one asks for it with `expose_secret()`. This module imports nothing of the
+//! crate: every other module may import it.
 
 use std::{
     net::SocketAddr,
@@ -10,6 +15,7 @@ use std::{
 };
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 /// The defaults, compiled in so that the binary runs from any directory.
@@ -89,7 +95,7 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    pub url: DatabaseUrl,
     pub max_connections: u32,
     pub auto_migrate: bool,
 }
@@ -130,16 +136,95 @@ pub struct KeySettings {
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     #[serde(default)]
-    pub previous_secrets: Vec<String>,
+    pub previous_secrets: Vec<SecretString>,
 }
 
-impl KeySettings {
-    /// The cipher that seals signing keys at rest.
-    pub fn cipher(&self) -> crate::crypto::keys::KeyCipher {
-        crate::crypto::keys::KeyCipher::new(self.secret.as_deref(), &self.previous_secrets)
+/// `database.url`, which may carry the database password. `Debug` shows the URL
+/// with every password in it replaced by `[redacted]`; the URL itself comes out
+/// only through [`ExposeSecret::expose_secret`].
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(SecretString);
+
+impl ExposeSecret<str> for DatabaseUrl {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", without_passwords(self.expose_secret()))
+    }
+}
+
+/// `url` with `[redacted]` for the password of its user-info part
+/// (`scheme://user:password@host`) and for the value of every query parameter whose
+/// name holds `password` (libpq's `password` and `sslpassword`). Where the URL is
+/// not well formed this errs towards hiding more: the user-info part runs to the
+/// last `@`, so a raw `/`, `?` or `@` in a password stays hidden.
+fn without_passwords(url: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (user_info, rest) = match rest.rsplit_once('@') {
+        Some((user_info, rest)) if scheme.is_some() => (Some(user_info), rest),
+        _ => (None, rest),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(user_info) = user_info {
+        match user_info.split_once(':') {
+            Some((user, _password)) => {
+                out.push_str(user);
+                out.push(':');
+                out.push_str(REDACTED);
+            }
+            None => out.push_str(user_info),
+        }
+        out.push('@');
+    }
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(location);
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _value)) if name.to_ascii_lowercase().contains("password") => {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(REDACTED);
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -320,9 +405,10 @@ impl Settings {
         if matches!(self.refresh.ttl, Some(d) if d.as_secs() == 0) {
             return fail("refresh.ttl", "must be at least one second");
         }
-        if !(self.database.url.starts_with("sqlite:")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
+        let database_url = self.database.url.expose_secret();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
         {
             return fail(
                 "database.url",
@@ -336,12 +422,12 @@ impl Settings {
             .keys
             .secret
             .as_ref()
-            .is_some_and(|s| s.chars().count() < 16)
+            .is_some_and(|s| s.expose_secret().chars().count() < 16)
             || self
                 .keys
                 .previous_secrets
                 .iter()
-                .any(|s| s.chars().count() < 16)
+                .any(|s| s.expose_secret().chars().count() < 16)
         {
             return fail("keys.secret", "must be at least 16 characters");
         }
@@ -457,10 +543,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            s.keys.secret.as_deref(),
+            s.keys.secret.as_ref().map(|s| s.expose_secret()),
             Some("a-new-secret-of-some-length")
         );
-        assert_eq!(s.keys.previous_secrets, ["an-old-secret-of-some-length"]);
+        let previous: Vec<&str> = s
+            .keys
+            .previous_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        assert_eq!(previous, ["an-old-secret-of-some-length"]);
         assert_eq!(s.tokens.issuer, "https://auth.example.com");
     }
 
@@ -493,5 +585,71 @@ mod tests {
         let t: SessionTimeout = serde_json::from_str("\"unlimited\"").unwrap();
         assert_eq!(t, SessionTimeout::Unlimited);
         assert!(serde_json::from_str::<SessionTimeout>("\"soon\"").is_err());
+    }
+
+    #[test]
+    fn debug_output_of_the_settings_shows_no_secret() {
+        let url = "postgres://rotor:db-password-4711@db.internal:5432/rotor?sslmode=require&sslpassword=tls-key-password-0815";
+        let environment = [
+            ("ROTOR__DATABASE__URL", url),
+            ("ROTOR__KEYS__SECRET", "current-keys-secret-0123"),
+            (
+                "ROTOR__KEYS__PREVIOUS_SECRETS",
+                "former-keys-secret-4567,oldest-keys-secret-8901",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = Settings::layered(None, Some(environment)).unwrap();
+        for debug in [format!("{s:?}"), format!("{s:#?}")] {
+            for secret in [
+                "db-password-4711",
+                "tls-key-password-0815",
+                "current-keys-secret-0123",
+                "former-keys-secret-4567",
+                "oldest-keys-secret-8901",
+            ] {
+                assert!(!debug.contains(secret), "{secret} shown in {debug}");
+            }
+            assert!(
+                debug.contains(
+                    "postgres://rotor:[redacted]@db.internal:5432/rotor?sslmode=require&sslpassword=[redacted]"
+                ),
+                "{debug}"
+            );
+        }
+        // The code that needs them still has them.
+        assert_eq!(s.database.url.expose_secret(), url);
+        assert_eq!(s.keys.previous_secrets.len(), 2);
+    }
+
+    #[test]
+    fn database_urls_lose_their_passwords_even_when_malformed() {
+        let cases = [
+            ("sqlite://rotor.db", "sqlite://rotor.db"),
+            ("sqlite:rotor.db?mode=rwc", "sqlite:rotor.db?mode=rwc"),
+            ("postgres://rotor@db/rotor", "postgres://rotor@db/rotor"),
+            (
+                "postgres://rotor:s3cret@db/rotor",
+                "postgres://rotor:[redacted]@db/rotor",
+            ),
+            // Raw '/', '?' and '@' in a password that was not percent-encoded.
+            (
+                "postgres://rotor:se/cr?et@x@db/rotor",
+                "postgres://rotor:[redacted]@db/rotor",
+            ),
+            (
+                "postgres://db/rotor?user=rotor&PASSWORD=s3cret",
+                "postgres://db/rotor?user=rotor&PASSWORD=[redacted]",
+            ),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_passwords(url), shown);
+            assert_eq!(
+                format!("{:?}", DatabaseUrl::from(url)),
+                format!("{shown:?}")
+            );
+        }
     }
 }

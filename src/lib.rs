@@ -3,7 +3,9 @@
 //! and revocable refresh tokens.
 //!
 //! Layers: [`http`] (axum) calls [`oauth`] (protocol rules, no HTTP), which calls
-//! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing.
+//! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing,
+//! and does no I/O; [`keyring`] keeps the signing keys in the store. [`config`]
+//! imports nothing of the crate; [`server`] accepts connections for [`app`].
 
 pub mod app;
 pub mod cli;
@@ -12,12 +14,13 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod jobs;
+pub mod keyring;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;
+pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod tls;
 pub mod wire;
 
 pub use app::Application;

@@ -1,14 +1,9 @@
-//! JWT signing keys (RFC 9068 access tokens). Keys live in the store so that every
-//! instance sharing a database signs with the same key and publishes the same set.
+//! JWT signing keys (RFC 9068 access tokens): generating, sealing, signing and
+//! verifying. Keys live in the store so that every instance sharing a database signs
+//! with the same key and publishes the same set; reading and writing them there is
+//! `crate::keyring`'s job. No store, no I/O here.
 
-use std::{
-    fmt,
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -17,11 +12,9 @@ use jsonwebtoken::{
     jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash},
 };
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
-use crate::{
-    config::SigningAlg,
-    store::{Store, StoreError},
-};
+use crate::config::SigningAlg;
 
 /// The claims of an access token, RFC 9068 §2.2.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -239,12 +232,19 @@ impl fmt::Debug for KeySet {
     }
 }
 
-const UNKNOWN_KID: &str = "unknown kid";
-
-/// Why a presented access token was refused.
+/// Why a presented access token was refused; `Display` is the reason.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid access token: {0}")]
-pub struct TokenRejected(pub String);
+pub enum TokenRejected {
+    /// Signed by a key this set does not hold, perhaps one made since it was read.
+    #[error("unknown kid")]
+    UnknownKid,
+    /// Past `exp` plus the leeway (see [`is_expired`]).
+    #[error("the token has expired")]
+    Expired,
+    /// Malformed, wrongly signed, or of the wrong type, issuer or audience.
+    #[error("{0}")]
+    Invalid(String),
+}
 
 impl KeySet {
     /// Builds the set from stored keys; the newest key of `alg` signs.
@@ -259,6 +259,31 @@ impl KeySet {
         let all: Vec<Arc<LoadedKey>> = stored
             .iter()
             .map(|k| LoadedKey::load(k, cipher).map(Arc::new))
+            .collect::<anyhow::Result<_>>()?;
+        KeySet::from_loaded(stored, all, alg)
+    }
+
+    /// As [`KeySet::new`], taking the keys `known` already holds from it by kid
+    /// instead of opening and parsing them again: a reload costs nothing for keys
+    /// that did not change (a kid is the key's thumbprint).
+    ///
+    /// # Errors
+    /// No key of `alg` is present, or a new stored key cannot be decoded.
+    pub fn with_known(
+        stored: &[StoredKey],
+        alg: SigningAlg,
+        cipher: &KeyCipher,
+        known: &KeySet,
+    ) -> anyhow::Result<KeySet> {
+        let all: Vec<Arc<LoadedKey>> = stored
+            .iter()
+            .map(|k| {
+                let held = known.all.iter().find(|h| h.kid == k.kid && h.alg == k.alg);
+                match held {
+                    Some(held) => Ok(held.clone()),
+                    None => LoadedKey::load(k, cipher).map(Arc::new),
+                }
+            })
             .collect::<anyhow::Result<_>>()?;
         KeySet::from_loaded(stored, all, alg)
     }
@@ -311,7 +336,8 @@ impl KeySet {
         }
     }
 
-    /// Validates an access token: signature by `kid`, `typ`, `iss`, `aud`, `exp`.
+    /// Validates an access token: signature by `kid`, `typ`, `iss`, `aud`, and `exp`
+    /// against `now` with [`is_expired`].
     ///
     /// # Errors
     /// Any check failed; the message says which.
@@ -320,28 +346,55 @@ impl KeySet {
         token: &str,
         issuer: &str,
         audience: &str,
-        leeway_secs: u64,
+        now: OffsetDateTime,
+        leeway: Duration,
     ) -> Result<AccessClaims, TokenRejected> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| TokenRejected(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| TokenRejected::Invalid(e.to_string()))?;
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-            return Err(TokenRejected("not an at+jwt token".into()));
+            return Err(TokenRejected::Invalid("not an at+jwt token".into()));
         }
-        let kid = header.kid.ok_or_else(|| TokenRejected("no kid".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenRejected::Invalid("no kid".into()))?;
         let key = self
             .all
             .iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| TokenRejected(UNKNOWN_KID.into()))?;
+            .ok_or(TokenRejected::UnknownKid)?;
         let mut validation = Validation::new(algorithm(key.alg));
-        validation.leeway = leeway_secs;
+        // jsonwebtoken would check `exp` against the wall clock in whole seconds;
+        // the server's clock decides, below.
+        validation.validate_exp = false;
+        validation.leeway = 0;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenRejected(e.to_string()))
+            .map_err(|e| TokenRejected::Invalid(e.to_string()))?;
+        if is_expired(claims.exp, now, leeway) {
+            return Err(TokenRejected::Expired);
+        }
+        Ok(claims)
     }
+}
+
+/// Whether an access token whose `exp` claim is `exp` has expired at `now`.
+///
+/// RFC 7519 §4.1.4: "the current date/time MUST be before the expiration date/time
+/// listed in the "exp" claim. Implementers MAY provide for some small leeway,
+/// usually no more than a few minutes, to account for clock skew." So a token is
+/// refused from `exp + leeway` on, to the nanosecond of `now` (`exp` itself is in
+/// whole seconds). This is the one expiry rule of access tokens: the bearer guard,
+/// introspection and revocation all reach it through [`KeySet::verify`].
+pub fn is_expired(exp: i64, now: OffsetDateTime, leeway: Duration) -> bool {
+    const NANOS_PER_SECOND: i128 = 1_000_000_000;
+    let leeway = i128::try_from(leeway.as_nanos()).unwrap_or(i128::MAX);
+    let refused_from = i128::from(exp)
+        .saturating_mul(NANOS_PER_SECOND)
+        .saturating_add(leeway);
+    now.unix_timestamp_nanos() >= refused_from
 }
 
 /// When a key stops signing: when the next key was created. `None` for the newest.
@@ -365,195 +418,6 @@ pub fn retired_keys(
         .filter(|k| superseded_at(k, stored).is_some_and(|t| t + max_token_lifetime < now))
         .cloned()
         .collect()
-}
-
-/// The key set in force, re-read from the store now and then so that a key rotated
-/// by `rotor keys rotate` (or by another instance) is picked up by every instance.
-pub struct KeyRing {
-    current: RwLock<Arc<KeySet>>,
-    alg: SigningAlg,
-    max_token_lifetime: Duration,
-    reload_every: Duration,
-    cipher: KeyCipher,
-    /// Unix seconds after which the next use re-reads the store.
-    next_reload: AtomicI64,
-    reloading: tokio::sync::Mutex<()>,
-}
-
-impl fmt::Debug for KeyRing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing").field("alg", &self.alg).finish()
-    }
-}
-
-impl KeyRing {
-    /// Loads the keys, creating one of `alg` when the store has none (first start).
-    /// Instances starting together may each create one; the newest signs everywhere
-    /// once every instance has reloaded.
-    ///
-    /// # Errors
-    /// The store failed, or key generation failed.
-    pub async fn load(
-        store: &dyn Store,
-        alg: SigningAlg,
-        max_token_lifetime: Duration,
-        reload_every: Duration,
-        cipher: KeyCipher,
-        now: time::OffsetDateTime,
-    ) -> anyhow::Result<KeyRing> {
-        let mut stored = store.signing_keys().await?;
-        if !stored.iter().any(|k| k.alg == alg) {
-            let sealer = cipher.clone();
-            let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, now, &sealer))
-                .await
-                .context("key generation task")??;
-            // Instances starting together on an empty store: one key wins, and
-            // every instance then loads that one.
-            match store.insert_first_signing_key(&key).await {
-                Ok(true) => {
-                    tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key")
-                }
-                Ok(false) | Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            stored = store.signing_keys().await?;
-        }
-        let set = KeyRing::build(&stored, alg, now, max_token_lifetime, &cipher)?;
-        Ok(KeyRing {
-            current: RwLock::new(Arc::new(set)),
-            alg,
-            max_token_lifetime,
-            reload_every,
-            cipher,
-            next_reload: AtomicI64::new(next_deadline(now, reload_every)),
-            reloading: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    fn build(
-        stored: &[StoredKey],
-        alg: SigningAlg,
-        now: time::OffsetDateTime,
-        max_token_lifetime: Duration,
-        cipher: &KeyCipher,
-    ) -> anyhow::Result<KeySet> {
-        let retired = retired_keys(stored, now, max_token_lifetime);
-        let live: Vec<StoredKey> = stored
-            .iter()
-            .filter(|k| !retired.iter().any(|r| r.kid == k.kid))
-            .cloned()
-            .collect();
-        KeySet::new(&live, alg, cipher)
-    }
-
-    /// The keys in force; re-reads the store first when the reload interval passed.
-    pub async fn current(&self, store: &dyn Store, now: time::OffsetDateTime) -> Arc<KeySet> {
-        if now.unix_timestamp() >= self.next_reload.load(Ordering::Relaxed) {
-            self.reload(store, now).await;
-        }
-        self.snapshot()
-    }
-
-    /// The keys in force, without touching the store.
-    pub fn snapshot(&self) -> Arc<KeySet> {
-        match self.current.read() {
-            Ok(set) => set.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Re-reads the store now; on failure the old set stays in force.
-    pub async fn reload(&self, store: &dyn Store, now: time::OffsetDateTime) {
-        let Ok(_guard) = self.reloading.try_lock() else {
-            return; // another request is reloading
-        };
-        self.next_reload
-            .store(next_deadline(now, self.reload_every), Ordering::Relaxed);
-        let built = match store.signing_keys().await {
-            Ok(stored) => KeyRing::build(
-                &stored,
-                self.alg,
-                now,
-                self.max_token_lifetime,
-                &self.cipher,
-            ),
-            Err(e) => Err(e.into()),
-        };
-        match built {
-            Ok(set) => {
-                let mut current = match self.current.write() {
-                    Ok(c) => c,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                *current = Arc::new(set);
-            }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "reloading signing keys failed"),
-        }
-    }
-
-    /// Verifies an access token; a kid this instance does not know yet makes it
-    /// re-read the store once before refusing.
-    ///
-    /// # Errors
-    /// As [`KeySet::verify`].
-    pub async fn verify(
-        &self,
-        store: &dyn Store,
-        now: time::OffsetDateTime,
-        token: &str,
-        issuer: &str,
-        audience: &str,
-        leeway_secs: u64,
-    ) -> Result<AccessClaims, TokenRejected> {
-        let set = self.current(store, now).await;
-        match set.verify(token, issuer, audience, leeway_secs) {
-            Err(TokenRejected(reason)) if reason == UNKNOWN_KID => {
-                self.reload(store, now).await;
-                self.snapshot().verify(token, issuer, audience, leeway_secs)
-            }
-            other => other,
-        }
-    }
-}
-
-fn next_deadline(now: time::OffsetDateTime, every: Duration) -> i64 {
-    now.unix_timestamp() + i64::try_from(every.as_secs()).unwrap_or(i64::MAX / 2)
-}
-
-/// Makes a new key of `alg` the signing key, and drops keys no live token can carry.
-///
-/// # Errors
-/// Key generation or the store failed.
-pub async fn rotate(
-    store: &dyn Store,
-    alg: SigningAlg,
-    now: time::OffsetDateTime,
-    max_token_lifetime: Duration,
-    cipher: &KeyCipher,
-) -> anyhow::Result<StoredKey> {
-    // The newest key signs, and SQLite keeps whole seconds: a rotation within the
-    // second of the previous key must still sort after it.
-    let newest = store
-        .signing_keys()
-        .await?
-        .iter()
-        .map(|k| k.created_at)
-        .max();
-    let created_at = match newest {
-        Some(t) if t.unix_timestamp() >= now.unix_timestamp() => t + Duration::from_secs(1),
-        _ => now,
-    };
-    let sealer = cipher.clone();
-    let key = tokio::task::spawn_blocking(move || StoredKey::generate(alg, created_at, &sealer))
-        .await
-        .context("key generation task")??;
-    store.insert_signing_key(&key).await?;
-    let stored = store.signing_keys().await?;
-    for retired in retired_keys(&stored, now, max_token_lifetime) {
-        store.delete_signing_key(&retired.kid).await?;
-        tracing::info!(kid = %retired.kid, "dropped retired signing key");
-    }
-    Ok(key)
 }
 
 /// Seals signing keys at rest under `keys.secret`, so that a database dump alone
@@ -581,7 +445,7 @@ const SEAL_NONCE_LEN: usize = 24;
 impl KeyCipher {
     /// A cipher for `secret` (none: keys are kept as plain DER) that also opens keys
     /// sealed under `previous` secrets.
-    pub fn new(secret: Option<&str>, previous: &[String]) -> KeyCipher {
+    pub fn new(secret: Option<&str>, previous: &[&str]) -> KeyCipher {
         KeyCipher {
             current: secret.map(derive_key),
             previous: previous.iter().map(|s| derive_key(s)).collect(),
@@ -663,24 +527,11 @@ fn derive_key(secret: &str) -> [u8; 32] {
     key
 }
 
-/// Seals every stored key under the current secret (after `keys.secret` changed).
-///
-/// # Errors
-/// A key cannot be opened with the configured secrets, or the store failed.
-pub async fn reseal(store: &dyn Store, cipher: &KeyCipher) -> anyhow::Result<usize> {
-    let keys = store.signing_keys().await?;
-    for key in &keys {
-        let der = cipher.open(&key.kid, &key.private_key)?;
-        store
-            .update_signing_key(&key.kid, &cipher.seal(&key.kid, &der))
-            .await?;
-    }
-    Ok(keys.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LEEWAY: Duration = Duration::from_secs(1);
 
     fn claims(now: i64) -> AccessClaims {
         AccessClaims {
@@ -706,9 +557,19 @@ mod tests {
             let header = jsonwebtoken::decode_header(&jwt).unwrap();
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(header.kid.as_deref(), Some(set.active_kid()));
-            assert_eq!(set.verify(&jwt, "https://issuer", "api", 1).unwrap(), c);
-            assert!(set.verify(&jwt, "https://other", "api", 1).is_err());
-            assert!(set.verify(&jwt, "https://issuer", "other", 1).is_err());
+            assert_eq!(
+                set.verify(&jwt, "https://issuer", "api", now, LEEWAY)
+                    .unwrap(),
+                c
+            );
+            assert!(
+                set.verify(&jwt, "https://other", "api", now, LEEWAY)
+                    .is_err()
+            );
+            assert!(
+                set.verify(&jwt, "https://issuer", "other", now, LEEWAY)
+                    .is_err()
+            );
             assert_eq!(set.jwks().keys.len(), 1);
         }
     }
@@ -769,7 +630,10 @@ mod tests {
         // A token of the old key still verifies.
         let old_only = KeySet::new(&[old], SigningAlg::ES256, &KeyCipher::default()).unwrap();
         let jwt = old_only.sign(&claims(t0.unix_timestamp())).unwrap();
-        assert!(set.verify(&jwt, "https://issuer", "api", 1).is_ok());
+        assert!(
+            set.verify(&jwt, "https://issuer", "api", t0, LEEWAY)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -808,10 +672,83 @@ mod tests {
         let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
         assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &other).is_err());
         // After a secret rotation the old secret still opens it.
-        let rotated = KeyCipher::new(
-            Some("another-secret-entirely"),
-            &["a-long-enough-secret".into()],
-        );
+        let rotated = KeyCipher::new(Some("another-secret-entirely"), &["a-long-enough-secret"]);
         assert!(KeySet::new(&[key], SigningAlg::ES256, &rotated).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_refused_from_exp_plus_leeway_on_to_the_nanosecond() {
+        let exp = 1_700_000_000;
+        let at = |nanos: i128| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(nanos + i128::from(exp) * 1_000_000_000)
+                .unwrap()
+        };
+        assert!(!is_expired(exp, at(999_999_999), LEEWAY));
+        assert!(is_expired(exp, at(1_000_000_000), LEEWAY));
+        assert!(is_expired(exp, at(1_000_000_001), LEEWAY));
+        // Without leeway `exp` itself is too late, and a sub-second leeway counts.
+        assert!(!is_expired(exp, at(-1), Duration::ZERO));
+        assert!(is_expired(exp, at(0), Duration::ZERO));
+        assert!(!is_expired(
+            exp,
+            at(499_999_999),
+            Duration::from_millis(500)
+        ));
+        assert!(is_expired(exp, at(500_000_000), Duration::from_millis(500)));
+        // Extreme values neither overflow nor panic.
+        assert!(is_expired(i64::MIN, at(0), Duration::ZERO));
+        assert!(!is_expired(i64::MAX, at(0), Duration::MAX));
+    }
+
+    #[test]
+    fn the_given_now_decides_expiry_and_not_the_wall_clock() {
+        let wall = time::OffsetDateTime::now_utc();
+        let key = StoredKey::generate(SigningAlg::ES256, wall, &KeyCipher::default()).unwrap();
+        let set = KeySet::new(&[key], SigningAlg::ES256, &KeyCipher::default()).unwrap();
+        // Expired by the wall clock an hour ago, but not by a server clock two hours back.
+        let mut past = claims(wall.unix_timestamp() - 7200);
+        past.exp = wall.unix_timestamp() - 3600;
+        let jwt = set.sign(&past).unwrap();
+        let two_hours_back = wall - time::Duration::hours(2);
+        assert_eq!(
+            set.verify(&jwt, "https://issuer", "api", two_hours_back, LEEWAY)
+                .unwrap(),
+            past
+        );
+        // Valid by the wall clock, but expired by a server clock moved past it.
+        let fresh = claims(wall.unix_timestamp());
+        let jwt = set.sign(&fresh).unwrap();
+        let later = time::OffsetDateTime::from_unix_timestamp(fresh.exp).unwrap() + LEEWAY;
+        assert!(matches!(
+            set.verify(&jwt, "https://issuer", "api", later, LEEWAY),
+            Err(TokenRejected::Expired)
+        ));
+    }
+
+    #[test]
+    fn a_rebuilt_set_takes_the_keys_it_holds_without_opening_them_again() {
+        let t0 = time::OffsetDateTime::now_utc();
+        let sealing = KeyCipher::new(Some("a-long-enough-secret"), &[]);
+        let old = StoredKey::generate(SigningAlg::ES256, t0, &sealing).unwrap();
+        let known = KeySet::new(std::slice::from_ref(&old), SigningAlg::ES256, &sealing).unwrap();
+        let new = StoredKey::generate(
+            SigningAlg::ES256,
+            t0 + time::Duration::seconds(5),
+            &KeyCipher::default(),
+        )
+        .unwrap();
+        // A cipher that cannot open the old key: only reuse can bring it in.
+        let stored = [old.clone(), new.clone()];
+        let plain = KeyCipher::default();
+        assert!(KeySet::new(&stored, SigningAlg::ES256, &plain).is_err());
+        let rebuilt = KeySet::with_known(&stored, SigningAlg::ES256, &plain, &known).unwrap();
+        assert_eq!(rebuilt.active_kid(), new.kid);
+        assert!(Arc::ptr_eq(&rebuilt.all[0], &known.all[0]));
+        let jwt = known.sign(&claims(t0.unix_timestamp())).unwrap();
+        assert!(
+            rebuilt
+                .verify(&jwt, "https://issuer", "api", t0, LEEWAY)
+                .is_ok()
+        );
     }
 }

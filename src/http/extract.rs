@@ -181,7 +181,7 @@ where
         let state = super::AppState::from_ref(state);
         let peer = parts
             .extensions
-            .get::<ConnectInfo<crate::app::PeerAddr>>()
+            .get::<ConnectInfo<crate::server::PeerAddr>>()
             .map(|ConnectInfo(p)| p.0.ip());
         Ok(ClientIp(peer.map(|peer| {
             forwarded_client(peer, &parts.headers, &state.settings.server.trusted_proxies)

@@ -17,7 +17,8 @@ use tracing::Instrument;
 use crate::{
     clock::Clock,
     config::Settings,
-    crypto::{keys::KeyRing, password::PasswordHasher},
+    crypto::password::PasswordHasher,
+    keyring::KeyRing,
     lifecycle::Lifecycle,
     metrics::Metrics,
     oauth::{GrantContext, GrantReport, OAuthError},

@@ -54,7 +54,7 @@ pub async fn authenticate(
 ) -> Result<AccessClaims, BearerError> {
     let claims = verify_access_token(ctx, token, now)
         .await
-        .map_err(|e| BearerError::InvalidToken(e.0))?;
+        .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
     if check_revocation {
         let jti = Uuid::parse_str(&claims.jti)
             .map_err(|_| BearerError::InvalidToken("malformed jti".into()))?;

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use crate::{
     config::Settings,
-    crypto::{keys::KeyRing, password::PasswordHasher},
+    crypto::password::PasswordHasher,
+    keyring::KeyRing,
     store::Store,
 };
 

@@ -84,7 +84,7 @@ fn assert_success(o: &Output) {
 /// CLI changes anything, to show that changes reach a running server at once.
 async fn serve_on(dir: &TempDir) -> TestApp {
     let mut settings = test_settings();
-    settings.database.url = dir.db_url();
+    settings.database.url = dir.db_url().into();
     let store = std::sync::Arc::new(SqliteStore::connect(&dir.db_url(), 4).await.unwrap());
     rotor::store::DatabaseStore::migrate(store.as_ref())
         .await

@@ -1,10 +1,12 @@
 use std::time::Duration;
 
+use crate::bearer::{advance_to, refused_from};
 use crate::helpers::{Db, TestClient, client_record, spawn_app};
 use crate::on_both_stores;
 
 on_both_stores!(
     active_access_token_is_described,
+    access_token_is_inactive_from_exp_plus_leeway_on,
     active_refresh_token_is_described,
     anything_else_is_exactly_inactive,
     reuse_detection_makes_the_familys_access_tokens_inactive_at_once,
@@ -29,6 +31,25 @@ async fn active_access_token_is_described(db: Db) {
     assert_eq!(b["aud"], "rotor");
     assert_eq!(b["iss"], "https://rotor.test");
     assert_eq!(b["jti"], claims.jti);
+}
+
+async fn access_token_is_inactive_from_exp_plus_leeway_on(db: Db) {
+    // Arrange: a token issued on a stopped server clock.
+    let app = spawn_app(db).await;
+    app.clock.freeze();
+    let login = app.login().await;
+    let token = login.str("access_token");
+    let refused_from = refused_from(&app, token).await;
+
+    // Act + Assert: active a nanosecond before exp + leeway ...
+    advance_to(&app, refused_from - time::Duration::nanoseconds(1));
+    assert_eq!(app.introspect(token).await.body["active"], true);
+    // ... and exactly inactive at it.
+    app.advance(Duration::from_nanos(1));
+    assert_eq!(
+        app.introspect(token).await.body,
+        serde_json::json!({"active": false})
+    );
 }
 
 async fn active_refresh_token_is_described(db: Db) {

@@ -1,4 +1,4 @@
-use rotor::{Application, crypto::keys};
+use rotor::{Application, keyring};
 
 use crate::helpers::{Db, spawn_app_with, test_settings};
 use crate::on_both_stores;
@@ -33,7 +33,7 @@ async fn signing_keys_are_sealed_under_the_configured_secret(db: Db) {
     rotated.keys.secret = Some("second-secret-0123456789".into());
     rotated.keys.previous_secrets = vec![SECRET.into()];
     assert_eq!(
-        keys::reseal(app.store.as_ref(), &rotated.keys.cipher())
+        keyring::reseal(app.store.as_ref(), &keyring::cipher(&rotated.keys))
             .await
             .unwrap(),
         1

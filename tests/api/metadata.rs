@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use rotor::crypto::keys;
+use rotor::keyring;
 
 use crate::helpers::{Db, client_record, spawn_app, spawn_app_with};
 use crate::on_both_stores;
@@ -79,12 +79,12 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
     // the rotation happens a second after the first key was made.
     app.advance(Duration::from_secs(1));
     let lifetime = app.settings.max_access_token_lifetime();
-    let new_key = keys::rotate(
+    let new_key = keyring::rotate(
         app.store.as_ref(),
         app.settings.tokens.signing_alg,
         app.clock.now(),
         lifetime,
-        &app.settings.keys.cipher(),
+        &keyring::cipher(&app.settings.keys),
     )
     .await
     .unwrap();
@@ -118,12 +118,12 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
 
     // Once every token of the old key has expired, the old key is dropped.
     app.advance(lifetime + Duration::from_secs(120));
-    keys::rotate(
+    keyring::rotate(
         app.store.as_ref(),
         app.settings.tokens.signing_alg,
         app.clock.now(),
         lifetime,
-        &app.settings.keys.cipher(),
+        &keyring::cipher(&app.settings.keys),
     )
     .await
     .unwrap();
