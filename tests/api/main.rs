@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod helpers;
+#[path = "../support/postgres.rs"]
+mod postgres;
 
 mod bearer;
 mod bodies;

@@ -19,13 +19,21 @@ use rotor::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[path = "../support/postgres.rs"]
+mod postgres;
+
+/// One contract test on both backends. The PostgreSQL half first checks, once per
+/// process, that PostgreSQL answers (see `tests/support/postgres.rs`).
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[sqlx::test(migrations = "migrations/postgres")]
-            async fn postgres(pool: sqlx::PgPool) {
-                let store = std::sync::Arc::new(rotor::store::PgStore::from_pool(pool));
-                super::$name(store).await
+            #[test]
+            fn postgres() {
+                async fn on(pool: sqlx::PgPool) {
+                    let store = std::sync::Arc::new(rotor::store::PgStore::from_pool(pool));
+                    super::$name(store).await
+                }
+                $crate::postgres::run_on_fresh_database(concat!(module_path!(), "::postgres"), on);
             }
             #[sqlx::test(migrations = "migrations/sqlite")]
             async fn sqlite(pool: sqlx::SqlitePool) {
@@ -55,6 +63,23 @@ contract!(
     purge_removes_expired_access_token_ids_and_dead_families_in_batches,
     concurrent_purges_delete_each_family_once,
     of_instances_starting_together_exactly_one_adds_a_signing_key,
+);
+
+/// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn postgres() {
+                $crate::postgres::run_on_fresh_database(concat!(module_path!(), "::postgres"), super::$name);
+            }
+        }
+    )*};
+}
+
+on_postgres!(
+    postgres_rotates_in_one_step_exactly_once,
+    postgres_runs_a_rotation_aborted_by_a_deadlock_again,
 );
 
 fn now() -> OffsetDateTime {
@@ -636,7 +661,6 @@ async fn login_failures_lock_at_the_limit_within_the_window(store: Arc<dyn Store
 
 /// PostgreSQL rotates the common refresh in one statement; concurrent calls for one
 /// token rotate once, and a token that does not qualify changes nothing.
-#[sqlx::test(migrations = "migrations/postgres")]
 async fn postgres_rotates_in_one_step_exactly_once(pool: sqlx::PgPool) {
     let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool));
     let (user, _) = seed(store.as_ref()).await;
@@ -703,7 +727,6 @@ async fn postgres_rotates_in_one_step_exactly_once(pool: sqlx::PgPool) {
 /// PostgreSQL ends a deadlock by aborting one of the transactions and rolling it
 /// back (40P01). A rotation that is the one aborted is run again, once, and
 /// succeeds: the client gets its tokens instead of a 503.
-#[sqlx::test(migrations = "migrations/postgres")]
 async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool) {
     let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool.clone()));
     let (user, _) = seed(store.as_ref()).await;
