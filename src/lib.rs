@@ -4,7 +4,9 @@
 //!
 //! Layers: [`http`] (axum) calls [`oauth`] (protocol rules, no HTTP), which calls
 //! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing.
+//! [`admin`] holds the rules for managing clients and users, which [`cli`] prints.
 
+pub mod admin;
 pub mod app;
 pub mod cleanup;
 pub mod cli;

@@ -7,6 +7,7 @@ mod helpers;
 #[path = "../support/postgres.rs"]
 mod postgres;
 
+mod admin;
 mod bearer;
 mod bodies;
 mod cli;
