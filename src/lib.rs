@@ -6,7 +6,9 @@
 //! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing,
 //! and does no I/O; [`keyring`] keeps the signing keys in the store. [`config`]
 //! imports nothing of the crate; [`server`] accepts connections for [`app`].
+//! [`admin`] holds the rules for managing clients and users, which [`cli`] prints.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

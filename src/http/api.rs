@@ -1,17 +1,13 @@
 //! The protected API: `GET /api/v1/me`, which shows the full token cycle.
 
-use axum::{Json, Router, routing::get};
+use axum::Json;
 use serde::Serialize;
 
-use super::{AppState, bearer::Bearer};
-use crate::oauth::OAuthError;
+use super::{Routes, bearer::Bearer};
 
 /// The API routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/me",
-        get(get_me).fallback(|| async { OAuthError::MethodNotAllowed { allow: "GET" } }),
-    )
+pub fn router() -> Routes {
+    Routes::new().get("/api/v1/me", get_me)
 }
 
 /// Who the access token speaks for.

@@ -1,23 +1,19 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /oauth2/jwks`.
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{Json, extract::State};
 use jsonwebtoken::jwk::JwkSet;
 
-use super::AppState;
+use super::{AppState, Routes};
 use crate::oauth::{
     OAuthError,
     metadata::{self, ServerMetadata},
 };
 
 /// The discovery routes.
-pub fn router() -> Router<AppState> {
-    let get_only = || async { OAuthError::MethodNotAllowed { allow: "GET" } };
-    Router::new()
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(get_metadata).fallback(get_only),
-        )
-        .route("/oauth2/jwks", get(get_jwks).fallback(get_only))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/.well-known/oauth-authorization-server", get_metadata)
+        .get("/oauth2/jwks", get_jwks)
 }
 
 /// The server's metadata, computed from the configuration and the registered clients.

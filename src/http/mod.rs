@@ -33,7 +33,10 @@ pub mod metadata;
 pub mod openapi;
 pub mod ops;
 pub mod revoke;
+pub mod routes;
 pub mod token;
+
+pub use routes::{Operation, Routes};
 
 /// The state every handler shares. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -61,27 +64,28 @@ impl AppState {
     }
 }
 
-/// Every (method, path) the router serves, as `openapi.json` documents them; a
-/// test holds the two and the router in step.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/oauth2/token"),
-    ("POST", "/oauth2/revoke"),
-    ("POST", "/oauth2/introspect"),
-    ("GET", "/oauth2/jwks"),
-    ("GET", "/.well-known/oauth-authorization-server"),
-    ("GET", "/api/v1/me"),
-    ("GET", "/openapi.json"),
-];
+/// Every operation the router serves with these settings, read off the same
+/// [`Routes`] the router is built from. `openapi.json` documents them, and a test
+/// holds the document against this list and against the running router.
+pub fn operations(settings: &Settings) -> Vec<Operation> {
+    routes(settings).operations().to_vec()
+}
 
-/// The whole application's routes and layers.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route module's routes.
+fn routes(settings: &Settings) -> Routes {
+    Routes::new()
         .merge(token::router())
         .merge(revoke::router())
         .merge(metadata::router())
         .merge(api::router())
-        .merge(ops::router(state.settings.metrics.enabled))
+        .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
+}
+
+/// The whole application's routes and layers.
+pub fn router(state: AppState) -> Router {
+    routes(&state.settings)
+        .into_router()
         .fallback(|| async { OAuthError::NotFound })
         .layer(axum::middleware::from_fn(extract::limit_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

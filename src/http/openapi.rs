@@ -2,24 +2,18 @@
 //! compiled in.
 
 use axum::{
-    Router,
     http::{HeaderValue, header},
     response::IntoResponse,
-    routing::get,
 };
 
-use super::AppState;
-use crate::oauth::OAuthError;
+use super::Routes;
 
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
 /// The document's route.
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/openapi.json",
-        get(get_openapi).fallback(|| async { OAuthError::MethodNotAllowed { allow: "GET" } }),
-    )
+pub fn router() -> Routes {
+    Routes::new().get("/openapi.json", get_openapi)
 }
 
 async fn get_openapi() -> impl IntoResponse {

@@ -5,29 +5,28 @@
 use std::time::Duration;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::header,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, Routes};
 use crate::{metrics, oauth::OAuthError};
 
 /// How long a probe or a scrape waits for the store.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The operations routes; `/metrics` only when `metrics.enabled`.
-pub fn router(metrics_enabled: bool) -> Router<AppState> {
-    let router = Router::new()
-        .route("/healthz", get(get_healthz))
-        .route("/readyz", get(get_readyz));
+pub fn router(metrics_enabled: bool) -> Routes {
+    let routes = Routes::new()
+        .get("/healthz", get_healthz)
+        .get("/readyz", get_readyz);
     if metrics_enabled {
-        router.route("/metrics", get(get_metrics))
+        routes.get("/metrics", get_metrics)
     } else {
-        router
+        routes
     }
 }
 

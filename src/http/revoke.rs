@@ -1,9 +1,9 @@
 //! `POST /oauth2/revoke` (RFC 7009) and `POST /oauth2/introspect` (RFC 7662).
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{Json, extract::State, http::StatusCode};
 
 use super::{
-    AppState,
+    AppState, Routes,
     extract::{BasicAuth, ClientIp, OAuthParams},
 };
 use crate::oauth::{
@@ -13,14 +13,10 @@ use crate::oauth::{
 };
 
 /// The revocation and introspection routes.
-pub fn router() -> Router<AppState> {
-    let post_only = || async { OAuthError::MethodNotAllowed { allow: "POST" } };
-    Router::new()
-        .route("/oauth2/revoke", post(post_revoke).fallback(post_only))
-        .route(
-            "/oauth2/introspect",
-            post(post_introspect).fallback(post_only),
-        )
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/oauth2/revoke", post_revoke)
+        .post("/oauth2/introspect", post_introspect)
 }
 
 /// Revokes a token; answers 200 with an empty body, also for unknown tokens

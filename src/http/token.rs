@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use axum::{Json, Router, extract::State, routing::post};
+use axum::{Json, extract::State};
 
 use super::{
-    AppState,
+    AppState, Routes,
     extract::{BasicAuth, ClientIp, OAuthParams},
 };
 use crate::oauth::{
@@ -13,12 +13,9 @@ use crate::oauth::{
 };
 
 /// The token endpoint's routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/oauth2/token",
-        // RFC 6749 §3.2: "The client MUST use the HTTP POST method".
-        post(post_token).fallback(|| async { OAuthError::MethodNotAllowed { allow: "POST" } }),
-    )
+pub fn router() -> Routes {
+    // RFC 6749 §3.2: "The client MUST use the HTTP POST method".
+    Routes::new().post("/oauth2/token", post_token)
 }
 
 /// Issues tokens for the password and refresh_token grants.

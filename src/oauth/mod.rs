@@ -6,12 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::OffsetDateTime;
 
-use crate::{
-    config::Settings,
-    crypto::password::PasswordHasher,
-    keyring::KeyRing,
-    store::Store,
-};
+use crate::{config::Settings, crypto::password::PasswordHasher, keyring::KeyRing, store::Store};
 
 pub(crate) mod audit;
 pub mod bearer;

@@ -22,15 +22,23 @@ use uuid::Uuid;
 
 /// Runs one test body against PostgreSQL and against SQLite, each on a fresh
 /// database: `mod name { postgres(), sqlite() }` calling `async fn name(db: Db)`.
+/// The PostgreSQL half first checks, once per process, that PostgreSQL answers
+/// (see `tests/support/postgres.rs`).
 #[macro_export]
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[sqlx::test(migrations = "migrations/postgres")]
-            async fn postgres(pool: sqlx::PgPool) {
-                let db = $crate::helpers::Db::postgres(pool);
-                super::$name(db.clone()).await;
-                db.close().await;
+            #[test]
+            fn postgres() {
+                async fn on(pool: sqlx::PgPool) {
+                    let db = $crate::helpers::Db::postgres(pool);
+                    super::$name(db.clone()).await;
+                    db.close().await;
+                }
+                $crate::postgres::run_on_fresh_database(
+                    concat!(module_path!(), "::postgres"),
+                    on,
+                );
             }
             #[sqlx::test(migrations = "migrations/sqlite")]
             async fn sqlite(pool: sqlx::SqlitePool) {

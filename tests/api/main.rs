@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod helpers;
+#[path = "../support/postgres.rs"]
+mod postgres;
 
+mod admin;
 mod bearer;
 mod bodies;
 mod cli;

@@ -1,25 +1,20 @@
-//! `openapi.json` and the router in step: every documented operation is served and
-//! answers a documented status, every served route is documented, and a method the
-//! document does not list answers 405.
+//! `openapi.json` and the router in step: the document lists exactly the operations
+//! the router is built from, every documented operation is served by the running
+//! server with a documented status, and a method the document does not list answers
+//! 405.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::helpers::{Db, TestApp, spawn_app};
+use crate::helpers::{Db, TestApp, spawn_app, test_settings};
 use crate::on_both_stores;
 
 on_both_stores!(
     openapi_document_is_served_verbatim,
-    documented_operations_and_served_routes_are_the_same,
     every_documented_operation_is_served_with_a_documented_status,
     methods_the_document_does_not_list_answer_405,
 );
-
-/// Documented here, served by routes that come with another part of rotor: they may
-/// be missing from this build, and then answer the 404 fallback.
-const SERVED_ELSEWHERE: &[(&str, &str)] =
-    &[("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -37,12 +32,6 @@ fn documented() -> BTreeSet<(String, String)> {
         }
     }
     ops
-}
-
-fn owned(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    list.iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-        .collect()
 }
 
 /// The statuses the document allows for one operation.
@@ -90,11 +79,20 @@ async fn openapi_document_is_served_verbatim(db: Db) {
     assert!(served["openapi"].as_str().unwrap().starts_with("3."));
 }
 
-async fn documented_operations_and_served_routes_are_the_same(db: Db) {
+/// (METHOD, path) of every operation the router is built from, with `/metrics` on.
+fn served() -> BTreeSet<(String, String)> {
+    let mut settings = test_settings();
+    settings.metrics.enabled = true;
+    rotor::http::operations(&settings)
+        .into_iter()
+        .map(|op| (op.method.as_str().to_owned(), op.path.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_document_lists_exactly_the_operations_the_router_serves() {
     // Arrange
-    let _app = spawn_app(db).await;
-    let served = owned(rotor::http::ROUTES);
-    let elsewhere = owned(SERVED_ELSEWHERE);
+    let served = served();
     // Act
     let documented = documented();
     // Assert
@@ -103,25 +101,34 @@ async fn documented_operations_and_served_routes_are_the_same(db: Db) {
         undocumented.is_empty(),
         "served, not documented: {undocumented:?}"
     );
-    let unserved: Vec<_> = documented
-        .difference(&served)
-        .filter(|op| !elsewhere.contains(*op))
-        .collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(unserved.is_empty(), "documented, not served: {unserved:?}");
+}
+
+#[test]
+fn metrics_are_not_served_when_turned_off() {
+    let mut settings = test_settings();
+    settings.metrics.enabled = false;
+    let paths: Vec<_> = rotor::http::operations(&settings)
+        .into_iter()
+        .map(|op| op.path)
+        .collect();
+    assert!(!paths.contains(&"/metrics"), "{paths:?}");
+    assert!(paths.contains(&"/healthz"), "{paths:?}");
 }
 
 async fn every_documented_operation_is_served_with_a_documented_status(db: Db) {
     // Arrange
     let app = spawn_app(db).await;
-    let elsewhere = owned(SERVED_ELSEWHERE);
     for (method, path) in documented() {
         // Act
         let answer = call(&app, &method, &path).await;
         // Assert
-        if elsewhere.contains(&(method.clone(), path.clone())) && is_fallback(&answer) {
-            continue;
-        }
         assert!(!is_fallback(&answer), "{method} {path} is not served");
+        assert_ne!(
+            answer.status, 405,
+            "{method} {path}: the router serves another method on this path"
+        );
         assert!(
             documented_statuses(&method, &path).contains(&answer.status),
             "{method} {path} answered {}, which the document does not list",
@@ -134,17 +141,26 @@ async fn methods_the_document_does_not_list_answer_405(db: Db) {
     // Arrange
     let app = spawn_app(db).await;
     let documented = documented();
-    let served = owned(rotor::http::ROUTES);
-    let paths: BTreeSet<&String> = served.iter().map(|(_, p)| p).collect();
+    let paths: BTreeSet<&String> = documented.iter().map(|(_, p)| p).collect();
     for path in paths {
+        let allowed: Vec<&str> = documented
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
         for method in METHODS {
-            if documented.contains(&((*method).to_owned(), path.clone())) {
+            if allowed.contains(method) {
                 continue;
             }
             // Act
             let answer = call(&app, method, path).await;
             // Assert
             answer.assert_error(405, "invalid_request");
+            assert_eq!(
+                answer.header("allow"),
+                Some(allowed.join(", ").as_str()),
+                "{method} {path}"
+            );
         }
     }
     // An undocumented path is the fallback.

@@ -21,13 +21,21 @@ use rotor::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[path = "../support/postgres.rs"]
+mod postgres;
+
+/// One contract test on both backends. The PostgreSQL half first checks, once per
+/// process, that PostgreSQL answers (see `tests/support/postgres.rs`).
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[sqlx::test(migrations = "migrations/postgres")]
-            async fn postgres(pool: sqlx::PgPool) {
-                let store = std::sync::Arc::new(rotor::store::PgStore::from_pool(pool));
-                super::$name(store).await
+            #[test]
+            fn postgres() {
+                async fn on(pool: sqlx::PgPool) {
+                    let store = std::sync::Arc::new(rotor::store::PgStore::from_pool(pool));
+                    super::$name(store).await
+                }
+                $crate::postgres::run_on_fresh_database(concat!(module_path!(), "::postgres"), on);
             }
             #[sqlx::test(migrations = "migrations/sqlite")]
             async fn sqlite(pool: sqlx::SqlitePool) {
@@ -64,6 +72,20 @@ contract!(
     concurrent_purges_delete_each_family_once,
     of_instances_starting_together_exactly_one_adds_a_signing_key,
 );
+
+/// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn postgres() {
+                $crate::postgres::run_on_fresh_database(concat!(module_path!(), "::postgres"), super::$name);
+            }
+        }
+    )*};
+}
+
+on_postgres!(postgres_runs_a_rotation_aborted_by_a_deadlock_again);
 
 fn now() -> OffsetDateTime {
     // Whole seconds: SQLite keeps unix seconds.
@@ -893,7 +915,6 @@ async fn old_audit_events_and_ended_lockout_counters_are_purged(store: Arc<dyn S
 /// PostgreSQL ends a deadlock by aborting one of the transactions and rolling it
 /// back (40P01). A rotation that is the one aborted is run again, once, and
 /// succeeds: the client gets its tokens instead of a 503.
-#[sqlx::test(migrations = "migrations/postgres")]
 async fn postgres_runs_a_rotation_aborted_by_a_deadlock_again(pool: sqlx::PgPool) {
     let store: Arc<dyn Store> = Arc::new(rotor::store::PgStore::from_pool(pool.clone()));
     let (user, _) = seed(store.as_ref()).await;

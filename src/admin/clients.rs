@@ -1,0 +1,270 @@
+//! Registering, listing and removing OAuth clients: which ids, grant types, scopes,
+//! secrets and grace periods a client may have.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::AdminError;
+use crate::{
+    config::MAX_GRACE_PERIOD,
+    crypto::token::ClientSecret,
+    oauth::Scope,
+    store::{ClientRecord, Store, StoreError},
+    wire::GrantType,
+};
+
+/// A client as an operator asks for it, before any rule is checked.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub id: String,
+    /// Grant type names the client may use.
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request, space-separated (RFC 6749 §3.3).
+    pub scopes: String,
+    /// Whether the client receives refresh tokens.
+    pub refresh_tokens: bool,
+    /// Refresh-token lifetime instead of the server's.
+    pub refresh_ttl: Option<Duration>,
+    /// Refreshes per login instead of the server's (0 = unlimited).
+    pub max_refreshes: Option<u32>,
+    /// Retry grace period instead of the server's.
+    pub grace_period: Option<Duration>,
+}
+
+/// A [`NewClient`] that passed every rule; only [`NewClient::validate`] makes one.
+#[derive(Debug, Clone)]
+pub struct ValidClient {
+    id: String,
+    grant_types: Vec<GrantType>,
+    scopes: Scope,
+    refresh_tokens: bool,
+    refresh_ttl: Option<Duration>,
+    max_refreshes: Option<u32>,
+    grace_period: Option<Duration>,
+}
+
+impl ValidClient {
+    /// The client id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl NewClient {
+    /// Checks the id, the grant types, the grace period and the scopes, in that
+    /// order.
+    ///
+    /// # Errors
+    /// The first rule the client breaks.
+    pub fn validate(self) -> Result<ValidClient, AdminError> {
+        check_client_id(&self.id)?;
+        let grant_types = check_grant_types(&self.grant_types)?;
+        check_grace_period(self.grace_period)?;
+        let scopes =
+            Scope::parse(&self.scopes).map_err(|e| AdminError::InvalidScope(e.description()))?;
+        Ok(ValidClient {
+            id: self.id,
+            grant_types,
+            scopes,
+            refresh_tokens: self.refresh_tokens,
+            refresh_ttl: self.refresh_ttl,
+            max_refreshes: self.max_refreshes,
+            grace_period: self.grace_period,
+        })
+    }
+}
+
+/// The rule for client ids, in one place: 1 to 255 bytes, no control character and
+/// no white space.
+///
+/// # Errors
+/// [`AdminError::InvalidClientId`] or [`AdminError::ClientIdWithWhiteSpace`].
+pub fn check_client_id(id: &str) -> Result<(), AdminError> {
+    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+        return Err(AdminError::InvalidClientId);
+    }
+    if id.chars().any(char::is_whitespace) {
+        return Err(AdminError::ClientIdWithWhiteSpace);
+    }
+    Ok(())
+}
+
+/// The rule for grant types, in one place: each is one rotor implements
+/// ([`GrantType`]).
+///
+/// # Errors
+/// [`AdminError::UnknownGrantType`] naming the first unknown one.
+pub fn check_grant_types(grant_types: &[String]) -> Result<Vec<GrantType>, AdminError> {
+    grant_types
+        .iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| AdminError::UnknownGrantType(g.clone())))
+        .collect()
+}
+
+/// A client's grace period is capped like the server's (`refresh.grace_period`):
+/// a retried refresh must not keep a spent token usable for long.
+fn check_grace_period(grace_period: Option<Duration>) -> Result<(), AdminError> {
+    if grace_period.is_some_and(|g| g > MAX_GRACE_PERIOD) {
+        return Err(AdminError::GracePeriodTooLong);
+    }
+    Ok(())
+}
+
+/// A fresh client secret with 256 bits of randomness.
+pub fn generate_secret() -> ClientSecret {
+    ClientSecret::generate()
+}
+
+/// An operator-chosen client secret.
+///
+/// # Errors
+/// [`AdminError::InvalidSecret`] when it is too short to be stored as a SHA-256
+/// hash safely.
+pub fn chosen_secret(text: String) -> Result<ClientSecret, AdminError> {
+    ClientSecret::parse(text).map_err(AdminError::InvalidSecret)
+}
+
+/// Registers a client: confidential with `secret` (of which the store keeps the
+/// hash), public without.
+///
+/// # Errors
+/// [`AdminError::ClientExists`], or the store failed.
+pub async fn create(
+    store: &dyn Store,
+    client: ValidClient,
+    secret: Option<&ClientSecret>,
+    now: OffsetDateTime,
+) -> Result<ClientRecord, AdminError> {
+    let record = ClientRecord {
+        id: client.id,
+        secret_hash: secret.map(ClientSecret::hash),
+        grant_types: client.grant_types,
+        scopes: client.scopes.tokens().to_vec(),
+        refresh_tokens: client.refresh_tokens,
+        refresh_ttl: client.refresh_ttl,
+        max_refreshes: client.max_refreshes,
+        grace_period: client.grace_period,
+        created_at: now,
+    };
+    match store.create_client(&record).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::Conflict { .. }) => Err(AdminError::ClientExists(record.id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every client.
+///
+/// # Errors
+/// The store failed.
+pub async fn list(store: &dyn Store) -> Result<Vec<ClientRecord>, AdminError> {
+    Ok(store.list_clients().await?)
+}
+
+/// Removes a client; its tokens stop working at once.
+///
+/// # Errors
+/// [`AdminError::NoSuchClient`], or the store failed.
+pub async fn remove(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+    match store.remove_client(id).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchClient(id.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_client(id: &str) -> NewClient {
+        NewClient {
+            id: id.into(),
+            grant_types: vec!["password".into(), "refresh_token".into()],
+            scopes: "read write".into(),
+            refresh_tokens: true,
+            refresh_ttl: None,
+            max_refreshes: None,
+            grace_period: None,
+        }
+    }
+
+    fn refusal(client: NewClient) -> String {
+        match client.validate() {
+            Ok(valid) => panic!("accepted {valid:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_client_with_both_grants_and_plain_scopes_is_valid() {
+        let valid = new_client("app").validate().unwrap();
+        assert_eq!(valid.id(), "app");
+        assert_eq!(valid.scopes.tokens(), ["read", "write"]);
+    }
+
+    #[test]
+    fn a_client_id_is_one_to_255_characters_without_control_characters() {
+        let message = "a client id must be 1 to 255 characters without control characters";
+        assert_eq!(refusal(new_client("")), message);
+        assert_eq!(refusal(new_client(&"x".repeat(256))), message);
+        assert_eq!(refusal(new_client("a\u{0}b")), message);
+        assert_eq!(refusal(new_client("a\nb")), message);
+        assert!(check_client_id(&"x".repeat(255)).is_ok());
+        assert!(check_client_id("billing-service_2.internal").is_ok());
+    }
+
+    #[test]
+    fn a_client_id_must_not_contain_white_space() {
+        assert_eq!(
+            refusal(new_client("my app")),
+            "a client id must not contain white space"
+        );
+    }
+
+    #[test]
+    fn an_unknown_grant_type_is_named_with_the_supported_ones() {
+        let mut client = new_client("app");
+        client.grant_types = vec!["password".into(), "implicit".into()];
+        assert_eq!(
+            refusal(client),
+            r#"unknown grant type "implicit"; rotor supports password, refresh_token, client_credentials"#
+        );
+    }
+
+    #[test]
+    fn a_grace_period_over_two_minutes_is_refused() {
+        let mut client = new_client("app");
+        client.grace_period = Some(MAX_GRACE_PERIOD);
+        assert!(client.clone().validate().is_ok());
+        client.grace_period = Some(MAX_GRACE_PERIOD + Duration::from_secs(1));
+        assert_eq!(refusal(client), "--grace-period must be at most 120s");
+    }
+
+    #[test]
+    fn scopes_outside_the_scope_token_characters_are_refused() {
+        let mut client = new_client("app");
+        client.scopes = "read \"write\"".into();
+        assert!(refusal(client).starts_with("--scopes: "));
+    }
+
+    #[test]
+    fn the_id_is_checked_before_the_grants() {
+        let mut client = new_client("");
+        client.grant_types = vec!["implicit".into()];
+        assert!(matches!(
+            client.validate(),
+            Err(AdminError::InvalidClientId)
+        ));
+    }
+
+    #[test]
+    fn a_chosen_secret_has_at_least_32_characters() {
+        assert_eq!(
+            chosen_secret("short".into()).unwrap_err().to_string(),
+            "a client secret must be at least 32 characters long"
+        );
+        assert!(chosen_secret("x".repeat(32)).is_ok());
+    }
+}

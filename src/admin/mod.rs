@@ -1,0 +1,125 @@
+//! Administration: the rules for registering clients and managing users, over
+//! `&dyn Store` and the password hasher. The command line uses it today and a web
+//! console will tomorrow, so it knows nothing of either: no clap, no axum, no
+//! printing. Errors are typed ([`AdminError`]); their messages are what an operator
+//! reads.
+
+pub mod clients;
+pub mod users;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::{
+    config::MAX_GRACE_PERIOD,
+    crypto::{password::PasswordHasher, token::ClientSecret},
+    store::{Store, StoreError},
+    wire::GrantType,
+};
+
+/// Why an administrative change was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The client id breaks [`clients::check_client_id`].
+    #[error("a client id must be 1 to 255 characters without control characters")]
+    InvalidClientId,
+    /// The client id has white space in it ([`clients::check_client_id`]).
+    #[error("a client id must not contain white space")]
+    ClientIdWithWhiteSpace,
+    /// The username breaks [`users::Username::parse`].
+    #[error("a username must be 1 to 255 characters without control characters")]
+    InvalidUsername,
+    /// A grant type rotor does not implement ([`clients::check_grant_types`]).
+    #[error("unknown grant type {0:?}; rotor supports {supported}", supported = GrantType::names())]
+    UnknownGrantType(String),
+    /// A retry grace period above [`MAX_GRACE_PERIOD`].
+    #[error("--grace-period must be at most {}s", MAX_GRACE_PERIOD.as_secs())]
+    GracePeriodTooLong,
+    /// The client's scopes are not RFC 6749 §3.3 scope tokens; the description says why.
+    #[error("--scopes: {0}")]
+    InvalidScope(String),
+    /// An operator-chosen client secret that is too weak; the text says why.
+    #[error("{0}")]
+    InvalidSecret(String),
+    /// An operator-chosen password that is empty.
+    #[error("a password must not be empty")]
+    EmptyPassword,
+    /// A client with this id exists already.
+    #[error("client {0:?} already exists")]
+    ClientExists(String),
+    /// No client has this id.
+    #[error("no client {0:?}")]
+    NoSuchClient(String),
+    /// A user with this name exists already.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// No user has this name.
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The demo client's and user's credentials, in clear, to show once.
+pub struct DemoCredentials {
+    pub client_secret: ClientSecret,
+    pub password: users::NewPassword,
+}
+
+impl fmt::Debug for DemoCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DemoCredentials([redacted])")
+    }
+}
+
+/// The id of the demo client and the name of the demo user.
+pub const DEMO: &str = "demo";
+
+/// On first start, a demo client (every grant type, scopes `read write`) and a
+/// demo user, so that a newcomer gets tokens at once.
+///
+/// # Errors
+/// The store or the hasher failed. `Ok(None)` when the demo client exists already:
+/// instances started together on an empty store, and another one was first.
+pub async fn create_demo(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    now: OffsetDateTime,
+) -> Result<Option<DemoCredentials>, AdminError> {
+    let client = clients::NewClient {
+        id: DEMO.into(),
+        grant_types: vec![
+            GrantType::Password.as_str().to_owned(),
+            GrantType::RefreshToken.as_str().to_owned(),
+        ],
+        scopes: "read write".into(),
+        refresh_tokens: true,
+        refresh_ttl: None,
+        max_refreshes: None,
+        grace_period: None,
+    }
+    .validate()?;
+    let client_secret = clients::generate_secret();
+    match clients::create(store, client, Some(&client_secret), now).await {
+        Err(AdminError::ClientExists(_)) => return Ok(None),
+        other => other?,
+    };
+    let password = users::NewPassword::generate();
+    users::add(
+        store,
+        hasher,
+        &users::Username::parse(DEMO)?,
+        &password,
+        now,
+    )
+    .await?;
+    Ok(Some(DemoCredentials {
+        client_secret,
+        password,
+    }))
+}

@@ -1,0 +1,172 @@
+//! Adding, listing, disabling and enabling the users of the password grant: which
+//! usernames and passwords are accepted, and how a password is stored (argon2id).
+
+use std::fmt;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::AdminError;
+use crate::{
+    crypto::{
+        password::{Password, PasswordHasher},
+        token::generate_password,
+    },
+    store::{Store, StoreError, UserRecord},
+};
+
+/// A username that passed the rule: 1 to 255 bytes without control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Checks a username.
+    ///
+    /// # Errors
+    /// [`AdminError::InvalidUsername`].
+    pub fn parse(name: &str) -> Result<Username, AdminError> {
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            return Err(AdminError::InvalidUsername);
+        }
+        Ok(Username(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new user's password in clear, generated or chosen by the operator, until it
+/// is hashed. `Debug` never prints it.
+#[derive(Clone)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// A random password (144 bits), to show once.
+    pub fn generate() -> NewPassword {
+        NewPassword(generate_password())
+    }
+
+    /// An operator-chosen password. Its strength is the operator's call: the
+    /// rule is only that there is one.
+    ///
+    /// # Errors
+    /// [`AdminError::EmptyPassword`].
+    pub fn parse(text: String) -> Result<NewPassword, AdminError> {
+        if text.is_empty() {
+            return Err(AdminError::EmptyPassword);
+        }
+        Ok(NewPassword(text))
+    }
+
+    /// The clear value, to show once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword([redacted])")
+    }
+}
+
+/// Adds an active user; the store keeps an argon2id hash of the password, made
+/// with `hasher`'s parameters on a blocking thread.
+///
+/// # Errors
+/// [`AdminError::UserExists`], the hasher failed, or the store failed.
+pub async fn add(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    username: &Username,
+    password: &NewPassword,
+    now: OffsetDateTime,
+) -> Result<(), AdminError> {
+    let hasher = hasher.clone();
+    let password = Password::new(password.0.clone());
+    let password_hash = tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
+        .await
+        .context("hashing task")??;
+    let record = UserRecord {
+        id: Uuid::new_v4(),
+        username: username.0.clone(),
+        password_hash,
+        disabled: false,
+        created_at: now,
+    };
+    match store.create_user(&record).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict { .. }) => Err(AdminError::UserExists(record.username)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every user.
+///
+/// # Errors
+/// The store failed.
+pub async fn list(store: &dyn Store) -> Result<Vec<UserRecord>, AdminError> {
+    Ok(store.list_users().await?)
+}
+
+/// Disables a user (their refresh tokens stop working at once), or enables them
+/// again.
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], or the store failed.
+pub async fn set_disabled(
+    store: &dyn Store,
+    username: &str,
+    disabled: bool,
+) -> Result<(), AdminError> {
+    match store.set_user_disabled(username, disabled).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchUser(username.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_username_is_one_to_255_characters_without_control_characters() {
+        let message = "a username must be 1 to 255 characters without control characters";
+        for bad in ["", "a\u{0}b", "tab\there", "del\u{7f}"] {
+            assert_eq!(Username::parse(bad).unwrap_err().to_string(), message);
+        }
+        assert_eq!(
+            Username::parse(&"x".repeat(256)).unwrap_err().to_string(),
+            message
+        );
+        assert!(Username::parse(&"x".repeat(255)).is_ok());
+        assert_eq!(Username::parse("Zoë Smith").unwrap().as_str(), "Zoë Smith");
+    }
+
+    #[test]
+    fn a_chosen_password_must_not_be_empty() {
+        assert!(matches!(
+            NewPassword::parse(String::new()),
+            Err(AdminError::EmptyPassword)
+        ));
+        assert_eq!(NewPassword::parse("pw".into()).unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn generated_passwords_differ_and_never_show_in_debug() {
+        let (a, b) = (NewPassword::generate(), NewPassword::generate());
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 24);
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+}

@@ -1,0 +1,220 @@
+//! The command line: serve, migrate, and the administration of clients, users,
+//! keys and the audit trail. clap reads only the command and `--config`; every
+//! setting comes from the configuration layers. This module dispatches: the
+//! commands are parsed in [`args`], the rules live in [`crate::admin`], and what is
+//! printed comes from [`render`].
+
+use std::{io::Read, sync::Arc};
+
+use anyhow::{Context, bail};
+
+use crate::{
+    admin::{self, clients, users},
+    app::Application,
+    config::Settings,
+    crypto::password::PasswordHasher,
+    store::{self, Store},
+    telemetry,
+};
+
+pub mod args;
+pub mod render;
+
+pub use args::{AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, UserCommand};
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Bad configuration, an unreachable store, or a refused administrative change.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init_with_format(&settings.log.filter, settings.log.format, std::io::stderr);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let store = open_store(&settings, false).await?;
+            store.migrate().await.context("running migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client(cmd, &settings).await,
+        Command::User(cmd) => user(cmd, &settings).await,
+        Command::Keys(cmd) => keys(cmd, &settings).await,
+        Command::Audit(query) => audit(query, &settings).await,
+    }
+}
+
+async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(
+        secrecy::ExposeSecret::expose_secret(&settings.database.url),
+        settings.database.max_connections.min(2),
+    )
+    .await
+    .context("connecting to the database (database.url)")?;
+    if migrate && settings.database.auto_migrate {
+        store.migrate().await.context("running migrations")?;
+    }
+    Ok(store)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr()?;
+    let state = app.state().clone();
+    if let Some(id) = &state.settings.clients.anonymous_client {
+        match state.store.find_client(id).await? {
+            Some(c) if c.is_public() => {}
+            _ => tracing::warn!(
+                client_id = %id,
+                "clients.anonymous_client names no public client; add it with `rotor client add {id} --public`"
+            ),
+        }
+    }
+    if state.store.is_empty().await? {
+        let now = time::OffsetDateTime::now_utc();
+        if let Some(demo) = admin::create_demo(state.store.as_ref(), &state.hasher, now).await? {
+            print!("{}", render::first_start(&demo, addr));
+        }
+    }
+    tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
+    app.run_until_stopped().await.context("serving")
+}
+
+/// Reads a secret from stdin without its trailing newline.
+fn read_stdin_secret(what: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading the {what} from standard input"))?;
+    let trimmed = text.trim_end_matches(['\r', '\n']).to_owned();
+    if trimmed.is_empty() {
+        bail!("the {what} read from standard input is empty");
+    }
+    Ok(trimmed)
+}
+
+async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    match cmd {
+        ClientCommand::Add(add) => {
+            let client = clients::NewClient {
+                id: add.client_id,
+                grant_types: add.grants,
+                scopes: add.scopes,
+                refresh_tokens: !add.no_refresh_tokens,
+                refresh_ttl: add.refresh_ttl,
+                max_refreshes: add.max_refreshes,
+                grace_period: add.grace_period,
+            }
+            .validate()?;
+            let (secret, generated) = match (add.public, add.secret_stdin) {
+                (true, _) => (None, false),
+                (false, true) => (
+                    Some(clients::chosen_secret(read_stdin_secret("client secret")?)?),
+                    false,
+                ),
+                (false, false) => (Some(clients::generate_secret()), true),
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let record = clients::create(store.as_ref(), client, secret.as_ref(), now).await?;
+            print!(
+                "{}",
+                render::client_added(&record, secret.as_ref().filter(|_| generated))
+            );
+        }
+        ClientCommand::List => print!("{}", render::clients(&clients::list(store.as_ref()).await?)),
+        ClientCommand::Remove { client_id } => {
+            clients::remove(store.as_ref(), &client_id).await?;
+            print!("{}", render::client_removed(&client_id));
+        }
+    }
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    match cmd {
+        UserCommand::Add {
+            username,
+            password_stdin,
+        } => {
+            let username = users::Username::parse(&username)?;
+            let (password, generated) = if password_stdin {
+                (
+                    users::NewPassword::parse(read_stdin_secret("password")?)?,
+                    false,
+                )
+            } else {
+                (users::NewPassword::generate(), true)
+            };
+            let hasher = PasswordHasher::new(&settings.passwords)?;
+            let now = time::OffsetDateTime::now_utc();
+            users::add(store.as_ref(), &hasher, &username, &password, now).await?;
+            print!(
+                "{}",
+                render::user_added(username.as_str(), generated.then_some(&password))
+            );
+        }
+        UserCommand::List => print!("{}", render::users(&users::list(store.as_ref()).await?)),
+        UserCommand::Disable { username } => set_disabled(store.as_ref(), &username, true).await?,
+        UserCommand::Enable { username } => set_disabled(store.as_ref(), &username, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_disabled(store: &dyn Store, username: &str, disabled: bool) -> anyhow::Result<()> {
+    users::set_disabled(store, username, disabled).await?;
+    print!("{}", render::user_disabled(username, disabled));
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    let now = time::OffsetDateTime::now_utc();
+    match cmd {
+        KeysCommand::Rotate => {
+            let key = crate::keyring::rotate(
+                store.as_ref(),
+                settings.tokens.signing_alg,
+                now,
+                settings.max_access_token_lifetime(),
+                &crate::keyring::cipher(&settings.keys),
+            )
+            .await?;
+            print!(
+                "{}",
+                render::key_rotated(&key, settings.keys.reload_interval)
+            );
+        }
+        KeysCommand::Reseal => {
+            let cipher = crate::keyring::cipher(&settings.keys);
+            if !cipher.is_sealing() {
+                bail!("keys.secret is not set: nothing to seal under");
+            }
+            let n = crate::keyring::reseal(store.as_ref(), &cipher).await?;
+            print!("{}", render::keys_resealed(n));
+        }
+        KeysCommand::List => print!("{}", render::keys(&store.signing_keys().await?)),
+    }
+    Ok(())
+}
+
+async fn audit(query: AuditArgs, settings: &Settings) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let since = query
+        .since
+        .as_deref()
+        .map(|text| args::parse_since(text, now))
+        .transpose()?;
+    let store = open_store(settings, true).await?;
+    let events = store
+        .audit_events(&crate::store::AuditFilter {
+            username: query.user,
+            client_id: query.client,
+            since,
+            limit: query.limit,
+        })
+        .await?;
+    print!("{}", render::audit(&events));
+    Ok(())
+}
