@@ -1,5 +1,7 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /oauth2/jwks`.
 
+use std::time::Duration;
+
 use axum::{Json, Router, extract::State, routing::get};
 use jsonwebtoken::jwk::JwkSet;
 
@@ -8,6 +10,9 @@ use crate::oauth::{
     OAuthError,
     metadata::{self, ServerMetadata},
 };
+
+/// How long a read of the clients may take.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The discovery routes.
 pub fn router() -> Router<AppState> {
@@ -20,10 +25,30 @@ pub fn router() -> Router<AppState> {
         .route("/oauth2/jwks", get(get_jwks).fallback(get_only))
 }
 
-/// The server's metadata, computed from the configuration and the registered clients.
+/// The server's metadata, computed from the configuration and the registered
+/// clients. The clients are read at most once per [`super::cache::INTERVAL`], not per
+/// request: this endpoint is public.
 async fn get_metadata(State(state): State<AppState>) -> Result<Json<ServerMetadata>, OAuthError> {
-    let clients = state.store.list_clients().await?;
-    Ok(Json(metadata::document(&state.settings, &clients)))
+    let (store, settings) = (state.store.clone(), state.settings.clone());
+    let load = move || async move {
+        match tokio::time::timeout(STORE_TIMEOUT, store.list_clients()).await {
+            Ok(Ok(clients)) => Some(metadata::document(&settings, &clients)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metadata: reading the clients failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("metadata: the store did not answer");
+                None
+            }
+        }
+    };
+    match state.caches.metadata.get(&state.clock, load).await {
+        Some(document) => Ok(Json(document)),
+        None => Err(OAuthError::TemporarilyUnavailable(
+            "the client registry is unavailable, retry shortly".into(),
+        )),
+    }
 }
 
 /// Publishes every key that may have signed a live token.
