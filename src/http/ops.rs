@@ -75,6 +75,9 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
     };
     let active = state.caches.active_families.get(&state.clock, count).await;
     state.metrics.set_gauges(active, state.hasher.queue_depth());
+    state
+        .metrics
+        .set_skipped_verifications(state.hasher.skipped_verifications());
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.metrics.encode(),
