@@ -87,6 +87,7 @@ impl Application {
             clock,
             metrics: Arc::new(Metrics::new()),
             lifecycle: Lifecycle::default(),
+            caches: Arc::default(),
         };
         Ok(Application { listener, state })
     }

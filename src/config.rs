@@ -241,6 +241,9 @@ pub struct PasswordSettings {
     pub iterations: u32,
     pub parallelism: u32,
     pub max_concurrent: usize,
+    /// Verifications that may wait for a hashing thread before logins are refused
+    /// with 503; 0 = 32 per hashing thread.
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -51,6 +51,7 @@ pub struct Metrics {
     revocations: Family<ReasonLabels, Counter>,
     active_families: Gauge,
     password_queue: Gauge,
+    password_skipped: Counter,
     cleaned: Family<KindLabels, Counter>,
 }
 
@@ -100,6 +101,12 @@ impl Metrics {
             "Password verifications waiting for a hashing slot",
             password_queue.clone(),
         );
+        let password_skipped = Counter::default();
+        registry.register(
+            "password_verifications_skipped",
+            "Password verifications dropped unhashed because the client had gone while they waited",
+            password_skipped.clone(),
+        );
         let cleaned = Family::<KindLabels, Counter>::default();
         registry.register(
             "cleanup_deleted",
@@ -113,6 +120,7 @@ impl Metrics {
             revocations,
             active_families,
             password_queue,
+            password_skipped,
             cleaned,
         }
     }
@@ -159,6 +167,14 @@ impl Metrics {
             .set(i64::try_from(password_queue).unwrap_or(i64::MAX));
     }
 
+    /// Sets the count of skipped password verifications, which the hasher keeps,
+    /// at scrape time. Never lowers it.
+    pub fn set_skipped_verifications(&self, total: u64) {
+        self.password_skipped
+            .inner()
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -199,5 +215,17 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("rotor_active_families 7"), "{text}");
         assert!(text.contains("rotor_password_hash_queue_depth 0"), "{text}");
+    }
+
+    #[test]
+    fn skipped_verifications_follow_the_hashers_count_and_never_fall() {
+        let m = Metrics::new();
+        m.set_skipped_verifications(3);
+        m.set_skipped_verifications(1);
+        let text = m.encode();
+        assert!(
+            text.contains("rotor_password_verifications_skipped_total 3"),
+            "{text}"
+        );
     }
 }

@@ -2,6 +2,13 @@
 //! fixed set of hashing threads (`passwords.max_concurrent`): password logins can
 //! saturate them without starving the async runtime that serves refreshes.
 //!
+//! At most `passwords.max_queue` verifications wait for a thread. Past that a login
+//! is refused at once ([`VerifyError::QueueFull`], answered 503
+//! `temporarily_unavailable`), so that a burst cannot pile up argon2 work faster
+//! than the threads clear it and make every login wait behind it. A waiting
+//! verification whose requester has gone (the connection closed) is dropped
+//! unhashed when a thread reaches it.
+//!
 //! Each hashing thread keeps its argon2 working memory (19 MiB with the default
 //! parameters) from one verification to the next. Allocating it per call, on
 //! tokio's blocking pool, cost page faults on every login and left a 19 MiB
@@ -12,7 +19,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc,
     },
 };
@@ -26,6 +33,11 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::config::PasswordSettings;
+
+/// How many verifications may wait per hashing thread when `passwords.max_queue`
+/// is 0. With the default parameters a verification takes some tens of
+/// milliseconds, so a full queue is about a second of work.
+pub const DEFAULT_QUEUE_PER_THREAD: usize = 32;
 
 /// A password in clear, as presented by a user. `Debug` never prints it.
 #[derive(Clone)]
@@ -48,18 +60,35 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Hashes and verifies passwords with bounded concurrency.
+/// Hashes and verifies passwords with bounded concurrency and a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     /// Verifications waiting for a hashing thread. The threads end when the
     /// last clone of the hasher is dropped.
     jobs: mpsc::Sender<Job>,
-    /// How many verifications wait for a thread, for the metrics.
+    /// The end the hashing threads take jobs from, shared by all of them.
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// How many verifications may wait at once (`passwords.max_queue`).
+    max_queue: usize,
+    /// How many verifications wait for a thread, for the bound and the metrics.
     waiting: Arc<AtomicUsize>,
+    /// What the hashing threads did.
+    counters: Arc<Counters>,
     /// Verified against when the user does not exist, so that an unknown user costs
     /// the same time as a wrong password.
     dummy_hash: Arc<String>,
+}
+
+/// Why a password could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// `passwords.max_queue` verifications already wait for a hashing thread.
+    #[error("the password hashing queue is full")]
+    QueueFull,
+    /// The hashing threads are gone (one panicked).
+    #[error("password hashing threads stopped")]
+    Stopped,
 }
 
 /// One verification for a hashing thread.
@@ -72,8 +101,17 @@ struct Job {
     queued: Queued,
 }
 
+/// What the hashing threads did, counted since start.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Verifications hashed.
+    verified: AtomicU64,
+    /// Verifications dropped unhashed because their requester had gone.
+    skipped: AtomicU64,
+}
+
 /// The loop of one hashing thread: takes jobs until every sender is gone.
-fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>, keep_blocks: usize) {
+fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>, keep_blocks: usize, counters: &Counters) {
     let mut memory: Vec<Block> = Vec::new();
     loop {
         let job = {
@@ -84,13 +122,20 @@ fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>, keep_blocks: usize) {
             }
         };
         drop(job.queued);
+        // The requester went away while the job waited (client disconnected, request
+        // timed out): hashing for nobody would only delay the jobs behind it.
+        if job.reply.is_closed() {
+            counters.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let _entered = job.span.enter();
         let ok = verify_with_memory(job.password.expose(), &job.hash, &mut memory);
+        counters.verified.fetch_add(1, Ordering::Relaxed);
         if memory.len() > keep_blocks {
             // An old hash made with more memory than the configured parameters.
             memory = Vec::new();
         }
-        // The requester may have gone away (client disconnected); nothing to do.
+        // The requester may have gone away meanwhile; nothing to do.
         let _ = job.reply.send(ok);
     }
 }
@@ -137,16 +182,24 @@ impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("params", &self.params)
+            .field("max_queue", &self.max_queue)
             .finish()
     }
 }
 
 impl PasswordHasher {
-    /// Builds the hasher and its dummy hash.
+    /// Builds the hasher and its dummy hash, and starts the hashing threads.
     ///
     /// # Errors
-    /// The argon2 parameters are out of range.
+    /// The argon2 parameters are out of range, or a thread cannot be started.
     pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+        let hasher = PasswordHasher::without_threads(settings)?;
+        hasher.start_threads(hashing_threads(settings))?;
+        Ok(hasher)
+    }
+
+    /// The hasher with its queue and dummy hash, but no thread yet to take jobs.
+    fn without_threads(settings: &PasswordSettings) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -154,28 +207,35 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("invalid configuration: passwords: {e}"))?;
-        let threads = match settings.max_concurrent {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
+        let max_queue = match settings.max_queue {
+            0 => hashing_threads(settings).saturating_mul(DEFAULT_QUEUE_PER_THREAD),
             n => n,
         };
         let (jobs, queue) = mpsc::channel();
-        let queue = Arc::new(Mutex::new(queue));
-        let keep_blocks = params.block_count();
-        for i in 0..threads {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("rotor-argon2-{i}"))
-                .spawn(move || hashing_thread(&queue, keep_blocks))
-                .context("starting a password hashing thread")?;
-        }
         let mut hasher = PasswordHasher {
             params,
             jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            max_queue,
             waiting: Arc::default(),
+            counters: Arc::default(),
             dummy_hash: Arc::new(String::new()),
         };
         hasher.dummy_hash = Arc::new(hasher.hash_blocking(&Password::new("rotor-dummy".into()))?);
         Ok(hasher)
+    }
+
+    /// Starts `count` more hashing threads on the queue.
+    fn start_threads(&self, count: usize) -> anyhow::Result<()> {
+        let keep_blocks = self.params.block_count();
+        for i in 0..count {
+            let (queue, counters) = (self.queue.clone(), self.counters.clone());
+            std::thread::Builder::new()
+                .name(format!("rotor-argon2-{i}"))
+                .spawn(move || hashing_thread(&queue, keep_blocks, &counters))
+                .context("starting a password hashing thread")?;
+        }
+        Ok(())
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -199,22 +259,47 @@ impl PasswordHasher {
     /// no user, so that both cases cost the same. Waits for a free hashing thread.
     ///
     /// # Errors
-    /// A hashing thread panicked.
-    pub async fn verify(&self, password: Password, stored: Option<String>) -> anyhow::Result<bool> {
+    /// [`VerifyError::QueueFull`] at once when `passwords.max_queue` verifications
+    /// already wait; [`VerifyError::Stopped`] when a hashing thread panicked.
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, VerifyError> {
         let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+        let answer = self.submit(password, hash)?;
+        let ok = answer.await.map_err(|_| VerifyError::Stopped)?;
+        Ok(ok && known)
+    }
+
+    /// Queues one verification, or refuses it when the queue is full. Dropping the
+    /// returned receiver withdraws the job.
+    fn submit(
+        &self,
+        password: Password,
+        hash: String,
+    ) -> Result<oneshot::Receiver<bool>, VerifyError> {
+        let queued = Queued::enter(&self.waiting, self.max_queue).ok_or(VerifyError::QueueFull)?;
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 password,
-                hash: stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned()),
+                hash,
                 span: tracing::Span::current(),
                 reply,
-                queued: Queued::enter(&self.waiting),
+                queued,
             })
-            .ok()
-            .context("password hashing threads stopped")?;
-        let ok = answer.await.context("password verification was dropped")?;
-        Ok(ok && known)
+            .map_err(|_| VerifyError::Stopped)?;
+        Ok(answer)
+    }
+}
+
+/// The number of hashing threads: `passwords.max_concurrent`, or one per core.
+fn hashing_threads(settings: &PasswordSettings) -> usize {
+    match settings.max_concurrent {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
     }
 }
 
@@ -223,6 +308,12 @@ impl PasswordHasher {
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
+
+    /// Verifications dropped unhashed since start, because their requester had
+    /// gone before a hashing thread reached them.
+    pub fn skipped_verifications(&self) -> u64 {
+        self.counters.skipped.load(Ordering::Relaxed)
+    }
 }
 
 /// One place in the queue; leaves it when dropped (taken by a thread, or dropped
@@ -230,9 +321,14 @@ impl PasswordHasher {
 struct Queued(Arc<AtomicUsize>);
 
 impl Queued {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Queued(counter.clone())
+    /// Takes a place if fewer than `max` are taken.
+    fn enter(counter: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Queued(counter.clone()))
     }
 }
 
@@ -252,6 +348,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             max_concurrent: 2,
+            max_queue: 0,
         })
         .unwrap()
     }
@@ -283,6 +380,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             max_concurrent: 1,
+            max_queue: 0,
         })
         .unwrap();
         let pw = Password::new("pw".into());
@@ -323,6 +421,7 @@ mod tests {
             iterations: 3,
             parallelism: 1,
             max_concurrent: 1,
+            max_queue: 0,
         })
         .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
@@ -353,5 +452,89 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// A cheap hasher with room for `max_queue` waiting verifications and no
+    /// hashing thread yet, so that the test decides when jobs are taken.
+    fn stalled(max_queue: usize) -> PasswordHasher {
+        PasswordHasher::without_threads(&PasswordSettings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 1,
+            max_queue,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_the_waiting_verifications_still_answer() {
+        // Arrange: room for two, both taken.
+        let h = stalled(2);
+        let stored = h.hash_blocking(&Password::new("pw".into())).unwrap();
+        let first = h
+            .submit(Password::new("pw".into()), stored.clone())
+            .unwrap();
+        let second = h
+            .submit(Password::new("no".into()), stored.clone())
+            .unwrap();
+
+        // Act: one poll, so that a verification that waits shows as pending.
+        let mut third = Box::pin(h.verify(Password::new("pw".into()), Some(stored.clone())));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let third = third.as_mut().poll(&mut cx);
+
+        // Assert: refused without waiting; the two queued ones answer once a thread runs.
+        assert!(
+            matches!(third, std::task::Poll::Ready(Err(VerifyError::QueueFull))),
+            "{third:?}"
+        );
+        assert_eq!(h.queue_depth(), 2);
+        h.start_threads(1).unwrap();
+        assert!(first.await.unwrap());
+        assert!(!second.await.unwrap());
+        assert_eq!(h.queue_depth(), 0);
+        assert!(
+            h.verify(Password::new("pw".into()), Some(stored))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_verification_whose_requester_has_gone_is_not_hashed() {
+        // Arrange: a login that gave up while waiting (its future polled once, so
+        // queued, then dropped, as when the client disconnects), and one that waits.
+        let h = stalled(4);
+        let stored = h.hash_blocking(&Password::new("pw".into())).unwrap();
+        let mut abandoned = Box::pin(h.verify(Password::new("pw".into()), Some(stored.clone())));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(abandoned.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(h.queue_depth(), 1);
+        drop(abandoned);
+        let kept = h.submit(Password::new("pw".into()), stored).unwrap();
+
+        // Act
+        h.start_threads(1).unwrap();
+        let verified = kept.await.unwrap();
+
+        // Assert: only the waiting login cost a hash.
+        assert!(verified);
+        assert_eq!(h.counters.verified.load(Ordering::Relaxed), 1);
+        assert_eq!(h.skipped_verifications(), 1);
+    }
+
+    #[test]
+    fn the_default_queue_is_32_per_hashing_thread() {
+        let h = PasswordHasher::without_threads(&PasswordSettings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 3,
+            max_queue: 0,
+        })
+        .unwrap();
+        assert_eq!(h.max_queue, 3 * DEFAULT_QUEUE_PER_THREAD);
+        assert_eq!(stalled(5).max_queue, 5);
     }
 }

@@ -1,5 +1,7 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /oauth2/jwks`.
 
+use std::time::Duration;
+
 use axum::{Json, extract::State};
 use jsonwebtoken::jwk::JwkSet;
 
@@ -9,6 +11,9 @@ use crate::oauth::{
     metadata::{self, ServerMetadata},
 };
 
+/// How long a read of the clients may take.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The discovery routes.
 pub fn router() -> Routes {
     Routes::new()
@@ -16,10 +21,30 @@ pub fn router() -> Routes {
         .get("/oauth2/jwks", get_jwks)
 }
 
-/// The server's metadata, computed from the configuration and the registered clients.
+/// The server's metadata, computed from the configuration and the registered
+/// clients. The clients are read at most once per [`super::cache::INTERVAL`], not per
+/// request: this endpoint is public.
 async fn get_metadata(State(state): State<AppState>) -> Result<Json<ServerMetadata>, OAuthError> {
-    let clients = state.store.list_clients().await?;
-    Ok(Json(metadata::document(&state.settings, &clients)))
+    let (store, settings) = (state.store.clone(), state.settings.clone());
+    let load = move || async move {
+        match tokio::time::timeout(STORE_TIMEOUT, store.list_clients()).await {
+            Ok(Ok(clients)) => Some(metadata::document(&settings, &clients)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metadata: reading the clients failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("metadata: the store did not answer");
+                None
+            }
+        }
+    };
+    match state.caches.metadata.get(&state.clock, load).await {
+        Some(document) => Ok(Json(document)),
+        None => Err(OAuthError::TemporarilyUnavailable(
+            "the client registry is unavailable, retry shortly".into(),
+        )),
+    }
 }
 
 /// Publishes every key that may have signed a live token.

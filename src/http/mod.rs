@@ -27,6 +27,7 @@ use crate::{
 
 pub mod api;
 pub mod bearer;
+pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod metadata;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Lifecycle,
+    /// What the unauthenticated endpoints read from the store.
+    pub caches: Arc<cache::Caches>,
 }
 
 impl AppState {

@@ -57,16 +57,26 @@ async fn get_readyz(State(state): State<AppState>) -> Result<Json<Value>, OAuthE
     }
 }
 
-/// Prometheus metrics in the OpenMetrics text format.
+/// Prometheus metrics in the OpenMetrics text format. The live families are
+/// counted at most once per [`super::cache::INTERVAL`], not per scrape: a count reads
+/// the whole table.
 async fn get_metrics(State(state): State<AppState>) -> Response {
-    let active = tokio::time::timeout(
-        STORE_TIMEOUT,
-        state.store.count_active_families(state.clock.now()),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok);
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let count = move || async move {
+        match tokio::time::timeout(STORE_TIMEOUT, store.count_active_families(clock.now())).await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metrics: counting the active families failed");
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let active = state.caches.active_families.get(&state.clock, count).await;
     state.metrics.set_gauges(active, state.hasher.queue_depth());
+    state
+        .metrics
+        .set_skipped_verifications(state.hasher.skipped_verifications());
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.metrics.encode(),

@@ -1,6 +1,8 @@
 //! The one error type of the protocol layer: one variant per RFC 6749 §5.2 code.
 //! Its mapping to HTTP status codes and headers lives in `http::error`, nowhere else.
 
+use crate::crypto::password::VerifyError;
+
 /// An OAuth error answer. Every variant carries the `error_description` sent to the
 /// client; it never contains a credential.
 #[derive(Debug, thiserror::Error)]
@@ -117,5 +119,35 @@ impl From<crate::store::StoreError> for OAuthError {
             }
             other => OAuthError::Internal(anyhow::Error::new(other).context("store operation")),
         }
+    }
+}
+
+impl From<VerifyError> for OAuthError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            // RFC 6749 §4.1.2.1 temporarily_unavailable: "The authorization server is
+            // currently unable to handle the request due to a temporary overloading".
+            VerifyError::QueueFull => {
+                OAuthError::TemporarilyUnavailable("too many logins at once, retry shortly".into())
+            }
+            VerifyError::Stopped => OAuthError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod verify_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_is_temporarily_unavailable_and_stopped_threads_a_server_error() {
+        assert_eq!(
+            OAuthError::from(VerifyError::QueueFull).code(),
+            "temporarily_unavailable"
+        );
+        assert_eq!(
+            OAuthError::from(VerifyError::Stopped).code(),
+            "server_error"
+        );
     }
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use rotor::keyring;
+use rotor::{http::cache, keyring};
 
 use crate::helpers::{Db, client_record, spawn_app, spawn_app_with};
 use crate::on_both_stores;
@@ -9,6 +9,7 @@ on_both_stores!(
     metadata_matches_the_configuration,
     metadata_without_refresh_or_public_clients,
     key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key,
+    metadata_shows_a_new_clients_scope_once_the_cache_interval_has_passed,
 );
 
 async fn metadata_matches_the_configuration(db: Db) {
@@ -137,4 +138,36 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_key
         .collect();
     assert!(!kids.contains(&old_kid.as_str()), "{kids:?}");
     assert_eq!(kids.len(), 2, "{kids:?}");
+}
+
+async fn metadata_shows_a_new_clients_scope_once_the_cache_interval_has_passed(db: Db) {
+    // Arrange: the document as first served, then a new public client.
+    const PATH: &str = "/.well-known/oauth-authorization-server";
+    let app = spawn_app(db).await;
+    let first = app.get(PATH, None).await;
+    first.assert_ok();
+    assert_eq!(
+        first.body["scopes_supported"],
+        serde_json::json!(["read", "write"])
+    );
+    app.store
+        .create_client(&client_record("spa", None, "profile read"))
+        .await
+        .unwrap();
+
+    // Act
+    let within = app.get(PATH, None).await.body;
+    app.advance(cache::INTERVAL);
+    let after = app.get(PATH, None).await.body;
+
+    // Assert: the clients are not read again per request, but within the interval.
+    assert_eq!(within, first.body);
+    assert_eq!(
+        after["scopes_supported"],
+        serde_json::json!(["profile", "read", "write"])
+    );
+    assert_eq!(
+        after["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
 }

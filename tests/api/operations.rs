@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rotor::crypto::token::RefreshToken;
+use rotor::{crypto::token::RefreshToken, http::cache};
 
 use crate::helpers::{Db, TestApp, TestClient, spawn_app, spawn_app_with};
 use crate::on_both_stores;
@@ -12,6 +12,7 @@ on_both_stores!(
     metrics_count_token_requests_by_grant_type_and_outcome,
     expired_logins_are_cleaned_up_periodically,
     audit_events_and_lockout_counters_past_their_retention_are_cleaned_up,
+    scrapes_count_the_active_families_at_most_once_per_interval,
 );
 
 impl TestApp {
@@ -233,4 +234,26 @@ async fn metrics_can_be_turned_off(pool: sqlx::SqlitePool) {
     let app = spawn_app_with(Db::sqlite(pool), |s| s.metrics.enabled = false).await;
     let answer = TestApp::read(app.get_raw("/metrics").await).await;
     answer.assert_error(404, "invalid_request");
+}
+
+async fn scrapes_count_the_active_families_at_most_once_per_interval(db: Db) {
+    // Arrange: a first scrape, then a login.
+    let app = spawn_app(db).await;
+    let scrape = || async { app.get_raw("/metrics").await.text().await.unwrap() };
+    let counted = |text: &str, n: u32| {
+        let line = format!("rotor_active_families {n}");
+        text.lines().any(|l| l == line)
+    };
+    let first = scrape().await;
+    app.login().await.assert_ok();
+
+    // Act
+    let within = scrape().await;
+    app.advance(cache::INTERVAL);
+    let after = scrape().await;
+
+    // Assert: a scrape does not count the table again before the interval is over.
+    assert!(counted(&first, 0), "{first}");
+    assert!(counted(&within, 0), "{within}");
+    assert!(counted(&after, 1), "{after}");
 }

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use rotor::config::{SessionTimeout, SigningAlg};
 
-use crate::helpers::{Db, TestClient, client_record, spawn_app, spawn_app_with};
+use crate::helpers::{Db, TestApp, TestClient, client_record, spawn_app, spawn_app_with};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -16,6 +16,7 @@ on_both_stores!(
     client_without_the_password_grant_is_unauthorized_client,
     client_without_refresh_tokens_gets_none,
     unlimited_session_timeout_issues_no_refresh_token,
+    logins_beyond_the_hashing_queue_are_refused_with_503_and_retry_after,
 );
 
 async fn password_grant_issues_access_and_refresh_tokens(db: Db) {
@@ -170,4 +171,52 @@ async fn unlimited_session_timeout_issues_no_refresh_token(db: Db) {
     let refused = app.refresh("rotor_rt_anything").await;
     refused.assert_error(400, "unsupported_grant_type");
     assert!(refused.str("error_description").contains("unlimited"));
+}
+
+async fn logins_beyond_the_hashing_queue_are_refused_with_503_and_retry_after(db: Db) {
+    // Arrange: one hashing thread, room for one waiting login, and a hash costly
+    // enough that a burst arrives while the first verification still runs.
+    let app = spawn_app_with(db, |s| {
+        s.passwords.memory_kib = 16 * 1024;
+        s.passwords.iterations = 2;
+        s.passwords.max_concurrent = 1;
+        s.passwords.max_queue = 1;
+    })
+    .await;
+    let logins: Vec<_> = (0..20)
+        .map(|_| {
+            app.http
+                .post(app.token_url())
+                .header("Authorization", app.client_basic())
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", app.user.username.as_str()),
+                    ("password", app.user.password.as_str()),
+                ])
+        })
+        .collect();
+
+    // Act: all at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for login in logins {
+        tasks.spawn(async move { TestApp::read(login.send().await.unwrap()).await });
+    }
+    let answers = tasks.join_all().await;
+
+    // Assert: the ones that found the queue full were told to come back; none failed.
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(!refused.is_empty(), "no login was refused");
+    assert!(
+        answers.iter().any(|a| a.status == 200),
+        "no login succeeded"
+    );
+    for answer in &answers {
+        assert!(matches!(answer.status, 200 | 503), "{answer:?}");
+    }
+    for answer in refused {
+        answer.assert_error(503, "temporarily_unavailable");
+        assert_eq!(answer.header("retry-after"), Some("1"));
+    }
+    // The refused logins did not count as failed ones: the user is not locked out.
+    app.login().await.assert_ok();
 }
