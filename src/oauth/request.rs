@@ -17,6 +17,12 @@ use crate::crypto::{password::Password, token::RefreshToken};
 /// JWT access token well under 2 KiB.
 pub const MAX_PARAM_LEN: usize = 4096;
 
+/// The longest username accepted, in bytes: as long as `rotor user add` allows, so
+/// no longer one can name a user. Failed logins are counted under the username,
+/// before anyone is authenticated, and PostgreSQL refuses an index entry over
+/// about 2.7 KB: a longer, incompressible name would answer 500.
+pub const MAX_USERNAME_LEN: usize = 255;
+
 /// Flat request parameters: each name at most once, empty values dropped.
 #[derive(Default)]
 pub struct Params(BTreeMap<String, String>);
@@ -43,7 +49,12 @@ impl Params {
             if value.is_empty() {
                 continue;
             }
-            if value.len() > MAX_PARAM_LEN {
+            let max_len = if name == "username" {
+                MAX_USERNAME_LEN
+            } else {
+                MAX_PARAM_LEN
+            };
+            if value.len() > max_len {
                 return Err(OAuthError::InvalidRequest(format!(
                     "parameter {name} is too long"
                 )));

@@ -14,6 +14,7 @@ use crate::on_both_stores;
 
 on_both_stores!(
     parameter_over_the_length_limit_is_invalid_request,
+    username_longer_than_any_user_can_have_is_invalid_request,
     headers_over_the_size_limit_are_431_invalid_request,
     too_many_headers_get_a_clean_431,
     stalled_body_gets_408_and_the_connection_is_closed,
@@ -43,20 +44,59 @@ async fn parameter_over_the_length_limit_is_invalid_request(db: Db) {
     let at_limit = app
         .post_form(&[
             ("grant_type", "password"),
-            ("username", &"u".repeat(limit)),
+            ("username", "alice"),
+            ("password", &"p".repeat(limit)),
+        ])
+        .await;
+    let over = app
+        .post_form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", &"p".repeat(limit + 1)),
+        ])
+        .await;
+    // Assert
+    at_limit.assert_error(400, "invalid_grant");
+    over.assert_error(400, "invalid_request");
+    assert!(over.str("error_description").contains("password"));
+}
+
+async fn username_longer_than_any_user_can_have_is_invalid_request(db: Db) {
+    // Arrange: the lockout counts failures under the username, and PostgreSQL
+    // refuses an index entry over about 2.7 KB; random text does not compress
+    // below that.
+    let app = spawn_app(db).await;
+    let limit = rotor::oauth::request::MAX_USERNAME_LEN;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let noise: String = (0..4000)
+        .map(|_| char::from(rand::Rng::gen_range(&mut rng, b'!'..=b'~')))
+        .collect();
+    // Act
+    let at_limit = app
+        .post_form(&[
+            ("grant_type", "password"),
+            ("username", &noise[..limit]),
             ("password", "x"),
         ])
         .await;
     let over = app
         .post_form(&[
             ("grant_type", "password"),
-            ("username", &"u".repeat(limit + 1)),
+            ("username", &noise[..limit + 1]),
+            ("password", "x"),
+        ])
+        .await;
+    let far_over = app
+        .post_form(&[
+            ("grant_type", "password"),
+            ("username", &noise[..4000]),
             ("password", "x"),
         ])
         .await;
     // Assert
     at_limit.assert_error(400, "invalid_grant");
     over.assert_error(400, "invalid_request");
+    far_over.assert_error(400, "invalid_request");
     assert!(over.str("error_description").contains("username"));
 }
 
