@@ -11,6 +11,7 @@ mod cli;
 mod client_auth;
 mod concurrency;
 mod fuzz_regressions;
+mod hostile_input;
 mod introspection;
 mod keys_at_rest;
 mod limits;
