@@ -31,7 +31,20 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         OAuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         OAuthError::NotFound => StatusCode::NOT_FOUND,
-        OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+        // RFC 6749 §5.2: "If the client attempted to authenticate via the
+        // "Authorization" request header field, the authorization server MUST
+        // respond with an HTTP 401 (Unauthorized) status code and include the
+        // "WWW-Authenticate" response header field". Otherwise 400: RFC 9110
+        // §15.5.2 allows no 401 without that header, and a Basic challenge sent to a
+        // browser that did not use Basic would open its credential dialog.
+        OAuthError::InvalidClient {
+            basic_attempted: true,
+            ..
+        } => StatusCode::UNAUTHORIZED,
+        OAuthError::InvalidClient {
+            basic_attempted: false,
+            ..
+        } => StatusCode::BAD_REQUEST,
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -59,7 +72,10 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         match &self {
             // RFC 6749 §5.2 and RFC 9110 §15.5.2: a 401 names the scheme to use.
-            OAuthError::InvalidClient { .. } => {
+            OAuthError::InvalidClient {
+                basic_attempted: true,
+                ..
+            } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Basic realm="rotor", charset="UTF-8""#),
@@ -183,6 +199,10 @@ mod tests {
             (401, "invalid_client")
         );
         assert_eq!(
+            status_and_code(OAuthError::invalid_client("x", false)),
+            (400, "invalid_client")
+        );
+        assert_eq!(
             status_and_code(OAuthError::InvalidGrant(s())),
             (400, "invalid_grant")
         );
@@ -213,8 +233,9 @@ mod tests {
     }
 
     #[test]
-    fn invalid_client_answers_with_www_authenticate_basic() {
+    fn invalid_client_after_basic_answers_401_with_www_authenticate_basic() {
         let response = OAuthError::invalid_client("x", true).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let value = response.headers()[header::WWW_AUTHENTICATE]
             .to_str()
             .unwrap();
