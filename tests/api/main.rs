@@ -9,6 +9,7 @@ mod bearer;
 mod bodies;
 mod cli;
 mod client_auth;
+mod client_ids;
 mod concurrency;
 mod fuzz_regressions;
 mod hostile_input;
