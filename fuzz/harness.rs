@@ -12,7 +12,11 @@ use rotor::{
         error::status_of,
         extract::{BasicAuth, parse_body},
     },
-    oauth::{GrantRequest, OAuthError, PresentedClient, request::MAX_PARAM_LEN, revoke},
+    oauth::{
+        GrantRequest, OAuthError, PresentedClient,
+        request::{MAX_PARAM_LEN, syntax},
+        revoke,
+    },
 };
 
 /// The content types a request may carry; the first input byte picks one.
@@ -25,20 +29,35 @@ const CONTENT_TYPES: [Option<&str>; 6] = [
     Some("text/plain"),
 ];
 
-/// Input layout: `[content type selector] [header length n] [n header bytes] [body]`.
-pub fn request(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else {
-        return;
-    };
-    let Some((&header_len, rest)) = rest.split_first() else {
-        return;
-    };
+/// Splits a request input: `[content type selector] [header length n] [n header
+/// bytes] [body]` into the content type, the Authorization header bytes and the
+/// body. `tests/api/fuzz_regressions.rs` sends the same parts to a real server.
+pub fn split_request(data: &[u8]) -> Option<(Option<&'static str>, &[u8], &[u8])> {
+    let (&selector, rest) = data.split_first()?;
+    let (&header_len, rest) = rest.split_first()?;
     let (header, body) = rest.split_at(usize::from(header_len).min(rest.len()));
-    let content_type =
-        CONTENT_TYPES[usize::from(selector) % CONTENT_TYPES.len()].map(HeaderValue::from_static);
-    let basic = HeaderValue::from_bytes(header)
-        .map(|v| BasicAuth::from_header(&v))
-        .unwrap_or_default();
+    Some((
+        CONTENT_TYPES[usize::from(selector) % CONTENT_TYPES.len()],
+        header,
+        body,
+    ))
+}
+
+/// Input layout: see [`split_request`].
+pub fn request(data: &[u8]) {
+    let Some((content_type, header, body)) = split_request(data) else {
+        return;
+    };
+    let content_type = content_type.map(HeaderValue::from_static);
+    let basic = match HeaderValue::from_bytes(header).map(|v| BasicAuth::from_header(&v)) {
+        Ok(Ok(basic)) => basic,
+        // A refused header: the body is still checked, as if no header were sent.
+        Ok(Err(e)) => {
+            assert_refusal(&e);
+            BasicAuth::default()
+        }
+        Err(_) => BasicAuth::default(),
+    };
 
     // The token endpoint.
     let mut params = match parse_body(content_type.as_ref(), body) {
@@ -51,12 +70,23 @@ pub fn request(data: &[u8]) {
         "password",
         "refresh_token",
         "scope",
+        "client_id",
+        "client_secret",
+        "token",
+        "token_type_hint",
     ] {
         assert!(
             params
                 .get(name)
                 .is_none_or(|v| !v.is_empty() && v.len() <= MAX_PARAM_LEN)
         );
+        // Nothing that reaches a store holds a control character (PostgreSQL
+        // refuses U+0000); only username and password may hold a tab.
+        let tab_allowed = matches!(name, "username" | "password");
+        assert!(params.get(name).is_none_or(|v| {
+            v.chars()
+                .all(|c| !syntax::is_control(c) || (tab_allowed && c == '\t'))
+        }));
     }
     let password = params.get("password").map(str::to_owned);
     let username = params.get("username").map(str::to_owned);
@@ -92,12 +122,18 @@ pub fn basic_header(data: &[u8]) {
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return;
     };
-    let auth = BasicAuth::from_header(&value);
+    let auth = match BasicAuth::from_header(&value) {
+        Ok(auth) => auth,
+        Err(e) => return assert_refusal(&e),
+    };
     let Some(credentials) = auth.credentials else {
         return;
     };
     assert!(!auth.malformed);
     assert!(!credentials.client_id.is_empty());
+    // RFC 6749 Appendix A.1, A.2: what is accepted is VSCHAR.
+    assert!(credentials.client_id.chars().all(syntax::is_vschar));
+    assert!(credentials.client_secret.chars().all(syntax::is_vschar));
     assert_hidden(
         &format!("{credentials:?}"),
         &credentials.client_secret,
@@ -114,7 +150,7 @@ pub fn basic_header(data: &[u8]) {
         ))
     ))
     .map(|v| BasicAuth::from_header(&v));
-    let again = again.ok().and_then(|a| a.credentials);
+    let again = again.ok().and_then(Result::ok).and_then(|a| a.credentials);
     let again = again
         .as_ref()
         .map(|c| (c.client_id.as_str(), c.client_secret.as_str()));

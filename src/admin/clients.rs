@@ -10,6 +10,7 @@ use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
     oauth::Scope,
+    oauth::request::syntax,
     store::{ClientRecord, Store, StoreError},
     wire::GrantType,
 };
@@ -75,17 +76,16 @@ impl NewClient {
     }
 }
 
-/// The rule for client ids, in one place: 1 to 255 bytes, no control character and
-/// no white space.
+/// The rule for client ids, in one place. RFC 6749 Appendix A.1:
+/// `client-id = *VSCHAR`, printable ASCII and the space. Empty ids and ids over 255
+/// characters are refused as well; clients send theirs form-url-encoded in a Basic
+/// header (§2.3.1), so `:`, `%` and `+` are fine.
 ///
 /// # Errors
-/// [`AdminError::InvalidClientId`] or [`AdminError::ClientIdWithWhiteSpace`].
+/// [`AdminError::InvalidClientId`].
 pub fn check_client_id(id: &str) -> Result<(), AdminError> {
-    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.len() > 255 || !id.chars().all(syntax::is_vschar) {
         return Err(AdminError::InvalidClientId);
-    }
-    if id.chars().any(char::is_whitespace) {
-        return Err(AdminError::ClientIdWithWhiteSpace);
     }
     Ok(())
 }
@@ -122,6 +122,13 @@ pub fn generate_secret() -> ClientSecret {
 /// [`AdminError::InvalidSecret`] when it is too short to be stored as a SHA-256
 /// hash safely.
 pub fn chosen_secret(text: String) -> Result<ClientSecret, AdminError> {
+    // RFC 6749 Appendix A.2: `client-secret = *VSCHAR`; the token endpoint refuses
+    // any other character, so such a secret could never authenticate.
+    if !text.chars().all(syntax::is_vschar) {
+        return Err(AdminError::InvalidSecret(
+            "a client secret must be printable ASCII characters or spaces".into(),
+        ));
+    }
     ClientSecret::parse(text).map_err(AdminError::InvalidSecret)
 }
 
@@ -206,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_client_id_is_one_to_255_characters_without_control_characters() {
-        let message = "a client id must be 1 to 255 characters without control characters";
+        let message = "a client id must be 1 to 255 printable ASCII characters or spaces (RFC 6749 Appendix A.1)";
         assert_eq!(refusal(new_client("")), message);
         assert_eq!(refusal(new_client(&"x".repeat(256))), message);
         assert_eq!(refusal(new_client("a\u{0}b")), message);
@@ -216,11 +223,10 @@ mod tests {
     }
 
     #[test]
-    fn a_client_id_must_not_contain_white_space() {
-        assert_eq!(
-            refusal(new_client("my app")),
-            "a client id must not contain white space"
-        );
+    fn a_client_id_may_hold_any_printable_ascii_and_spaces_but_nothing_else() {
+        assert!(check_client_id("my app: 100% /+").is_ok());
+        assert!(check_client_id("caf\u{e9}").is_err());
+        assert!(check_client_id("tab\there").is_err());
     }
 
     #[test]

@@ -22,11 +22,10 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The client id breaks [`clients::check_client_id`].
-    #[error("a client id must be 1 to 255 characters without control characters")]
+    #[error(
+        "a client id must be 1 to 255 printable ASCII characters or spaces (RFC 6749 Appendix A.1)"
+    )]
     InvalidClientId,
-    /// The client id has white space in it ([`clients::check_client_id`]).
-    #[error("a client id must not contain white space")]
-    ClientIdWithWhiteSpace,
     /// The username breaks [`users::Username::parse`].
     #[error("a username must be 1 to 255 characters without control characters")]
     InvalidUsername,

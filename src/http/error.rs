@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::oauth::{OAuthError, bearer::BearerError};
+use crate::oauth::{OAuthError, bearer::BearerError, request::syntax};
 
 /// The RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize)]
@@ -31,7 +31,20 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         OAuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         OAuthError::NotFound => StatusCode::NOT_FOUND,
-        OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+        // RFC 6749 §5.2: "If the client attempted to authenticate via the
+        // "Authorization" request header field, the authorization server MUST
+        // respond with an HTTP 401 (Unauthorized) status code and include the
+        // "WWW-Authenticate" response header field". Otherwise 400: RFC 9110
+        // §15.5.2 allows no 401 without that header, and a Basic challenge sent to a
+        // browser that did not use Basic would open its credential dialog.
+        OAuthError::InvalidClient {
+            basic_attempted: true,
+            ..
+        } => StatusCode::UNAUTHORIZED,
+        OAuthError::InvalidClient {
+            basic_attempted: false,
+            ..
+        } => StatusCode::BAD_REQUEST,
         OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -59,7 +72,10 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         match &self {
             // RFC 6749 §5.2 and RFC 9110 §15.5.2: a 401 names the scheme to use.
-            OAuthError::InvalidClient { .. } => {
+            OAuthError::InvalidClient {
+                basic_attempted: true,
+                ..
+            } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Basic realm="rotor", charset="UTF-8""#),
@@ -84,7 +100,9 @@ impl IntoResponse for OAuthError {
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         // RFC 6750 §3: the challenge carries the error; 503/500 go through the OAuth
-        // mapping.
+        // mapping. Its error_description and scope values "MUST NOT include
+        // characters outside the set %x20-21 / %x23-5B / %x5D-7E" (scope: %x21 /
+        // %x23-5B / %x5D-7E and spaces), the set of RFC 6749 §5.2 as well.
         let error = match self {
             BearerError::Server(inner) => return inner.into_response(),
             other => other,
@@ -99,21 +117,21 @@ impl IntoResponse for BearerError {
                 StatusCode::BAD_REQUEST,
                 format!(
                     r#"Bearer realm="rotor", error="invalid_request", error_description="{}""#,
-                    quote_safe(d)
+                    syntax::error_text(d)
                 ),
             ),
             BearerError::InvalidToken(d) => (
                 StatusCode::UNAUTHORIZED,
                 format!(
                     r#"Bearer realm="rotor", error="invalid_token", error_description="{}""#,
-                    quote_safe(d)
+                    syntax::error_text(d)
                 ),
             ),
             BearerError::InsufficientScope { required } => (
                 StatusCode::FORBIDDEN,
                 format!(
                     r#"Bearer realm="rotor", error="insufficient_scope", scope="{}""#,
-                    quote_safe(required)
+                    syntax::error_text(required)
                 ),
             ),
         };
@@ -123,7 +141,7 @@ impl IntoResponse for BearerError {
             }),
             other => serde_json::json!({
                 "error": other.code().unwrap_or("invalid_request"),
-                "error_description": other.to_string(),
+                "error_description": syntax::error_text(&other.to_string()),
             }),
         };
         let mut response = (status, Json(body)).into_response();
@@ -134,13 +152,6 @@ impl IntoResponse for BearerError {
         }
         response
     }
-}
-
-/// RFC 6750 §3: error_description uses %x20-21 / %x23-5B / %x5D-7E only.
-fn quote_safe(text: &str) -> String {
-    text.chars()
-        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-        .collect()
 }
 
 #[cfg(test)]
@@ -183,6 +194,10 @@ mod tests {
             (401, "invalid_client")
         );
         assert_eq!(
+            status_and_code(OAuthError::invalid_client("x", false)),
+            (400, "invalid_client")
+        );
+        assert_eq!(
             status_and_code(OAuthError::InvalidGrant(s())),
             (400, "invalid_grant")
         );
@@ -213,12 +228,78 @@ mod tests {
     }
 
     #[test]
-    fn invalid_client_answers_with_www_authenticate_basic() {
+    fn invalid_client_after_basic_answers_401_with_www_authenticate_basic() {
         let response = OAuthError::invalid_client("x", true).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let value = response.headers()[header::WWW_AUTHENTICATE]
             .to_str()
             .unwrap();
         assert!(value.starts_with("Basic "));
+    }
+
+    #[test]
+    fn invalid_client_without_basic_answers_400_without_a_challenge() {
+        let response = OAuthError::invalid_client("x", false).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    const HOSTILE: &str = "a \"quoted\" back\\slash \0 \u{a7} caf\u{e9}";
+
+    #[tokio::test]
+    async fn every_error_body_keeps_to_the_rfc_6749_character_set() {
+        let errors = [
+            OAuthError::InvalidRequest(HOSTILE.into()),
+            OAuthError::invalid_client(HOSTILE, true),
+            OAuthError::invalid_client(HOSTILE, false),
+            OAuthError::InvalidGrant(HOSTILE.into()),
+            OAuthError::TemporarilyUnavailable(HOSTILE.into()),
+            OAuthError::Internal(anyhow::anyhow!("{HOSTILE}")),
+        ];
+        for e in errors {
+            let body = body_of(e.into_response()).await;
+            let description = body["error_description"].as_str().unwrap();
+            assert!(
+                description.chars().all(syntax::is_nqschar),
+                "{description:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bearer_challenges_and_bodies_keep_to_the_rfc_6750_character_set() {
+        let errors = [
+            BearerError::Missing,
+            BearerError::InvalidRequest(HOSTILE.into()),
+            BearerError::InvalidToken(HOSTILE.into()),
+            BearerError::InsufficientScope {
+                required: HOSTILE.into(),
+            },
+        ];
+        for e in errors {
+            let response = e.into_response();
+            let challenge = response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            // Each quoted value, between the quotes that delimit it.
+            for value in challenge.split('"').skip(1).step_by(2) {
+                assert!(value.chars().all(syntax::is_nqschar), "{challenge}");
+            }
+            let body = body_of(response).await;
+            let description = body["error_description"].as_str().unwrap();
+            assert!(
+                description.chars().all(syntax::is_nqschar),
+                "{description:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,10 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::AppState;
-use crate::oauth::{BasicCredentials, OAuthError, Params};
+use crate::oauth::{
+    BasicCredentials, OAuthError, Params,
+    request::syntax::{self, Fault},
+};
 
 /// The largest accepted body. Token requests are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -104,15 +107,14 @@ pub struct BasicAuth {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
-    type Rejection = std::convert::Infallible;
+    type Rejection = OAuthError;
 
     #[tracing::instrument(name = "basic_auth", skip_all)]
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, OAuthError> {
+        parts
             .headers
             .get(header::AUTHORIZATION)
-            .map(BasicAuth::from_header)
-            .unwrap_or_default())
+            .map_or_else(|| Ok(BasicAuth::default()), BasicAuth::from_header)
     }
 }
 
@@ -120,20 +122,38 @@ impl BasicAuth {
     /// Reads client credentials from an `Authorization` header value. Another
     /// scheme (e.g. Bearer) is not client authentication here and counts as none; a
     /// Basic value that does not decode is `malformed`.
-    pub fn from_header(value: &HeaderValue) -> BasicAuth {
+    ///
+    /// # Errors
+    /// `invalid_request` when the decoded id or secret holds a character outside
+    /// VSCHAR (RFC 6749 Appendix A.1, A.2), as the same value in the body would be:
+    /// the request is malformed, whoever the client is.
+    pub fn from_header(value: &HeaderValue) -> Result<BasicAuth, OAuthError> {
         let Some(encoded) = value.to_str().ok().and_then(strip_basic) else {
-            return BasicAuth::default();
+            return Ok(BasicAuth::default());
         };
-        match decode_basic(encoded) {
-            Some(credentials) => BasicAuth {
-                credentials: Some(credentials),
-                malformed: false,
-            },
-            None => BasicAuth {
+        let Some(credentials) = decode_basic(encoded) else {
+            return Ok(BasicAuth {
                 credentials: None,
                 malformed: true,
-            },
+            });
+        };
+        for (what, value) in [
+            ("client id", &credentials.client_id),
+            ("client secret", &credentials.client_secret),
+        ] {
+            let fault = match syntax::Charset::Visible.check(value) {
+                Ok(()) => continue,
+                Err(Fault::Control) => "a control character",
+                Err(Fault::Outside) => "a character RFC 6749 Appendix A does not allow in it",
+            };
+            return Err(OAuthError::InvalidRequest(format!(
+                "the {what} in the Basic authorization header contains {fault}"
+            )));
         }
+        Ok(BasicAuth {
+            credentials: Some(credentials),
+            malformed: false,
+        })
     }
 }
 
@@ -225,6 +245,48 @@ mod tests {
         let c = decode_basic(&encoded).unwrap();
         assert_eq!(c.client_id, "my client");
         assert_eq!(c.client_secret, "p@ss word");
+    }
+
+    #[test]
+    fn basic_credentials_may_hold_any_vschar_form_url_encoded() {
+        let id = "my client:1 100% a+b/c";
+        let secret = "s:e c%r+e/t \"quoted\" \\ ~ and more than 32 chars";
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+        );
+        let auth = BasicAuth::from_header(&HeaderValue::from_str(&header).unwrap()).unwrap();
+        let c = auth.credentials.unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.client_secret.as_str()),
+            (id, secret)
+        );
+    }
+
+    #[test]
+    fn basic_credentials_with_a_control_character_are_invalid_request() {
+        for decoded in [
+            "app%00:secret",
+            "app:sec%00ret",
+            "app%0A:secret",
+            "app:secret%7F",
+        ] {
+            let header = format!("Basic {}", STANDARD.encode(decoded));
+            let err = BasicAuth::from_header(&HeaderValue::from_str(&header).unwrap()).unwrap_err();
+            assert_eq!(err.code(), "invalid_request", "{decoded}");
+        }
+        // Raw, not percent-encoded, a NUL inside the base64 text is refused alike.
+        let header = format!("Basic {}", STANDARD.encode("app\0:secret"));
+        let err = BasicAuth::from_header(&HeaderValue::from_str(&header).unwrap()).unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn basic_credentials_outside_vschar_are_invalid_request() {
+        let header = format!("Basic {}", STANDARD.encode("caf%C3%A9:secret"));
+        let err = BasicAuth::from_header(&HeaderValue::from_str(&header).unwrap()).unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
     }
 
     #[test]

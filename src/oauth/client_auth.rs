@@ -1,6 +1,12 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
 //! `client_secret_post`, public clients by `client_id`, and the optional
 //! anonymous client for scripts that identify no client at all.
+//!
+//! Every `invalid_client` says whether the client tried the `Authorization`
+//! header (`basic_attempted`): only then does the answer become 401 with
+//! `WWW-Authenticate: Basic` (RFC 6749 §5.2). A client that used
+//! `client_secret_post`, sent only a public `client_id`, or named no client gets
+//! 400 and no challenge, so that a browser never shows a credential dialog.
 
 use std::fmt;
 
@@ -52,6 +58,12 @@ impl fmt::Debug for PresentedClient {
 }
 
 impl PresentedClient {
+    /// Whether the client tried to authenticate with the `Authorization` header
+    /// (RFC 6749 §5.2), decodable or not.
+    pub fn basic_attempted(&self) -> bool {
+        self.basic.is_some() || self.basic_malformed
+    }
+
     /// Takes `client_id` and `client_secret` out of the body parameters.
     pub fn new(
         basic: Option<BasicCredentials>,
@@ -166,6 +178,19 @@ async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_authorization_header_counts_as_a_basic_attempt() {
+        let mut params = Params::from_form(b"client_id=app&client_secret=s").unwrap();
+        let basic = BasicCredentials {
+            client_id: "app".into(),
+            client_secret: "s".into(),
+        };
+        assert!(PresentedClient::new(Some(basic), false, &mut Params::default()).basic_attempted());
+        assert!(PresentedClient::new(None, true, &mut Params::default()).basic_attempted());
+        assert!(!PresentedClient::new(None, false, &mut params).basic_attempted());
+        assert!(!PresentedClient::default().basic_attempted());
+    }
 
     #[test]
     fn debug_of_a_presented_client_hides_the_body_secret() {

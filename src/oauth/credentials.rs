@@ -11,7 +11,9 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
-use super::{AuthenticatedClient, GrantContext, OAuthError, audit::Audit};
+use super::{
+    AuthenticatedClient, GrantContext, OAuthError, audit::Audit, request::MAX_USERNAME_LEN,
+};
 use crate::{
     crypto::password::Password,
     store::{AuditKind, LoginAttempt, Outcome, UserRecord},
@@ -31,10 +33,6 @@ pub const LOCKED_OUT: &str =
 pub const BUSY: &str =
     "too many sign-ins of this user or address are being checked at once; retry shortly";
 
-/// The longest username accepted. Longer ones are refused before any lookup, so
-/// that no counter or audit row ever holds one in full.
-pub const MAX_USERNAME_CHARS: usize = 256;
-
 /// Verifies `username` and `password` for `client`, under the lockout.
 ///
 /// # Errors
@@ -48,10 +46,13 @@ pub async fn verify_credentials(
     password: Password,
     now: OffsetDateTime,
 ) -> Result<UserRecord, OAuthError> {
-    if username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(OAuthError::InvalidRequest(format!(
-            "the username is longer than {MAX_USERNAME_CHARS} characters"
-        )));
+    // Request parsing refuses these already; a caller that builds the username
+    // itself (a login page) meets the same rule here, before any counter or audit
+    // row could hold it.
+    if username.len() > MAX_USERNAME_LEN {
+        return Err(OAuthError::InvalidRequest(
+            "the username is too long".into(),
+        ));
     }
     let keys = LockoutKeys::new(username, ctx.client_ip);
     let lockout = ctx.settings.lockout.enabled;

@@ -1,10 +1,16 @@
 //! The one error type of the protocol layer: one variant per RFC 6749 §5.2 code.
 //! Its mapping to HTTP status codes and headers lives in `http::error`, nowhere else.
+//!
+//! RFC 6749 §5.2 limits `error_description` to %x20-21 / %x23-5B / %x5D-7E; it
+//! limits `error_uri` to %x21 / %x23-5B / %x5D-7E too, but rotor sends no
+//! `error_uri`, so only the description needs guarding.
+
+use super::request::syntax;
 
 use crate::crypto::password::VerifyError;
 
 /// An OAuth error answer. Every variant carries the `error_description` sent to the
-/// client; it never contains a credential.
+/// client; it never contains a credential, nor any other request input.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// RFC 6749 §5.2: malformed, missing or repeated parameter, or two client
@@ -27,8 +33,11 @@ pub enum OAuthError {
     /// No endpoint at this path: `invalid_request`, answered with 404.
     #[error("invalid_request: no such endpoint")]
     NotFound,
-    /// RFC 6749 §5.2: client authentication failed. `basic_attempted` makes the HTTP
-    /// layer add `WWW-Authenticate: Basic`.
+    /// RFC 6749 §5.2: client authentication failed. `basic_attempted` says whether
+    /// the client tried the `Authorization` header: then the HTTP layer answers 401
+    /// with `WWW-Authenticate: Basic`, as §5.2 requires; otherwise 400 without the
+    /// header, since RFC 9110 §15.5.2 allows no 401 without a challenge and a
+    /// challenge would make a browser ask its user for credentials.
     #[error("invalid_client: {description}")]
     InvalidClient {
         description: String,
@@ -79,8 +88,13 @@ impl OAuthError {
         }
     }
 
-    /// The wire value of `error_description`.
+    /// The wire value of `error_description`, within the RFC 6749 §5.2 character
+    /// set whatever the variant carries: any other character becomes `?`.
     pub fn description(&self) -> String {
+        syntax::error_text(&self.raw_description())
+    }
+
+    fn raw_description(&self) -> String {
         match self {
             OAuthError::InvalidRequest(d)
             | OAuthError::InvalidGrant(d)
@@ -149,5 +163,80 @@ mod verify_error_tests {
             OAuthError::from(VerifyError::Stopped).code(),
             "server_error"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant, each carrying text no description may hold.
+    fn every_variant(hostile: &str) -> Vec<OAuthError> {
+        let d = || hostile.to_owned();
+        let all = vec![
+            OAuthError::InvalidRequest(d()),
+            OAuthError::PayloadTooLarge,
+            OAuthError::HeadersTooLarge,
+            OAuthError::RequestTimeout,
+            OAuthError::MethodNotAllowed { allow: "POST" },
+            OAuthError::NotFound,
+            OAuthError::invalid_client(d(), true),
+            OAuthError::invalid_client(d(), false),
+            OAuthError::InvalidGrant(d()),
+            OAuthError::UnauthorizedClient(d()),
+            OAuthError::UnsupportedGrantType(d()),
+            OAuthError::InvalidScope(d()),
+            OAuthError::UnsupportedTokenType(d()),
+            OAuthError::TemporarilyUnavailable(d()),
+            OAuthError::Internal(anyhow::anyhow!("{hostile}")),
+        ];
+        // No wildcard: a new variant does not compile until it is listed above.
+        for e in &all {
+            match e {
+                OAuthError::InvalidRequest(_)
+                | OAuthError::PayloadTooLarge
+                | OAuthError::HeadersTooLarge
+                | OAuthError::RequestTimeout
+                | OAuthError::MethodNotAllowed { .. }
+                | OAuthError::NotFound
+                | OAuthError::InvalidClient { .. }
+                | OAuthError::InvalidGrant(_)
+                | OAuthError::UnauthorizedClient(_)
+                | OAuthError::UnsupportedGrantType(_)
+                | OAuthError::InvalidScope(_)
+                | OAuthError::UnsupportedTokenType(_)
+                | OAuthError::TemporarilyUnavailable(_)
+                | OAuthError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_description_keeps_to_the_rfc_6749_character_set() {
+        for e in every_variant("a \"quoted\" back\\slash, \0 nul, \n, \u{a7}3.3, caf\u{e9}") {
+            let description = e.description();
+            assert!(!description.is_empty(), "{e:?}");
+            assert!(
+                description.chars().all(syntax::is_nqschar),
+                "{e:?}: {description:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clean_description_is_sent_as_written() {
+        let e = OAuthError::InvalidGrant("the refresh token has expired".into());
+        assert_eq!(e.description(), "the refresh token has expired");
+    }
+
+    #[test]
+    fn every_code_is_an_rfc_error_code() {
+        for e in every_variant("x") {
+            assert!(
+                e.code().chars().all(|c| c == '_' || c.is_ascii_lowercase()),
+                "{e:?}"
+            );
+        }
     }
 }

@@ -53,23 +53,27 @@ pub async fn introspect(
     mut params: Params,
     now: OffsetDateTime,
 ) -> Result<Introspection, OAuthError> {
+    let basic_attempted = presented.basic_attempted();
     let client = client_auth::authenticate(ctx, presented).await?;
     let (token, hint) = token_and_hint(&mut params)?;
-    describe(ctx, &client, &token, hint, now).await
+    describe(ctx, &client, basic_attempted, &token, hint, now).await
 }
 
 #[tracing::instrument(skip_all, fields(client_id = %client.id()))]
 async fn describe(
     ctx: &GrantContext<'_>,
     client: &AuthenticatedClient,
+    basic_attempted: bool,
     token: &str,
     hint: Option<TokenTypeHint>,
     now: OffsetDateTime,
 ) -> Result<Introspection, OAuthError> {
     if client.0.is_public() {
+        // A public client may come through Basic with an empty secret; then the
+        // refusal is a 401 with a challenge like any other (RFC 6749 §5.2).
         return Err(OAuthError::invalid_client(
             "introspection is for confidential clients only",
-            false,
+            basic_attempted,
         ));
     }
     let tokens = &ctx.settings.tokens;

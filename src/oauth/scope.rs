@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::OAuthError;
+use super::{OAuthError, request::syntax};
 
 /// A validated, de-duplicated scope set, kept in the order first given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -12,17 +12,21 @@ impl Scope {
     /// Parses a `scope` parameter.
     ///
     /// # Errors
-    /// `invalid_scope` when a token has a character RFC 6749 §3.3 does not allow.
+    /// `invalid_request` when it holds a control character, which makes the request
+    /// malformed whatever the parameter; `invalid_scope` when a token has another
+    /// character RFC 6749 §3.3 does not allow.
     pub fn parse(text: &str) -> Result<Scope, OAuthError> {
+        if text.chars().any(syntax::is_control) {
+            return Err(OAuthError::InvalidRequest(
+                "scope contains a control character".into(),
+            ));
+        }
         let mut tokens: Vec<String> = Vec::new();
         for token in text.split(' ').filter(|t| !t.is_empty()) {
             // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-            let valid = token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-            if !valid {
+            if !token.chars().all(syntax::is_nqchar) {
                 return Err(OAuthError::InvalidScope(
-                    "scope contains a character RFC 6749 §3.3 does not allow".into(),
+                    "scope contains a character RFC 6749 section 3.3 does not allow".into(),
                 ));
             }
             if !tokens.iter().any(|t| t == token) {
@@ -101,6 +105,24 @@ mod tests {
             Scope::parse("a\\b"),
             Err(OAuthError::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn scope_with_a_non_ascii_character_is_invalid_scope() {
+        assert!(matches!(
+            Scope::parse("caf\u{e9}"),
+            Err(OAuthError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn scope_with_a_control_character_is_invalid_request() {
+        for text in ["read\0", "read\twrite", "read\nwrite", "\x7f"] {
+            assert!(
+                matches!(Scope::parse(text), Err(OAuthError::InvalidRequest(_))),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,28 @@ on_both_stores!(
     request_naming_no_client_is_invalid_client,
     anonymous_client_serves_requests_that_name_no_client,
     anonymous_client_that_is_confidential_is_refused,
+    wrong_secret_in_the_body_is_400_without_a_challenge,
+    unknown_public_client_is_400_without_a_challenge,
+    invalid_client_is_401_with_a_challenge_only_after_basic_on_every_endpoint,
+    public_client_introspecting_through_basic_gets_401_with_a_challenge,
 );
+
+/// RFC 6749 §5.2: 401 and `WWW-Authenticate: Basic` when the client tried the
+/// Authorization header.
+#[track_caller]
+fn assert_basic_challenge(answer: &crate::helpers::Answer) {
+    answer.assert_error(401, "invalid_client");
+    let challenge = answer.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Basic "), "{challenge:?}");
+}
+
+/// 400 and no challenge when it did not, so that no browser opens a credential
+/// dialog (RFC 9110 §15.5.2 allows no 401 without one).
+#[track_caller]
+fn assert_no_challenge(answer: &crate::helpers::Answer) {
+    answer.assert_error(400, "invalid_client");
+    assert_eq!(answer.header("www-authenticate"), None);
+}
 
 fn login_form(app: &crate::helpers::TestApp) -> Vec<(&'static str, String)> {
     vec![
@@ -70,20 +91,14 @@ async fn basic_and_client_secret_together_are_invalid_request(db: Db) {
 async fn wrong_secret_is_invalid_client_with_www_authenticate(db: Db) {
     let app = spawn_app(db).await;
     let answer = TestAppExt::post(&app, &login_form(&app), Some(basic("app", "wrong"))).await;
-    answer.assert_error(401, "invalid_client");
-    assert!(
-        answer
-            .header("www-authenticate")
-            .unwrap()
-            .starts_with("Basic")
-    );
+    assert_basic_challenge(&answer);
 }
 
 async fn unknown_client_gets_the_same_answer_as_a_wrong_secret(db: Db) {
     let app = spawn_app(db).await;
     let wrong = TestAppExt::post(&app, &login_form(&app), Some(basic("app", "wrong"))).await;
     let unknown = TestAppExt::post(&app, &login_form(&app), Some(basic("nobody", "wrong"))).await;
-    unknown.assert_error(401, "invalid_client");
+    assert_basic_challenge(&unknown);
     assert_eq!(wrong.body, unknown.body);
 }
 
@@ -91,8 +106,7 @@ async fn malformed_basic_header_is_invalid_client(db: Db) {
     let app = spawn_app(db).await;
     let answer =
         TestAppExt::post(&app, &login_form(&app), Some("Basic !!!not-base64".into())).await;
-    answer.assert_error(401, "invalid_client");
-    assert!(answer.header("www-authenticate").is_some());
+    assert_basic_challenge(&answer);
 }
 
 async fn public_client_authenticates_by_client_id(db: Db) {
@@ -111,25 +125,19 @@ async fn public_client_authenticates_by_client_id(db: Db) {
     let mut form = login_form(&app);
     form.push(("client_id", "spa".into()));
     form.push(("client_secret", "anything-at-all".into()));
-    TestAppExt::post(&app, &form, None)
-        .await
-        .assert_error(401, "invalid_client");
+    assert_no_challenge(&TestAppExt::post(&app, &form, None).await);
 }
 
 async fn confidential_client_without_secret_is_invalid_client(db: Db) {
     let app = spawn_app(db).await;
     let mut form = login_form(&app);
     form.push(("client_id", "app".into()));
-    TestAppExt::post(&app, &form, None)
-        .await
-        .assert_error(401, "invalid_client");
+    assert_no_challenge(&TestAppExt::post(&app, &form, None).await);
 }
 
 async fn request_naming_no_client_is_invalid_client(db: Db) {
     let app = spawn_app(db).await;
-    TestAppExt::post(&app, &login_form(&app), None)
-        .await
-        .assert_error(401, "invalid_client");
+    assert_no_challenge(&TestAppExt::post(&app, &login_form(&app), None).await);
 }
 
 async fn anonymous_client_serves_requests_that_name_no_client(db: Db) {
@@ -163,9 +171,107 @@ async fn anonymous_client_serves_requests_that_name_no_client(db: Db) {
 
 async fn anonymous_client_that_is_confidential_is_refused(db: Db) {
     let app = spawn_app_with(db, |s| s.clients.anonymous_client = Some("app".into())).await;
-    TestAppExt::post(&app, &login_form(&app), None)
+    assert_no_challenge(&TestAppExt::post(&app, &login_form(&app), None).await);
+}
+
+async fn wrong_secret_in_the_body_is_400_without_a_challenge(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut form = login_form(&app);
+    form.push(("client_id", "app".into()));
+    form.push((
+        "client_secret",
+        "wrong-wrong-wrong-wrong-wrong-wrong".into(),
+    ));
+    // Act
+    let answer = TestAppExt::post(&app, &form, None).await;
+    // Assert
+    assert_no_challenge(&answer);
+}
+
+async fn unknown_public_client_is_400_without_a_challenge(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut form = login_form(&app);
+    form.push(("client_id", "nobody".into()));
+    // Act
+    let answer = TestAppExt::post(&app, &form, None).await;
+    // Assert
+    assert_no_challenge(&answer);
+}
+
+async fn invalid_client_is_401_with_a_challenge_only_after_basic_on_every_endpoint(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let wrong_secret = "wrong-wrong-wrong-wrong-wrong-wrong";
+    for path in ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"] {
+        let form: Vec<(&str, &str)> = if path == "/oauth2/token" {
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "rotor_rt_unknown"),
+            ]
+        } else {
+            vec![("token", "rotor_rt_unknown")]
+        };
+        let post = |auth: Option<String>, extra: &[(&'static str, &'static str)]| {
+            let mut form = form.clone();
+            form.extend_from_slice(extra);
+            let mut req = app.http.post(format!("{}{path}", app.address)).form(&form);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
+            async move { crate::helpers::TestApp::read(req.send().await.unwrap()).await }
+        };
+        // Act
+        let through_basic = post(Some(basic("app", wrong_secret)), &[]).await;
+        let through_post = post(
+            None,
+            &[("client_id", "app"), ("client_secret", wrong_secret)],
+        )
+        .await;
+        let unknown_public = post(None, &[("client_id", "nobody")]).await;
+        let no_client = post(None, &[]).await;
+        // Assert
+        assert_basic_challenge(&through_basic);
+        assert_no_challenge(&through_post);
+        assert_no_challenge(&unknown_public);
+        assert_no_challenge(&no_client);
+    }
+}
+
+async fn public_client_introspecting_through_basic_gets_401_with_a_challenge(db: Db) {
+    // Arrange: some libraries send a public client with an empty Basic password.
+    let app = spawn_app(db).await;
+    app.store
+        .create_client(&client_record("spa", None, "read"))
         .await
-        .assert_error(401, "invalid_client");
+        .unwrap();
+    let login = app.login().await;
+    let url = format!("{}/oauth2/introspect", app.address);
+    let form = [("token", login.str("access_token"))];
+    // Act
+    let through_basic = crate::helpers::TestApp::read(
+        app.http
+            .post(&url)
+            .header("Authorization", basic("spa", ""))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let through_body = crate::helpers::TestApp::read(
+        app.http
+            .post(&url)
+            .form(&[("token", login.str("access_token")), ("client_id", "spa")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // Assert
+    assert_basic_challenge(&through_basic);
+    assert_no_challenge(&through_body);
 }
 
 /// Posting an arbitrary form with an optional Authorization header.

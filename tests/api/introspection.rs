@@ -132,7 +132,7 @@ async fn public_clients_may_not_introspect(db: Db) {
         &[("token", login.str("access_token"))],
     )
     .await
-    .assert_error(401, "invalid_client");
+    .assert_error(400, "invalid_client");
     let bad = TestClient {
         id: "app".into(),
         secret: Some("nope".into()),

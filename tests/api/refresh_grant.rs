@@ -291,7 +291,7 @@ async fn removed_clients_refresh_tokens_stop_working_at_once(db: Db) {
     // The client itself is gone: authentication fails first.
     app.refresh_as(&client, &rt)
         .await
-        .assert_error(401, "invalid_client");
+        .assert_error(400, "invalid_client");
     // A client registered again under the same id does not inherit the tokens.
     app.store
         .create_client(&client_record("temp", None, "read"))
