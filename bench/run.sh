@@ -8,8 +8,10 @@
 # Environment: BENCH_SECONDS (10) measured seconds per run, BENCH_WARMUP (2s),
 # LIMIT_SECONDS (10), PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres),
 # BENCH_SKIP_BUILD=1 to reuse target/release, BENCH_ROTOR=PATH to measure
-# another rotor binary, BENCH_PARTS (default "argon2 limit postgres sqlite
-# password") to run some parts only.
+# another rotor binary, BENCH_PG_CONCURRENCY ("1 4 16 64") and
+# BENCH_SQLITE_CONCURRENCY ("16 64") for the refresh runs, BENCH_PARTS
+# (default "argon2 limit postgres sqlite client_credentials password") to run
+# some parts only.
 # Needs PostgreSQL with trust authentication for PGUSER on loopback, psql and
 # pgbench. Creates and drops its own databases; stops what it starts.
 set -euo pipefail
@@ -25,7 +27,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet -p rotor -p rotor-bench
 fi
 rotor="${BENCH_ROTOR:-$PWD/target/release/rotor}"
-parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite password} "
+parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite client_credentials password} "
 part() { [[ "$parts" == *" $1 "* ]]; }
 bench="$PWD/target/release/rotor-bench"
 
@@ -116,9 +118,24 @@ if part sqlite; then
     echo "== rotor on SQLite" >&2
     export ROTOR__DATABASE__URL="sqlite://$work/rotor.db"
     start_rotor
-    for c in 16 64; do
+    for c in ${BENCH_SQLITE_CONCURRENCY:-16 64}; do
         load sqlite refresh-token "$c"
     done
+    stop_rotor
+fi
+
+if part client_credentials; then
+    # A confidential client allowed only client_credentials, provisioned by
+    # rotor-bench; no users, no log-in, no refresh token to carry.
+    echo "== client_credentials on PostgreSQL" >&2
+    export ROTOR__DATABASE__URL="$pg_url"
+    start_rotor
+    load postgres client_credentials 16
+    stop_rotor
+    echo "== client_credentials on SQLite" >&2
+    export ROTOR__DATABASE__URL="sqlite://$work/rotor.db"
+    start_rotor
+    load sqlite client_credentials 16
     stop_rotor
 fi
 

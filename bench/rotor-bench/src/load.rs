@@ -94,7 +94,6 @@ impl Tally {
 
 #[derive(Deserialize)]
 struct TokenBody {
-    #[allow(dead_code)]
     access_token: String,
     refresh_token: Option<String>,
 }
@@ -243,8 +242,38 @@ async fn password_worker(ctx: Arc<Ctx>, first_user: usize, stride: usize, w: Win
     t
 }
 
-/// Creates a client and `n` users through the `rotor` command.
+/// Asks for a token with the client's own credentials, again and again. Nothing
+/// carries over from one request to the next, so a failure needs no recovery.
+async fn client_credentials_worker(ctx: Arc<Ctx>, w: Window) -> Tally {
+    let mut t = Tally::default();
+    while Instant::now() < w.end {
+        let start = Instant::now();
+        let result = post_token(&ctx, "grant_type=client_credentials".to_owned()).await;
+        let done = Instant::now();
+        if !w.counts(done) {
+            continue;
+        }
+        match result {
+            // RFC 6749 §4.4.3: an access token and no refresh token.
+            Ok(TokenBody {
+                access_token,
+                refresh_token: None,
+            }) if !access_token.is_empty() => t.success(done - start),
+            Ok(TokenBody {
+                refresh_token: Some(_),
+                ..
+            }) => t.error("refresh_token_issued"),
+            Ok(_) => t.error("no_access_token"),
+            Err(kind) => t.error(&kind),
+        }
+    }
+    t
+}
+
+/// Creates a client and `n` users through the `rotor` command; for
+/// `client_credentials`, a client allowed only that grant and no users.
 async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(String, String)>)> {
+    let client_credentials = args.grant == Grant::ClientCredentials;
     let Some(bin) = &args.rotor_bin else {
         let id = args
             .client_id
@@ -252,6 +281,9 @@ async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(Stri
             .context("--client-id or --rotor-bin is required")?;
         let secret = std::env::var(&args.client_secret_env)
             .with_context(|| format!("{} is not set", args.client_secret_env))?;
+        if client_credentials {
+            return Ok((id, secret, Vec::new()));
+        }
         let user = args
             .username
             .clone()
@@ -266,20 +298,17 @@ async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(Stri
         .replace(['-', '_'], "x");
     let client_id = format!("bench-{tag}");
     let secret = random_secret();
-    rotor_cli(
-        bin,
-        config,
-        &[
-            "client",
-            "add",
-            &client_id,
-            "--secret-stdin",
-            "--grants",
-            "password,refresh_token",
-        ],
-        &secret,
-    )
-    .await?;
+    let grants: &[&str] = if client_credentials {
+        &["--grants", "client_credentials", "--scopes", "read write"]
+    } else {
+        &["--grants", "password,refresh_token"]
+    };
+    let mut cli = vec!["client", "add", &client_id, "--secret-stdin"];
+    cli.extend_from_slice(grants);
+    rotor_cli(bin, config, &cli, &secret).await?;
+    if client_credentials {
+        return Ok((client_id, secret, Vec::new()));
+    }
     let mut users = Vec::with_capacity(args.users);
     for i in 0..args.users.max(1) {
         let name = format!("bench-{tag}-{i}");
@@ -300,19 +329,25 @@ async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(Stri
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
     let password_concurrency = match args.grant {
-        Grant::RefreshToken => 0,
+        Grant::RefreshToken | Grant::ClientCredentials => 0,
         Grant::Password => concurrency,
         Grant::Mix => args.password_concurrency.max(1),
     };
-    let refresh_concurrency = if args.grant == Grant::Password {
-        0
-    } else {
+    let refresh_concurrency = match args.grant {
+        Grant::RefreshToken | Grant::Mix => concurrency,
+        Grant::Password | Grant::ClientCredentials => 0,
+    };
+    let client_credentials_concurrency = if args.grant == Grant::ClientCredentials {
         concurrency
+    } else {
+        0
     };
     let (client_id, secret, users) = provision(&args).await?;
     let http = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(refresh_concurrency + password_concurrency)
+        .pool_max_idle_per_host(
+            refresh_concurrency + password_concurrency + client_credentials_concurrency,
+        )
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
         .build()
@@ -387,6 +422,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             window,
         ));
     }
+    let mut client_credentials_tasks = tokio::task::JoinSet::new();
+    for _ in 0..client_credentials_concurrency {
+        client_credentials_tasks.spawn(client_credentials_worker(ctx.clone(), window));
+    }
 
     tokio::time::sleep_until(window.measure_from.into()).await;
     let before = sys::Sample::take(args.server_pid);
@@ -401,6 +440,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     while let Some(t) = password_tasks.join_next().await {
         password.merge(t.context("password worker")?);
     }
+    let mut client_credentials = Tally::default();
+    while let Some(t) = client_credentials_tasks.join_next().await {
+        client_credentials.merge(t.context("client credentials worker")?);
+    }
 
     let secs = (window.end - window.measure_from).as_secs_f64();
     let usage = sys::Usage::between(&before, &after, secs);
@@ -411,13 +454,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if password_concurrency > 0 {
         results.insert("password".into(), password.summary(secs));
     }
+    if client_credentials_concurrency > 0 {
+        results.insert(
+            "client_credentials".into(),
+            client_credentials.summary(secs),
+        );
+    }
     let report = serde_json::json!({
         "kind": "load",
         "label": args.label,
         "grant": args.grant.as_str(),
         "concurrency": concurrency,
         "password_concurrency": if args.grant == Grant::Mix { password_concurrency } else { 0 },
-        "clients": clients,
+        // A client credentials worker keeps no token: it is its own virtual client.
+        "clients": clients.max(client_credentials_concurrency),
         "duration_s": secs,
         "results": results,
         "bench_cpu_cores": usage.bench_cores,
@@ -444,7 +494,7 @@ fn print_human(r: &serde_json::Value) {
     if let Some(results) = r["results"].as_object() {
         for (grant, s) in results {
             println!(
-                "  {grant:<14} {:>9.1} req/s  ok={}  p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms  errors={}",
+                "  {grant:<18} {:>9.1} req/s  ok={}  p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms  errors={}",
                 s["throughput"].as_f64().unwrap_or_default(),
                 s["ok"],
                 s["p50_ms"].as_f64().unwrap_or_default(),

@@ -6,7 +6,10 @@
 //! token different from the one presented. `load` provisions its own client and
 //! users through the `rotor` command (against the same database as the server),
 //! logs every virtual client in with the password grant, then drives the chosen
-//! grant for a warm-up and a measured period. `argon2` measures the raw argon2id
+//! grant for a warm-up and a measured period. The client credentials grant needs
+//! no users and no log-in: a confidential client allowed only that grant is
+//! provisioned, and every worker asks for a token again and again; a 200 counts
+//! only if it carries an access token and no refresh token (RFC 6749 §4.4.3). `argon2` measures the raw argon2id
 //! verification rate the password grant is compared with, and `table` turns the
 //! JSON lines of several runs into one table.
 //!
@@ -44,12 +47,17 @@ enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Grant {
     /// Rotate refresh tokens.
+    #[value(alias = "refresh_token")]
     RefreshToken,
     /// Log in with username and password.
     Password,
     /// Refresh workers (`--concurrency`) and password workers
     /// (`--password-concurrency`) at once, reported apart.
     Mix,
+    /// A confidential client obtains tokens for itself (RFC 6749 §4.4), one
+    /// worker per `--concurrency`.
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
 }
 
 impl Grant {
@@ -58,6 +66,7 @@ impl Grant {
             Grant::RefreshToken => "refresh_token",
             Grant::Password => "password",
             Grant::Mix => "mix",
+            Grant::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -70,14 +79,16 @@ pub struct LoadArgs {
     /// A label for this run in the output.
     #[arg(long, default_value = "run")]
     pub label: String,
-    /// Client id; with `--rotor-bin` a fresh client is created instead.
+    /// Client id; with `--rotor-bin` a fresh client is created instead (for
+    /// `client_credentials`, one allowed only that grant, scopes "read write").
     #[arg(long)]
     pub client_id: Option<String>,
     /// Environment variable holding the client secret (a secret is never taken
     /// from the command line, where `ps` shows it).
     #[arg(long, default_value = "ROTOR_BENCH_CLIENT_SECRET")]
     pub client_secret_env: String,
-    /// Username to log in with when not provisioning.
+    /// Username to log in with when not provisioning (not used by
+    /// `client_credentials`).
     #[arg(long)]
     pub username: Option<String>,
     /// Environment variable holding that user's password.
@@ -90,10 +101,12 @@ pub struct LoadArgs {
     /// `--config` for the `rotor` binary.
     #[arg(long)]
     pub rotor_config: Option<PathBuf>,
-    /// Users to provision; virtual clients log in as user `i % users`.
+    /// Users to provision; virtual clients log in as user `i % users`
+    /// (none for `client_credentials`).
     #[arg(long, default_value_t = 16)]
     pub users: usize,
-    /// Virtual clients, each with its own refresh token (at least `--concurrency`).
+    /// Virtual clients, each with its own refresh token (at least `--concurrency`;
+    /// `client_credentials` has one per worker, as it keeps no token).
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
     /// Requests in flight at once (refresh workers in `mix`).
