@@ -13,6 +13,12 @@ use serde::Deserialize;
 
 use crate::{Grant, LoadArgs, random_secret, rotor_cli, sys};
 
+/// Password logins in flight at once while the virtual clients log in. rotor
+/// counts sign-ins in progress per client address against its lockout limit
+/// (`lockout.max_failures_per_ip`, 50 by default) and answers a larger burst with
+/// 503 temporarily_unavailable; logging in is not measured, so it stays below.
+const LOGIN_CONCURRENCY: usize = 16;
+
 /// What every worker shares.
 struct Ctx {
     http: reqwest::Client,
@@ -366,33 +372,36 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         users,
     });
 
-    // Log every virtual client in, `concurrency` at a time.
+    // Log every virtual client in, at most LOGIN_CONCURRENCY at a time, then
+    // give virtual client `i` to refresh worker `i % concurrency`.
     let clients = if refresh_concurrency > 0 {
         args.clients.max(refresh_concurrency)
     } else {
         0
     };
     let login_started = Instant::now();
-    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); refresh_concurrency];
-    for i in 0..clients {
-        groups[i % refresh_concurrency].push(i);
-    }
+    let login_tasks = refresh_concurrency.min(LOGIN_CONCURRENCY);
     let mut logins = tokio::task::JoinSet::new();
-    for group in groups {
+    for first in 0..login_tasks {
         let ctx = ctx.clone();
         logins.spawn(async move {
-            let mut out = Vec::with_capacity(group.len());
-            for user in group {
+            let mut out = Vec::new();
+            for user in (first..clients).step_by(login_tasks) {
                 let refresh = login(&ctx, user).await?;
                 out.push(VirtualClient { user, refresh });
             }
             Ok::<_, String>(out)
         });
     }
-    let mut assigned = Vec::new();
+    let mut assigned: Vec<Vec<VirtualClient>> =
+        (0..refresh_concurrency).map(|_| Vec::new()).collect();
     while let Some(done) = logins.join_next().await {
         match done.context("login task")? {
-            Ok(group) => assigned.push(group),
+            Ok(logged_in) => {
+                for vc in logged_in {
+                    assigned[vc.user % refresh_concurrency].push(vc);
+                }
+            }
             Err(kind) => bail!("logging the virtual clients in failed: {kind}"),
         }
     }
