@@ -160,10 +160,18 @@ async fn begin_attempt(
 ) -> Result<(), OAuthError> {
     let lockout = &ctx.settings.lockout;
     let mut begun: Vec<(&str, u32)> = Vec::new();
-    for (key, max, _) in counters(ctx, keys) {
+    for (key, max, outcome) in counters(ctx, keys) {
+        // The username's limit holds attempts still being checked too, so that no
+        // burst of guesses gets past it. An address is shared (a NAT, a balancer
+        // that is not a trusted proxy) by people signing in at once: its counter
+        // refuses only once its failures locked it.
+        let in_flight_limit = match outcome {
+            Outcome::AddressLocked => u32::MAX,
+            _ => max,
+        };
         let attempt = ctx
             .store
-            .begin_login_attempt(key, now, lockout.window, max)
+            .begin_login_attempt(key, now, lockout.window, in_flight_limit)
             .await?;
         if attempt == LoginAttempt::Allowed {
             begun.push((key, max));
