@@ -86,6 +86,17 @@ fn error_code(db: &dyn sqlx::error::DatabaseError) -> Option<ErrorCode> {
     }
 }
 
+/// Maps a unique violation to `Conflict` on `constraint`, the same way on both
+/// backends; any other error is sorted by [`StoreError::from_sqlx`].
+pub(crate) fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { constraint }
+        }
+        _ => StoreError::from_sqlx(e),
+    }
+}
+
 /// Runs a read again, once, when it failed on a dropped connection or a transient
 /// database error (a restart, a failover): reads are idempotent, so the retry is
 /// safe. A pool timeout is not retried — waiting twice would only double the wait

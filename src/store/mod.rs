@@ -22,7 +22,7 @@ pub mod records;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub(crate) use error::{retry_read, retry_rolled_back};
+pub(crate) use error::{retry_read, retry_rolled_back, unique};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;

@@ -9,7 +9,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::{DatabaseStore, StoreError, StoreResult};
+use super::{DatabaseStore, StoreError, StoreResult, unique};
 
 mod access_tokens;
 mod audit;
@@ -56,16 +56,6 @@ impl PgStore {
     /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
     pub fn from_pool(pool: PgPool) -> PgStore {
         PgStore { pool }
-    }
-}
-
-/// Maps a unique violation to `Conflict` on `constraint`.
-fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict { constraint }
-        }
-        _ => StoreError::from_sqlx(e),
     }
 }
 

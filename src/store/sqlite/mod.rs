@@ -21,7 +21,7 @@ use sqlx::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{DatabaseStore, StoreError, StoreResult};
+use super::{DatabaseStore, StoreError, StoreResult, unique};
 
 mod access_tokens;
 mod audit;
@@ -164,16 +164,6 @@ fn unwritable(path: &Path) -> Option<StoreError> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// Maps a unique violation to `Conflict` on `constraint`.
-fn unique(constraint: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict { constraint }
-        }
-        _ => StoreError::from_sqlx(e),
-    }
 }
 
 /// A time as stored: unix seconds.
