@@ -132,20 +132,37 @@ impl LockoutKeys {
     }
 }
 
-/// The counters of `keys`, each with its limit and the outcome that names it.
-fn counters<'k>(ctx: &GrantContext<'_>, keys: &'k LockoutKeys) -> Vec<(&'k str, u32, Outcome)> {
+/// One lockout counter of a sign-in.
+struct Counter<'k> {
+    key: &'k str,
+    /// Failures within the window that lock the key.
+    max: u32,
+    /// How many failures and attempts still being checked the counter allows at
+    /// once. The username's limit holds attempts in flight too, so that no burst of
+    /// guesses gets past it. An address is shared (a NAT, a balancer that is not a
+    /// trusted proxy) by people signing in at once: its counter refuses only once
+    /// its failures locked it.
+    in_flight: u32,
+    /// The audit outcome when this counter locks.
+    locked: Outcome,
+}
+
+/// The counters of `keys`: the username's, and the address's when known.
+fn counters<'k>(ctx: &GrantContext<'_>, keys: &'k LockoutKeys) -> Vec<Counter<'k>> {
     let lockout = &ctx.settings.lockout;
-    let mut counters = vec![(
-        keys.user.as_str(),
-        lockout.max_failures_per_user,
-        Outcome::UsernameLocked,
-    )];
+    let mut counters = vec![Counter {
+        key: &keys.user,
+        max: lockout.max_failures_per_user,
+        in_flight: lockout.max_failures_per_user,
+        locked: Outcome::UsernameLocked,
+    }];
     if let Some(ip) = &keys.ip {
-        counters.push((
-            ip.as_str(),
-            lockout.max_failures_per_ip,
-            Outcome::AddressLocked,
-        ));
+        counters.push(Counter {
+            key: ip,
+            max: lockout.max_failures_per_ip,
+            in_flight: u32::MAX,
+            locked: Outcome::AddressLocked,
+        });
     }
     counters
 }
@@ -159,31 +176,27 @@ async fn begin_attempt(
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
     let lockout = &ctx.settings.lockout;
-    let mut begun: Vec<(&str, u32)> = Vec::new();
-    for (key, max, outcome) in counters(ctx, keys) {
-        // The username's limit holds attempts still being checked too, so that no
-        // burst of guesses gets past it. An address is shared (a NAT, a balancer
-        // that is not a trusted proxy) by people signing in at once: its counter
-        // refuses only once its failures locked it.
-        let in_flight_limit = match outcome {
-            Outcome::AddressLocked => u32::MAX,
-            _ => max,
-        };
+    let mut begun = Vec::new();
+    for counter in counters(ctx, keys) {
         let attempt = ctx
             .store
-            .begin_login_attempt(key, now, lockout.window, in_flight_limit)
+            .begin_login_attempt(counter.key, now, lockout.window, counter.in_flight)
             .await?;
         if attempt == LoginAttempt::Allowed {
-            begun.push((key, max));
+            begun.push(counter);
             continue;
         }
         // The counters already begun stop counting this attempt.
-        for (key, max) in begun {
+        for c in begun {
             ctx.store
-                .end_login_attempt(key, false, now, max, lockout.duration)
+                .end_login_attempt(c.key, false, now, c.max, lockout.duration)
                 .await?;
         }
-        tracing::info!(key, ?attempt, "sign-in refused by the lockout");
+        tracing::info!(
+            key = counter.key,
+            ?attempt,
+            "sign-in refused by the lockout"
+        );
         return Err(match attempt {
             // Failures and attempts being checked are at the limit, without a
             // lock: a burst of concurrent sign-ins retries shortly.
@@ -205,13 +218,13 @@ async fn end_attempt(
     now: OffsetDateTime,
 ) -> Result<(), OAuthError> {
     let lock_for = ctx.settings.lockout.duration;
-    for (key, max, locked_outcome) in counters(ctx, keys) {
+    for counter in counters(ctx, keys) {
         let locked = ctx
             .store
-            .end_login_attempt(key, failed, now, max, lock_for)
+            .end_login_attempt(counter.key, failed, now, counter.max, lock_for)
             .await?;
         if locked {
-            Audit::new(ctx, AuditKind::Lockout, locked_outcome, now)
+            Audit::new(ctx, AuditKind::Lockout, counter.locked, now)
                 .username(username)
                 .client(client.id())
                 .record(ctx)
