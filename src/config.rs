@@ -37,7 +37,36 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub lockout: LockoutSettings,
     pub audit: AuditSettings,
+    pub session: SessionSettings,
+    pub authorize: AuthorizeSettings,
 }
+
+/// Browser sessions of the login page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A session unused this long no longer signs anyone in.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after the sign-in, used or not.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+}
+
+/// The authorization endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeSettings {
+    /// Lifetime of an authorization code; at most 60 s.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// How long a login or consent page may be answered.
+    #[serde(with = "humantime_serde")]
+    pub page_ttl: Duration,
+}
+
+/// The longest an authorization code may live.
+pub const MAX_CODE_TTL: Duration = Duration::from_secs(60);
 
 /// The audit trail.
 #[derive(Debug, Clone, Deserialize)]
@@ -471,6 +500,21 @@ impl Settings {
         }
         if self.cleanup.max_batches == 0 {
             return fail("cleanup.max_batches", "must be at least 1");
+        }
+        if self.session.idle_timeout.as_secs() == 0 {
+            return fail("session.idle_timeout", "must be at least one second");
+        }
+        if self.session.max_lifetime < self.session.idle_timeout {
+            return fail(
+                "session.max_lifetime",
+                "must be at least session.idle_timeout",
+            );
+        }
+        if self.authorize.code_ttl.as_secs() == 0 || self.authorize.code_ttl > MAX_CODE_TTL {
+            return fail("authorize.code_ttl", "must be between 1s and 60s");
+        }
+        if self.authorize.page_ttl.as_secs() < 10 {
+            return fail("authorize.page_ttl", "must be at least 10s");
         }
         if self
             .clients

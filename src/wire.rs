@@ -14,11 +14,14 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4: the client on its own behalf.
     ClientCredentials,
+    /// RFC 6749 §4.1 with PKCE (RFC 7636): a person signs in at rotor's login page.
+    AuthorizationCode,
 }
 
 impl GrantType {
     /// Every grant type rotor implements, in the order the metadata lists them.
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
+        GrantType::AuthorizationCode,
         GrantType::Password,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
@@ -30,6 +33,7 @@ impl GrantType {
             GrantType::Password => "password",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::AuthorizationCode => "authorization_code",
         }
     }
 
@@ -81,7 +85,7 @@ mod tests {
         for g in GrantType::ALL {
             assert_eq!(GrantType::parse(g.as_str()), Some(g));
         }
-        assert_eq!(GrantType::parse("authorization_code"), None);
+        assert_eq!(GrantType::parse("implicit"), None);
         assert_eq!(GrantType::parse("Password"), None);
     }
 

@@ -9,9 +9,8 @@ use super::AdminError;
 use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
-    oauth::Scope,
-    oauth::request::syntax,
-    store::{ClientRecord, Store, StoreError},
+    oauth::{Scope, policy::OFFLINE_TTL_RANGE, redirect, request::syntax},
+    store::{ClientRecord, CodeFlowSettings, Pkce, Store, StoreError},
     wire::GrantType,
 };
 
@@ -31,6 +30,10 @@ pub struct NewClient {
     pub max_refreshes: Option<u32>,
     /// Retry grace period instead of the server's.
     pub grace_period: Option<Duration>,
+    /// Whether the client is public (has no secret).
+    pub public: bool,
+    /// How the client uses the authorization code flow.
+    pub code_flow: CodeFlowSettings,
 }
 
 /// A [`NewClient`] that passed every rule; only [`NewClient::validate`] makes one.
@@ -43,6 +46,7 @@ pub struct ValidClient {
     refresh_ttl: Option<Duration>,
     max_refreshes: Option<u32>,
     grace_period: Option<Duration>,
+    code_flow: CodeFlowSettings,
 }
 
 impl ValidClient {
@@ -53,8 +57,8 @@ impl ValidClient {
 }
 
 impl NewClient {
-    /// Checks the id, the grant types, the grace period and the scopes, in that
-    /// order.
+    /// Checks the id, the grant types, the grace period, the scopes and the code
+    /// flow settings, in that order.
     ///
     /// # Errors
     /// The first rule the client breaks.
@@ -64,6 +68,7 @@ impl NewClient {
         check_grace_period(self.grace_period)?;
         let scopes =
             Scope::parse(&self.scopes).map_err(|e| AdminError::InvalidScope(e.description()))?;
+        check_code_flow(&grant_types, self.public, &self.code_flow)?;
         Ok(ValidClient {
             id: self.id,
             grant_types,
@@ -72,8 +77,46 @@ impl NewClient {
             refresh_ttl: self.refresh_ttl,
             max_refreshes: self.max_refreshes,
             grace_period: self.grace_period,
+            code_flow: self.code_flow,
         })
     }
+}
+
+/// The rules of the authorization code flow settings, in one place: every redirect
+/// URI registrable ([`redirect::check_registration`]), at least one when the client
+/// may use the flow, PKCE optional only for a confidential client (OAuth 2.1 §4.1.1
+/// requires it of public ones), and an offline lifetime of 1 to 365 days.
+///
+/// # Errors
+/// [`AdminError::InvalidRedirectUri`] or [`AdminError::InvalidCodeFlow`].
+pub fn check_code_flow(
+    grant_types: &[GrantType],
+    public: bool,
+    flow: &CodeFlowSettings,
+) -> Result<(), AdminError> {
+    for uri in &flow.redirect_uris {
+        redirect::check_registration(uri).map_err(AdminError::InvalidRedirectUri)?;
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && flow.redirect_uris.is_empty() {
+        return Err(AdminError::InvalidCodeFlow(
+            "the authorization_code grant needs at least one --redirect-uri".into(),
+        ));
+    }
+    if public && flow.pkce == Pkce::Optional {
+        return Err(AdminError::InvalidCodeFlow(
+            "--pkce-optional is for confidential clients only: a public client must use PKCE"
+                .into(),
+        ));
+    }
+    if flow
+        .offline_ttl
+        .is_some_and(|ttl| !OFFLINE_TTL_RANGE.contains(&ttl))
+    {
+        return Err(AdminError::InvalidCodeFlow(
+            "--offline-ttl must be between 1 day and 365 days".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The rule for client ids, in one place. RFC 6749 Appendix A.1:
@@ -152,6 +195,7 @@ pub async fn create(
         refresh_ttl: client.refresh_ttl,
         max_refreshes: client.max_refreshes,
         grace_period: client.grace_period,
+        code_flow: client.code_flow,
         created_at: now,
     };
     match store.create_client(&record).await {
@@ -194,6 +238,8 @@ mod tests {
             refresh_ttl: None,
             max_refreshes: None,
             grace_period: None,
+            public: false,
+            code_flow: CodeFlowSettings::default(),
         }
     }
 
@@ -235,7 +281,7 @@ mod tests {
         client.grant_types = vec!["password".into(), "implicit".into()];
         assert_eq!(
             refusal(client),
-            r#"unknown grant type "implicit"; rotor supports password, refresh_token, client_credentials"#
+            r#"unknown grant type "implicit"; rotor supports authorization_code, password, refresh_token, client_credentials"#
         );
     }
 
@@ -263,6 +309,24 @@ mod tests {
             client.validate(),
             Err(AdminError::InvalidClientId)
         ));
+    }
+
+    #[test]
+    fn the_code_flow_needs_a_redirect_uri_and_pkce_for_public_clients() {
+        let mut client = new_client("spa");
+        client.grant_types = vec!["authorization_code".into()];
+        assert!(refusal(client.clone()).contains("at least one --redirect-uri"));
+        client.code_flow.redirect_uris = vec!["http://example.com/cb".into()];
+        assert!(refusal(client.clone()).starts_with("--redirect-uri: "));
+        client.code_flow.redirect_uris = vec!["http://127.0.0.1/callback".into()];
+        client.validate().unwrap();
+        let mut public = new_client("spa");
+        public.public = true;
+        public.code_flow.pkce = Pkce::Optional;
+        assert!(refusal(public).contains("--pkce-optional"));
+        let mut long = new_client("spa");
+        long.code_flow.offline_ttl = Some(Duration::from_secs(366 * 24 * 3600));
+        assert!(refusal(long).contains("--offline-ttl"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::{password::PasswordHasher, token::ClientSecret},
-    store::{Store, StoreError},
+    store::{CodeFlowSettings, Store, StoreError},
     wire::GrantType,
 };
 
@@ -35,6 +35,12 @@ pub enum AdminError {
     /// A retry grace period above [`MAX_GRACE_PERIOD`].
     #[error("--grace-period must be at most {}s", MAX_GRACE_PERIOD.as_secs())]
     GracePeriodTooLong,
+    /// A redirect URI that cannot be registered; the text says why.
+    #[error("--redirect-uri: {0}")]
+    InvalidRedirectUri(String),
+    /// A code-flow setting that does not fit the client; the text says why.
+    #[error("{0}")]
+    InvalidCodeFlow(String),
     /// The client's scopes are not RFC 6749 §3.3 scope tokens; the description says why.
     #[error("--scopes: {0}")]
     InvalidScope(String),
@@ -101,6 +107,8 @@ pub async fn create_demo(
         refresh_ttl: None,
         max_refreshes: None,
         grace_period: None,
+        public: false,
+        code_flow: CodeFlowSettings::default(),
     }
     .validate()?;
     let client_secret = clients::generate_secret();

@@ -103,6 +103,26 @@ pub struct ClientAdd {
     /// Retry grace period for this client (at most 120s), instead of the server's.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub grace_period: Option<Duration>,
+    /// A redirect URI of the authorization code flow; repeat for more. Compared
+    /// exactly, except that a loopback IP one (http://127.0.0.1/cb) matches any port.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// Someone else's application: people are asked to consent.
+    #[arg(long)]
+    pub third_party: bool,
+    /// The client may ask for offline_access: refresh tokens that outlive the
+    /// browser session.
+    #[arg(long)]
+    pub offline_access: bool,
+    /// Lifetime of each offline refresh token (1 to 365 days; default 90d).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub offline_ttl: Option<Duration>,
+    /// A confidential client may leave PKCE out (never a public one).
+    #[arg(long)]
+    pub pkce_optional: bool,
+    /// Refresh tokens from the authorization code flow only with offline_access.
+    #[arg(long)]
+    pub refresh_requires_offline: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use crate::{
     app::Application,
     config::Settings,
     crypto::password::PasswordHasher,
-    store::{self, Store},
+    store::{self, CodeFlowSettings, Consent, Pkce, Store},
     telemetry,
 };
 
@@ -105,6 +105,23 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
                 refresh_ttl: add.refresh_ttl,
                 max_refreshes: add.max_refreshes,
                 grace_period: add.grace_period,
+                public: add.public,
+                code_flow: CodeFlowSettings {
+                    redirect_uris: add.redirect_uris,
+                    consent: if add.third_party {
+                        Consent::ThirdParty
+                    } else {
+                        Consent::FirstParty
+                    },
+                    pkce: if add.pkce_optional {
+                        Pkce::Optional
+                    } else {
+                        Pkce::Required
+                    },
+                    offline_access: add.offline_access,
+                    offline_ttl: add.offline_ttl,
+                    refresh_requires_offline: add.refresh_requires_offline,
+                },
             }
             .validate()?;
             let (secret, generated) = match (add.public, add.secret_stdin) {

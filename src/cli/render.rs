@@ -185,6 +185,7 @@ mod tests {
             refresh_ttl: Some(Duration::from_secs(30 * 24 * 3600)),
             max_refreshes: None,
             grace_period: None,
+            code_flow: Default::default(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -19,39 +19,67 @@ fn random_urlsafe() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A refresh token in clear. It exists only in a request or a response; `Debug`
+/// A random bearer secret in clear, with its prefix: it exists only in a request,
+/// a response or a cookie, the store knows it by its [`TokenHash`], and `Debug`
 /// never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
+macro_rules! bearer_secret {
+    ($(#[$doc:meta])* $name:ident, $prefix:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
 
-impl RefreshToken {
-    /// A fresh token with 256 bits of randomness.
-    pub fn generate() -> Self {
-        RefreshToken(format!("{REFRESH_TOKEN_PREFIX}{}", random_urlsafe()))
-    }
+        impl $name {
+            /// A fresh value with 256 bits of randomness.
+            pub fn generate() -> Self {
+                $name(format!("{}{}", $prefix, random_urlsafe()))
+            }
 
-    /// Accepts any presented value: an unknown token is looked up and not found, so
-    /// that every wrong token answers the same way.
-    pub fn parse(value: String) -> Self {
-        RefreshToken(value)
-    }
+            /// Accepts any presented value: an unknown one is looked up and not
+            /// found, so that every wrong value answers the same way.
+            pub fn parse(value: String) -> Self {
+                $name(value)
+            }
 
-    /// The clear value, for the response body only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            /// The clear value, for the response only.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
 
-    /// The hash under which the store keeps this token.
-    pub fn hash(&self) -> TokenHash {
-        TokenHash::of(&self.0)
-    }
+            /// The hash under which the store keeps it.
+            pub fn hash(&self) -> TokenHash {
+                TokenHash::of(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken([redacted])")
-    }
-}
+bearer_secret!(
+    /// A refresh token in clear.
+    RefreshToken,
+    REFRESH_TOKEN_PREFIX
+);
+
+bearer_secret!(
+    /// An authorization code in clear (RFC 6749 §4.1.2): 256 bits of randomness
+    /// (RFC 9700 §4.8 asks for at least 128).
+    AuthorizationCode,
+    AUTHORIZATION_CODE_PREFIX
+);
+
+bearer_secret!(
+    /// A browser session's cookie value in clear.
+    SessionToken,
+    ""
+);
+
+/// The prefix of every authorization code.
+pub const AUTHORIZATION_CODE_PREFIX: &str = "rotor_ac_";
 
 /// SHA-256 of a secret. A refresh token or client secret has 256 bits of
 /// randomness, so a fast hash is as safe as a slow one and costs microseconds.

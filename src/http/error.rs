@@ -25,7 +25,11 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         | OAuthError::UnauthorizedClient(_)
         | OAuthError::UnsupportedGrantType(_)
         | OAuthError::InvalidScope(_)
-        | OAuthError::UnsupportedTokenType(_) => StatusCode::BAD_REQUEST,
+        | OAuthError::UnsupportedTokenType(_)
+        | OAuthError::UnsupportedResponseType(_)
+        | OAuthError::AccessDenied(_)
+        | OAuthError::LoginRequired(_)
+        | OAuthError::ConsentRequired(_) => StatusCode::BAD_REQUEST,
         OAuthError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OAuthError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

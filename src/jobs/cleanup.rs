@@ -1,7 +1,8 @@
 //! The periodic clean-up, every retention rule in one place: expired access-token
 //! ids, dead token families (with their refresh tokens), sealed retry answers whose
-//! window ended, audit events older than `audit.retention`, and lockout counters
-//! whose window and lock are over — so that no table grows without bound, whoever
+//! window ended, audit events older than `audit.retention`, lockout counters
+//! whose window and lock are over, and authorization codes and browser sessions an
+//! hour after they expired or ended — so that no table grows without bound, whoever
 //! sends the requests. Deletes run in bounded batches. Every instance runs it; the
 //! store's deletes skip rows another instance is deleting, so running it everywhere
 //! at once is safe and merely shares the work.
@@ -18,6 +19,12 @@ use crate::{
     metrics::Metrics,
     store::{Purged, Store, StoreResult},
 };
+
+/// How long a spent or expired authorization code, and an ended browser session,
+/// are kept: long enough that a code replayed soon after its exchange still
+/// revokes what it gave (OAuth 2.1 §4.1.3), short enough that the table stays the
+/// size of an hour of sign-ins.
+pub const CODE_AND_SESSION_RETENTION: Duration = Duration::from_secs(3600);
 
 /// What the clean-up keeps and for how long, from the settings.
 #[derive(Debug, Clone)]
@@ -100,6 +107,7 @@ pub async fn run_once(
     }
     let audit_before = now - retention.audit;
     let window_start_before = now - retention.lockout_window;
+    let codes_before = now - CODE_AND_SESSION_RETENTION;
     for _ in 0..settings.max_batches {
         let audit = store
             .purge_audit_events(audit_before, settings.batch_size)
@@ -107,7 +115,10 @@ pub async fn run_once(
         let counters = store
             .purge_login_failures(now, window_start_before, settings.batch_size)
             .await?;
-        if audit < limit && counters < limit {
+        let codes = store
+            .purge_codes_and_sessions(codes_before, settings.batch_size)
+            .await?;
+        if audit < limit && counters < limit && codes < limit {
             break;
         }
     }

@@ -11,9 +11,7 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
-use super::{
-    AuthenticatedClient, GrantContext, OAuthError, audit::Audit, request::MAX_USERNAME_LEN,
-};
+use super::{GrantContext, OAuthError, audit::Audit, request::MAX_USERNAME_LEN};
 use crate::{
     crypto::password::Password,
     store::{AuditKind, LoginAttempt, Outcome, UserRecord},
@@ -33,7 +31,8 @@ pub const LOCKED_OUT: &str =
 pub const BUSY: &str =
     "too many sign-ins of this user or address are being checked at once; retry shortly";
 
-/// Verifies `username` and `password` for `client`, under the lockout.
+/// Verifies `username` and `password` for the client `client_id`, under the
+/// lockout: the password grant's client, or the client a login page signs in for.
 ///
 /// # Errors
 /// `invalid_request` for an over-long username; `invalid_grant` for bad
@@ -41,7 +40,7 @@ pub const BUSY: &str =
 /// `temporarily_unavailable` when the store or the hashing pool is saturated.
 pub async fn verify_credentials(
     ctx: &GrantContext<'_>,
-    client: &AuthenticatedClient,
+    client_id: &str,
     username: &str,
     password: Password,
     now: OffsetDateTime,
@@ -68,7 +67,7 @@ pub async fn verify_credentials(
         Err(e) => {
             if lockout {
                 // Not checked after all: the attempt stops counting as pending.
-                end_attempt(ctx, client, username, &keys, false, now).await?;
+                end_attempt(ctx, client_id, username, &keys, false, now).await?;
             }
             return Err(e.into());
         }
@@ -77,7 +76,7 @@ pub async fn verify_credentials(
         Some(u) if verified => u,
         _ => {
             if lockout {
-                end_attempt(ctx, client, username, &keys, true, now).await?;
+                end_attempt(ctx, client_id, username, &keys, true, now).await?;
             }
             Audit::new(
                 ctx,
@@ -86,7 +85,7 @@ pub async fn verify_credentials(
                 now,
             )
             .username(username)
-            .client(client.id())
+            .client(client_id)
             .record(ctx)
             .await;
             return Err(OAuthError::InvalidGrant(BAD_CREDENTIALS.into()));
@@ -107,7 +106,7 @@ pub async fn verify_credentials(
     if user.disabled {
         Audit::new(ctx, AuditKind::LoginFailed, Outcome::UserDisabled, now)
             .username(username)
-            .client(client.id())
+            .client(client_id)
             .record(ctx)
             .await;
         return Err(OAuthError::InvalidGrant(
@@ -211,7 +210,7 @@ async fn begin_attempt(
 /// limit locks that key and is audited.
 async fn end_attempt(
     ctx: &GrantContext<'_>,
-    client: &AuthenticatedClient,
+    client_id: &str,
     username: &str,
     keys: &LockoutKeys,
     failed: bool,
@@ -226,7 +225,7 @@ async fn end_attempt(
         if locked {
             Audit::new(ctx, AuditKind::Lockout, counter.locked, now)
                 .username(username)
-                .client(client.id())
+                .client(client_id)
                 .record(ctx)
                 .await;
         }

@@ -56,6 +56,20 @@ pub enum OAuthError {
     /// RFC 6749 §5.2: the requested scope is invalid, unknown or exceeds what was granted.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
+    /// RFC 6749 §4.1.2.1: the authorization server does not support this
+    /// `response_type`.
+    #[error("unsupported_response_type: {0}")]
+    UnsupportedResponseType(String),
+    /// RFC 6749 §4.1.2.1: the resource owner denied the request.
+    #[error("access_denied: {0}")]
+    AccessDenied(String),
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and nobody is signed in.
+    #[error("login_required: {0}")]
+    LoginRequired(String),
+    /// OpenID Connect Core §3.1.2.6: `prompt=none`, and the person has not
+    /// consented.
+    #[error("consent_required: {0}")]
+    ConsentRequired(String),
     /// RFC 7009 §2.2.1: the `token_type_hint` names a type this server does not know.
     #[error("unsupported_token_type: {0}")]
     UnsupportedTokenType(String),
@@ -83,6 +97,10 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnsupportedTokenType(_) => "unsupported_token_type",
+            OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
+            OAuthError::AccessDenied(_) => "access_denied",
+            OAuthError::LoginRequired(_) => "login_required",
+            OAuthError::ConsentRequired(_) => "consent_required",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::Internal(_) => "server_error",
         }
@@ -102,6 +120,10 @@ impl OAuthError {
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::UnsupportedTokenType(d)
+            | OAuthError::UnsupportedResponseType(d)
+            | OAuthError::AccessDenied(d)
+            | OAuthError::LoginRequired(d)
+            | OAuthError::ConsentRequired(d)
             | OAuthError::TemporarilyUnavailable(d) => d.clone(),
             OAuthError::InvalidClient { description, .. } => description.clone(),
             OAuthError::PayloadTooLarge => "request body too large".into(),
@@ -187,6 +209,10 @@ mod tests {
             OAuthError::UnsupportedGrantType(d()),
             OAuthError::InvalidScope(d()),
             OAuthError::UnsupportedTokenType(d()),
+            OAuthError::UnsupportedResponseType(d()),
+            OAuthError::AccessDenied(d()),
+            OAuthError::LoginRequired(d()),
+            OAuthError::ConsentRequired(d()),
             OAuthError::TemporarilyUnavailable(d()),
             OAuthError::Internal(anyhow::anyhow!("{hostile}")),
         ];
@@ -205,6 +231,10 @@ mod tests {
                 | OAuthError::UnsupportedGrantType(_)
                 | OAuthError::InvalidScope(_)
                 | OAuthError::UnsupportedTokenType(_)
+                | OAuthError::UnsupportedResponseType(_)
+                | OAuthError::AccessDenied(_)
+                | OAuthError::LoginRequired(_)
+                | OAuthError::ConsentRequired(_)
                 | OAuthError::TemporarilyUnavailable(_)
                 | OAuthError::Internal(_) => {}
             }

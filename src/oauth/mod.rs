@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::{config::Settings, crypto::password::PasswordHasher, keyring::KeyRing, store::Store};
 
 pub(crate) mod audit;
+pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
 pub mod credentials;
@@ -17,7 +18,9 @@ pub mod grant;
 pub mod introspect;
 pub mod lookup;
 pub mod metadata;
+pub mod pkce;
 pub mod policy;
+pub mod redirect;
 pub mod request;
 pub mod revoke;
 pub mod scope;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use super::{AuthenticatedClient, GrantType, OAuthError};
 use crate::config::{SessionTimeout, Settings};
 
@@ -18,7 +20,16 @@ pub struct RefreshPolicy {
     pub max_refreshes: u32,
     /// How long a spent token may be retried for the same answer; zero = never.
     pub grace_period: Duration,
+    /// Lifetime of each refresh token of an offline family (`offline_access`).
+    pub offline_ttl: Duration,
 }
+
+/// ReachFive's default lifetime of an offline refresh token.
+pub const DEFAULT_OFFLINE_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The bounds of a client's offline lifetime: one to 365 days (ReachFive's).
+pub const OFFLINE_TTL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(24 * 3600)..=Duration::from_secs(365 * 24 * 3600);
 
 impl RefreshPolicy {
     /// The policy for `client`.
@@ -39,7 +50,26 @@ impl RefreshPolicy {
                 .0
                 .grace_period
                 .unwrap_or(settings.refresh.grace_period),
+            offline_ttl: client
+                .0
+                .code_flow
+                .offline_ttl
+                .unwrap_or(DEFAULT_OFFLINE_TTL),
         }
+    }
+
+    /// When a refresh token issued `now` expires: an offline family's after the
+    /// client's offline lifetime, any other after the refresh lifetime — and never
+    /// after `cap`, the end of the browser session a non-offline family belongs to.
+    pub fn expires_at(
+        &self,
+        now: OffsetDateTime,
+        offline: bool,
+        cap: Option<OffsetDateTime>,
+    ) -> OffsetDateTime {
+        let ttl = if offline { self.offline_ttl } else { self.ttl };
+        let end = now + ttl;
+        cap.map_or(end, |cap| end.min(cap))
     }
 }
 
@@ -78,6 +108,7 @@ mod tests {
             refresh_ttl: None,
             max_refreshes: None,
             grace_period: None,
+            code_flow: Default::default(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         })
     }

@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use super::{GrantType, OAuthError, scope::Scope};
-use crate::crypto::{password::Password, token::RefreshToken};
+use crate::crypto::{
+    password::Password,
+    token::{AuthorizationCode, RefreshToken},
+};
 
 pub mod syntax;
 
@@ -232,6 +235,12 @@ pub enum GrantRequest {
     },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<Scope> },
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
+    AuthorizationCode {
+        code: AuthorizationCode,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
 }
 
 impl GrantRequest {
@@ -241,6 +250,7 @@ impl GrantRequest {
             GrantRequest::Password { .. } => GrantType::Password,
             GrantRequest::RefreshToken { .. } => GrantType::RefreshToken,
             GrantRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            GrantRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
         }
     }
 }
@@ -262,6 +272,11 @@ impl TryFrom<Params> for GrantRequest {
                 scope,
             }),
             Some(GrantType::ClientCredentials) => Ok(GrantRequest::ClientCredentials { scope }),
+            Some(GrantType::AuthorizationCode) => Ok(GrantRequest::AuthorizationCode {
+                code: AuthorizationCode::parse(params.require("code")?),
+                redirect_uri: params.take("redirect_uri"),
+                code_verifier: params.take("code_verifier"),
+            }),
             None => Err(OAuthError::UnsupportedGrantType(format!(
                 "this grant type is not supported; use one of {}",
                 GrantType::names()

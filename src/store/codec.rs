@@ -11,8 +11,9 @@ use uuid::Uuid;
 use super::{
     StoreError, StoreResult,
     records::{
-        AccessTokenRecord, AuditEvent, AuditKind, ClientRecord, ConsumeOutcome, LoginAttempt,
-        Outcome, RefreshTokenRecord, Subject, UserRecord,
+        AccessTokenRecord, AuditEvent, AuditKind, AuthorizationCodeRecord, BrowserSessionRecord,
+        ClientRecord, CodeFlowSettings, Consent, ConsentRecord, ConsumeOutcome, LoginAttempt,
+        Outcome, Pkce, RefreshTokenRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -165,7 +166,42 @@ pub(crate) struct ClientRow<T, N> {
     grace_period_secs: Option<i64>,
     max_refreshes: Option<N>,
     created_at: T,
+    redirect_uris: String,
+    third_party: bool,
+    pkce_optional: bool,
+    offline_access: bool,
+    offline_ttl_secs: Option<i64>,
+    refresh_requires_offline: bool,
 }
+
+/// The columns a client row adds for the authorization code flow, in the order
+/// both backends insert them after the others.
+pub(crate) struct CodeFlowColumns {
+    pub redirect_uris: String,
+    pub third_party: bool,
+    pub pkce_optional: bool,
+    pub offline_access: bool,
+    pub offline_ttl_secs: Option<i64>,
+    pub refresh_requires_offline: bool,
+}
+
+impl CodeFlowColumns {
+    pub(crate) fn of(settings: &CodeFlowSettings) -> Self {
+        CodeFlowColumns {
+            redirect_uris: settings.redirect_uris.join(" "),
+            third_party: settings.consent == Consent::ThirdParty,
+            pkce_optional: settings.pkce == Pkce::Optional,
+            offline_access: settings.offline_access,
+            offline_ttl_secs: settings.offline_ttl.map(secs),
+            refresh_requires_offline: settings.refresh_requires_offline,
+        }
+    }
+}
+
+/// The client columns every select lists, the same on both backends.
+pub(crate) const CLIENT_COLUMNS: &str = "id, secret_hash, grant_types, scopes, refresh_tokens, \
+     refresh_ttl_secs, grace_period_secs, max_refreshes, created_at, redirect_uris, third_party, \
+     pkce_optional, offline_access, offline_ttl_secs, refresh_requires_offline";
 
 impl<T: DbTime, N: DbCount> TryFrom<ClientRow<T, N>> for ClientRecord {
     type Error = StoreError;
@@ -189,6 +225,22 @@ impl<T: DbTime, N: DbCount> TryFrom<ClientRow<T, N>> for ClientRecord {
             grace_period: opt(r.grace_period_secs, |s| duration(s, "grace_period_secs"))?,
             max_refreshes: opt(r.max_refreshes, |m| m.into_count("max_refreshes"))?,
             created_at: r.created_at.into_time()?,
+            code_flow: CodeFlowSettings {
+                redirect_uris: split_list(&r.redirect_uris),
+                consent: if r.third_party {
+                    Consent::ThirdParty
+                } else {
+                    Consent::FirstParty
+                },
+                pkce: if r.pkce_optional {
+                    Pkce::Optional
+                } else {
+                    Pkce::Required
+                },
+                offline_access: r.offline_access,
+                offline_ttl: opt(r.offline_ttl_secs, |s| duration(s, "offline_ttl_secs"))?,
+                refresh_requires_offline: r.refresh_requires_offline,
+            },
             id: r.id,
         })
     }
@@ -206,6 +258,9 @@ pub(crate) struct RefreshRow<U, T, N> {
     scope: String,
     refresh_count: N,
     family_revoked: bool,
+    session_id: Option<U>,
+    offline: bool,
+    family_expires_at: Option<T>,
     issued_at: T,
     expires_at: T,
     used_at: Option<T>,
@@ -226,6 +281,9 @@ impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<RefreshRow<U, T, N>> for RefreshT
             scope: r.scope,
             refresh_count: r.refresh_count.into_count("refresh_count")?,
             family_revoked: r.family_revoked,
+            session_id: opt(r.session_id, DbUuid::into_uuid)?,
+            offline: r.offline,
+            family_expires_at: opt(r.family_expires_at, DbTime::into_time)?,
             issued_at: r.issued_at.into_time()?,
             expires_at: r.expires_at.into_time()?,
             used_at: opt(r.used_at, DbTime::into_time)?,
@@ -265,6 +323,124 @@ impl<U: DbUuid, T: DbTime> TryFrom<AccessRow<U, T>> for AccessTokenRecord {
             expires_at: r.expires_at.into_time()?,
         })
     }
+}
+
+/// The columns of [`BrowserSessionRecord`], selected the same way by both backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow<U, T> {
+    id: U,
+    user_id: U,
+    username: String,
+    user_disabled: bool,
+    created_at: T,
+    last_seen_at: T,
+    expires_at: T,
+    ended_at: Option<T>,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<SessionRow<U, T>> for BrowserSessionRecord {
+    type Error = StoreError;
+    fn try_from(r: SessionRow<U, T>) -> StoreResult<Self> {
+        Ok(BrowserSessionRecord {
+            id: r.id.into_uuid()?,
+            user_id: r.user_id.into_uuid()?,
+            username: r.username,
+            user_disabled: r.user_disabled,
+            created_at: r.created_at.into_time()?,
+            last_seen_at: r.last_seen_at.into_time()?,
+            expires_at: r.expires_at.into_time()?,
+            ended_at: opt(r.ended_at, DbTime::into_time)?,
+        })
+    }
+}
+
+/// The columns of [`AuthorizationCodeRecord`], selected the same way by both
+/// backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CodeRow<U, T> {
+    client_id: String,
+    user_id: U,
+    username: String,
+    user_disabled: bool,
+    session_id: U,
+    session_expires_at: Option<T>,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+    code_challenge: Option<String>,
+    scope: String,
+    offline: bool,
+    expires_at: T,
+    used_at: Option<T>,
+    family_id: Option<U>,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<CodeRow<U, T>> for AuthorizationCodeRecord {
+    type Error = StoreError;
+    fn try_from(r: CodeRow<U, T>) -> StoreResult<Self> {
+        Ok(AuthorizationCodeRecord {
+            client_id: r.client_id,
+            user_id: r.user_id.into_uuid()?,
+            username: r.username,
+            user_disabled: r.user_disabled,
+            session_id: r.session_id.into_uuid()?,
+            session_expires_at: opt(r.session_expires_at, DbTime::into_time)?,
+            redirect_uri: r.redirect_uri,
+            redirect_uri_sent: r.redirect_uri_sent,
+            code_challenge: r.code_challenge,
+            scope: r.scope,
+            offline: r.offline,
+            expires_at: r.expires_at.into_time()?,
+            used_at: opt(r.used_at, DbTime::into_time)?,
+            family_id: opt(r.family_id, DbUuid::into_uuid)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConsentRow<T> {
+    client_id: String,
+    scope: String,
+    granted_at: T,
+}
+
+impl<T: DbTime> TryFrom<ConsentRow<T>> for ConsentRecord {
+    type Error = StoreError;
+    fn try_from(r: ConsentRow<T>) -> StoreResult<Self> {
+        Ok(ConsentRecord {
+            client_id: r.client_id,
+            scope: r.scope,
+            granted_at: r.granted_at.into_time()?,
+        })
+    }
+}
+
+/// What a refused redeem found: the code's state under the write lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RedeemFacts<U> {
+    pub found: bool,
+    pub used: bool,
+    pub family_id: Option<U>,
+    pub expired: bool,
+}
+
+/// Why a redeem changed nothing, in one order for both backends: a spent code
+/// first (its replay revokes what it gave), then its lifetime, then its session.
+pub(crate) fn redeem_refusal<U: DbUuid>(
+    facts: RedeemFacts<U>,
+) -> StoreResult<crate::store::RedeemOutcome> {
+    use crate::store::RedeemOutcome;
+    Ok(match facts {
+        RedeemFacts { found: false, .. } => RedeemOutcome::Unknown,
+        RedeemFacts {
+            used: true,
+            family_id,
+            ..
+        } => RedeemOutcome::AlreadyUsed {
+            family_id: opt(family_id, DbUuid::into_uuid)?,
+        },
+        RedeemFacts { expired: true, .. } => RedeemOutcome::Expired,
+        _ => RedeemOutcome::SessionEnded,
+    })
 }
 
 #[derive(sqlx::FromRow)]

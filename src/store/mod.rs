@@ -95,6 +95,53 @@ pub trait FamilyStore: Send + Sync {
     async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }
 
+/// Browser sessions of the login page, known by the hash of their cookie and
+/// shared by every instance.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn create_session(&self, session: &NewBrowserSession) -> StoreResult<()>;
+    /// Finds a session by the hash of its cookie, ended or not.
+    async fn find_session(&self, hash: &TokenHash) -> StoreResult<Option<BrowserSessionRecord>>;
+    /// Notes activity (the idle timeout counts from it).
+    async fn touch_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()>;
+    /// Ends a session and, in the same transaction, revokes every family born from
+    /// it that is not offline. Returns whether it was live before.
+    async fn end_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+}
+
+/// Authorization codes (RFC 6749 §4.1.2), known by their hash.
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores a new code.
+    async fn create_code(&self, code: &NewAuthorizationCode) -> StoreResult<()>;
+    /// Finds a code by hash, with its user's state.
+    async fn find_code(&self, hash: &TokenHash) -> StoreResult<Option<AuthorizationCodeRecord>>;
+    /// Spends a code and stores the family it is exchanged for, in one step — only
+    /// if the code is unspent, unexpired and its browser session live. Of
+    /// concurrent calls for one code, across processes, exactly one is `Redeemed`.
+    async fn redeem_code(&self, redeem: &Redeem) -> StoreResult<RedeemOutcome>;
+}
+
+/// Consents of people to third-party clients.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes `user_id` consented to for `client_id`, if any.
+    async fn find_consent(&self, user_id: Uuid, client_id: &str) -> StoreResult<Option<String>>;
+    /// Records consent to `scope` (space-separated), replacing the previous one.
+    async fn grant_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Every consent of a user, by client id.
+    async fn list_consents(&self, user_id: Uuid) -> StoreResult<Vec<ConsentRecord>>;
+    /// Withdraws a consent; returns whether there was one.
+    async fn revoke_consent(&self, user_id: Uuid, client_id: &str) -> StoreResult<bool>;
+}
+
 /// Issued access tokens, known by their `jti`.
 #[async_trait]
 pub trait AccessTokenStore: Send + Sync {
@@ -171,6 +218,14 @@ pub trait CleanupStore: Send + Sync {
     async fn purge_expired(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Purged>;
     /// Erases up to `limit` retry answers whose window has ended; returns how many.
     async fn erase_stale_retry_answers(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` authorization codes that expired before `before`, and
+    /// up to `limit` browser sessions that ended or expired before it; returns how
+    /// many rows went.
+    async fn purge_codes_and_sessions(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64>;
     /// Deletes up to `limit` audit events older than `before`; returns how many.
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` lockout counters whose window started before
@@ -189,6 +244,9 @@ pub trait Store:
     + UserStore
     + ClientStore
     + FamilyStore
+    + SessionStore
+    + CodeStore
+    + ConsentStore
     + AccessTokenStore
     + KeyStore
     + LockoutStore
@@ -203,6 +261,9 @@ impl<T> Store for T where
         + UserStore
         + ClientStore
         + FamilyStore
+        + SessionStore
+        + CodeStore
+        + ConsentStore
         + AccessTokenStore
         + KeyStore
         + LockoutStore
@@ -215,8 +276,8 @@ impl<T> Store for T where
 /// Brings every sub-trait into scope, for callers of `dyn Store` methods.
 pub mod prelude {
     pub use super::{
-        AccessTokenStore, AuditStore, CleanupStore, ClientStore, DatabaseStore, FamilyStore,
-        KeyStore, LockoutStore, Store, UserStore,
+        AccessTokenStore, AuditStore, CleanupStore, ClientStore, CodeStore, ConsentStore,
+        DatabaseStore, FamilyStore, KeyStore, LockoutStore, SessionStore, Store, UserStore,
     };
 }
 

@@ -50,6 +50,8 @@ pub struct ClientRecord {
     pub max_refreshes: Option<u32>,
     /// Retry grace period for this client, instead of the server's.
     pub grace_period: Option<Duration>,
+    /// How the client uses the authorization code flow.
+    pub code_flow: CodeFlowSettings,
     pub created_at: OffsetDateTime,
 }
 
@@ -63,6 +65,47 @@ impl ClientRecord {
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+}
+
+/// How a client uses the authorization code flow (RFC 6749 §4.1). The defaults
+/// are the strict ones: no redirect URI (so no flow), first party, PKCE required,
+/// no `offline_access`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeFlowSettings {
+    /// Registered redirect URIs, compared exactly (RFC 9700 §2.1), loopback IP
+    /// ones on any port (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+    /// Whether the person is asked before the client gets tokens.
+    pub consent: Consent,
+    /// Whether the client must send a PKCE challenge.
+    pub pkce: Pkce,
+    /// Whether the client may ask for `offline_access`.
+    pub offline_access: bool,
+    /// Lifetime of each offline refresh token from its issue, instead of 90 days.
+    pub offline_ttl: Option<Duration>,
+    /// Refresh tokens from the flow only when `offline_access` was granted
+    /// (ReachFive's rule).
+    pub refresh_requires_offline: bool,
+}
+
+/// Whether a client's users are asked to consent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Consent {
+    /// The operator's own application: no consent screen.
+    #[default]
+    FirstParty,
+    /// Someone else's application: the person consents once per scope set.
+    ThirdParty,
+}
+
+/// Whether a client must use PKCE (RFC 7636).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pkce {
+    /// OAuth 2.1 §4.1.1: every client sends a challenge.
+    #[default]
+    Required,
+    /// A confidential client may leave it out (never a public one).
+    Optional,
 }
 
 /// Whose tokens a family holds: a user's, or the client's own.
@@ -126,6 +169,12 @@ pub struct NewFamily {
     pub user_id: Option<Uuid>,
     pub scope: String,
     pub created_at: OffsetDateTime,
+    /// The browser session the family was born from (authorization code flow).
+    pub session_id: Option<Uuid>,
+    /// Whether `offline_access` was granted: the family outlives its session.
+    pub offline: bool,
+    /// No refresh token of the family lives past this (its session's end).
+    pub expires_at: Option<OffsetDateTime>,
     pub refresh: Option<NewRefreshToken>,
     pub access: NewAccessToken,
 }
@@ -144,6 +193,12 @@ pub struct RefreshTokenRecord {
     pub scope: String,
     pub refresh_count: u32,
     pub family_revoked: bool,
+    /// The browser session the family was born from, if any.
+    pub session_id: Option<Uuid>,
+    /// Whether the family outlives its session (`offline_access`).
+    pub offline: bool,
+    /// No successor may live past this.
+    pub family_expires_at: Option<OffsetDateTime>,
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
@@ -214,6 +269,108 @@ pub enum ConsumeOutcome {
     Unknown,
 }
 
+/// A browser session to store: created by a successful sign-in at the login page.
+#[derive(Debug, Clone)]
+pub struct NewBrowserSession {
+    pub id: Uuid,
+    /// SHA-256 of the cookie value.
+    pub hash: TokenHash,
+    pub user_id: Uuid,
+    pub created_at: OffsetDateTime,
+    /// The absolute end (`session.max_lifetime`).
+    pub expires_at: OffsetDateTime,
+}
+
+/// A browser session with its user's state.
+#[derive(Debug, Clone)]
+pub struct BrowserSessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_disabled: bool,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// An authorization code to store (RFC 6749 §4.1.2), bound to everything its
+/// exchange must match.
+#[derive(Debug, Clone)]
+pub struct NewAuthorizationCode {
+    pub hash: TokenHash,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// The redirect URI the code was sent to.
+    pub redirect_uri: String,
+    /// Whether the authorization request named it (then the exchange must too,
+    /// RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    /// The S256 PKCE challenge, when one was sent.
+    pub code_challenge: Option<String>,
+    pub scope: String,
+    /// Whether `offline_access` was granted.
+    pub offline: bool,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A stored authorization code with the state its exchange checks.
+#[derive(Debug, Clone)]
+pub struct AuthorizationCodeRecord {
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub user_disabled: bool,
+    pub session_id: Uuid,
+    /// When the code's browser session ends at the latest (gone: `None`).
+    pub session_expires_at: Option<OffsetDateTime>,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub code_challenge: Option<String>,
+    pub scope: String,
+    pub offline: bool,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    /// The family the code was exchanged for.
+    pub family_id: Option<Uuid>,
+}
+
+/// One exchange for [`CodeStore::redeem_code`](super::CodeStore): the code and the
+/// family prepared for it.
+#[derive(Debug, Clone)]
+pub struct Redeem {
+    pub code: TokenHash,
+    pub now: OffsetDateTime,
+    pub family: NewFamily,
+}
+
+/// What [`CodeStore::redeem_code`](super::CodeStore) did. Anything but `Redeemed`
+/// changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// The code is spent and the family stored.
+    Redeemed,
+    /// The code was exchanged before, for this family.
+    AlreadyUsed {
+        family_id: Option<Uuid>,
+    },
+    Expired,
+    /// The browser session the code came from ended before the exchange.
+    SessionEnded,
+    Unknown,
+}
+
+/// A person's standing consent to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub client_id: String,
+    /// The scopes consented to, space-separated.
+    pub scope: String,
+    pub granted_at: OffsetDateTime,
+}
+
 /// An answer sealed for retries, and when its window ends.
 #[derive(Debug, Clone)]
 pub struct SealedAnswer {
@@ -250,11 +407,17 @@ pub enum AuditKind {
     ReuseDetected,
     /// A client revoked a token.
     Revoked,
+    /// A browser session ended (logout or reuse detection).
+    Logout,
+    /// A person answered a consent page.
+    Consent,
+    /// An authorization code was presented again.
+    CodeReuse,
 }
 
 impl AuditKind {
     /// Every kind, for parsing.
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 10] = [
         AuditKind::Login,
         AuditKind::LoginFailed,
         AuditKind::Lockout,
@@ -262,6 +425,9 @@ impl AuditKind {
         AuditKind::Refresh,
         AuditKind::ReuseDetected,
         AuditKind::Revoked,
+        AuditKind::Logout,
+        AuditKind::Consent,
+        AuditKind::CodeReuse,
     ];
 
     /// The stored and logged name.
@@ -274,6 +440,9 @@ impl AuditKind {
             AuditKind::Refresh => "refresh",
             AuditKind::ReuseDetected => "reuse_detected",
             AuditKind::Revoked => "revoked",
+            AuditKind::Logout => "logout",
+            AuditKind::Consent => "consent",
+            AuditKind::CodeReuse => "code_reuse",
         }
     }
 
@@ -302,11 +471,13 @@ pub enum Outcome {
     Family,
     /// A revocation ended one access token.
     AccessToken,
+    /// The person refused (a consent page's deny).
+    Denied,
 }
 
 impl Outcome {
     /// Every outcome, for parsing.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Success,
         Outcome::InvalidCredentials,
         Outcome::LockedOut,
@@ -316,6 +487,7 @@ impl Outcome {
         Outcome::FamilyRevoked,
         Outcome::Family,
         Outcome::AccessToken,
+        Outcome::Denied,
     ];
 
     /// The stored and logged name.
@@ -330,6 +502,7 @@ impl Outcome {
             Outcome::FamilyRevoked => "family_revoked",
             Outcome::Family => "family",
             Outcome::AccessToken => "access_token",
+            Outcome::Denied => "denied",
         }
     }
 

@@ -336,6 +336,7 @@ pub fn client_record(id: &str, secret: Option<&str>, scopes: &str) -> ClientReco
         refresh_ttl: None,
         max_refreshes: None,
         grace_period: None,
+        code_flow: Default::default(),
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

@@ -323,6 +323,9 @@ async fn a_refresh_that_fails_before_committing_leaves_the_token_unspent(db: Db)
             user_id: Some(user.id),
             scope: "re\"ad".into(),
             created_at: now,
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: Some(rotor::store::NewRefreshToken {
                 hash: token.hash(),
                 issued_at: now,

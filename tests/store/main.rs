@@ -110,6 +110,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
         refresh_ttl: Some(Duration::from_secs(3600)),
         max_refreshes: Some(5),
         grace_period: None,
+        code_flow: Default::default(),
         created_at: now(),
     };
     store.create_client(&client).await.unwrap();
@@ -143,6 +144,9 @@ async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
             user_id: Some(user.id),
             scope: "read write".into(),
             created_at: now(),
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: Some(refresh(&token)),
             access: access(),
         })
@@ -468,6 +472,9 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
             user_id: Some(user.id),
             scope: "read".into(),
             created_at: now(),
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: None,
             access: token.clone(),
         })
@@ -804,6 +811,9 @@ async fn a_family_of_a_client_has_the_client_as_its_subject(store: Arc<dyn Store
             user_id: None,
             scope: "read".into(),
             created_at: now(),
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: None,
             access: token.clone(),
         })

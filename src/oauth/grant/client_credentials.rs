@@ -55,6 +55,9 @@ pub async fn grant(
             user_id: None,
             scope: scope.to_string(),
             created_at: now,
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: None,
             access,
         })

@@ -1,4 +1,4 @@
-//! The grants, one file each (RFC 6749 §4.3, §4.4, §6). Adding a grant is a
+//! The grants, one file each (RFC 6749 §4.1, §4.3, §4.4, §6). Adding a grant is a
 //! variant of [`GrantType`], a file here, and its arm below.
 
 use time::OffsetDateTime;
@@ -7,6 +7,7 @@ use super::{
     AuthenticatedClient, GrantContext, GrantRequest, GrantType, OAuthError, TokenResponse,
 };
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
@@ -34,6 +35,11 @@ pub async fn run(
         GrantRequest::ClientCredentials { scope } => {
             client_credentials::grant(ctx, client, scope, now).await
         }
+        GrantRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => authorization_code::grant(ctx, client, code, redirect_uri, code_verifier, now).await,
     }
 }
 

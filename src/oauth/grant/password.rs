@@ -40,7 +40,7 @@ pub async fn grant(
     require_grant(client, GrantType::Password)?;
     // RFC 6749 §3.3: the client's scopes are the default and the upper bound.
     let scope = scope::narrow(requested, &Scope::from_stored(&client.0.scopes))?;
-    let user = verify_credentials(ctx, client, &username, password, now).await?;
+    let user = verify_credentials(ctx, client.id(), &username, password, now).await?;
 
     let subject = Subject::User {
         id: user.id,
@@ -62,6 +62,9 @@ pub async fn grant(
             user_id: subject.user_id(),
             scope: scope.to_string(),
             created_at: now,
+            session_id: None,
+            offline: false,
+            expires_at: None,
             refresh: refresh.as_ref().map(|rt| NewRefreshToken {
                 hash: rt.hash(),
                 issued_at: now,

@@ -123,7 +123,7 @@ pub async fn grant(
             successor: successor.as_ref().map(|rt| NewRefreshToken {
                 hash: rt.hash(),
                 issued_at: now,
-                expires_at: now + policy.ttl,
+                expires_at: policy.expires_at(now, record.offline, record.family_expires_at),
             }),
             access,
             retry,
@@ -215,7 +215,10 @@ fn retry_answer(
 
 /// RFC 9700 §4.14.2: when a spent refresh token is presented, the server cannot
 /// tell the legitimate client from an attacker, so it revokes the whole family. The
-/// revocation is committed on its own, although the request fails.
+/// revocation is committed on its own, although the request fails. A family born
+/// from a browser session also ends that session, and with it every other family
+/// of it that is not offline (ReachFive: reuse "invalidates all other tokens as
+/// well as the user session").
 async fn reuse_detected(
     ctx: &GrantContext<'_>,
     record: &RefreshTokenRecord,
@@ -225,7 +228,14 @@ async fn reuse_detected(
         ctx.report.record_reuse(false);
         return OAuthError::InvalidGrant("the refresh token was already used".into());
     }
-    match ctx.store.revoke_family(record.family_id, now).await {
+    let revoked = match ctx.store.revoke_family(record.family_id, now).await {
+        Ok(revoked) => match record.session_id {
+            Some(session) => ctx.store.end_session(session, now).await.map(|_| revoked),
+            None => Ok(revoked),
+        },
+        Err(e) => Err(e),
+    };
+    match revoked {
         Ok(revoked) => {
             Audit::new(ctx, AuditKind::ReuseDetected, Outcome::FamilyRevoked, now)
                 .subject(&record.subject)
@@ -275,6 +285,7 @@ mod tests {
             refresh_ttl: None,
             max_refreshes: None,
             grace_period: None,
+            code_flow: Default::default(),
             created_at: at(0),
         })
     }
@@ -300,6 +311,9 @@ mod tests {
             scope: "read".into(),
             refresh_count: 1,
             family_revoked: false,
+            session_id: None,
+            offline: false,
+            family_expires_at: None,
             issued_at: at(-60),
             expires_at: at(600),
             used_at: Some(at(0)),

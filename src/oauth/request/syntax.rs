@@ -76,6 +76,18 @@ const PARAMETERS: &[(&str, Charset)] = &[
     ("scope", Charset::Scope),
     ("refresh_token", Charset::Visible),
     ("code", Charset::Visible),
+    // RFC 6749 A.6 (a URI reference: a subset of VSCHAR without the space, which
+    // the registration and the exact comparison check).
+    ("redirect_uri", Charset::Visible),
+    // RFC 7636 §4.1-4.2; their finer rules are the PKCE module's.
+    ("code_verifier", Charset::Visible),
+    ("code_challenge", Charset::Visible),
+    ("code_challenge_method", Charset::Visible),
+    // RFC 6749 A.3, A.5.
+    ("response_type", Charset::Visible),
+    ("state", Charset::Visible),
+    ("prompt", Charset::Visible),
+    ("login_hint", Charset::UnicodeNoCrLf),
     // RFC 7009 §2.1 and RFC 7662 §2.1: an access token (A.12) or refresh token (A.17).
     ("token", Charset::Visible),
     ("token_type_hint", Charset::Visible),

@@ -58,6 +58,36 @@ impl CleanupStore for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn purge_codes_and_sessions(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // language=PostgreSQL
+        let codes = sqlx::query(
+            r#"delete from authorization_codes where code_hash in (
+                 select code_hash from authorization_codes where expires_at < $1
+                 limit $2 for update skip locked)"#,
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // language=PostgreSQL
+        let sessions = sqlx::query(
+            r#"delete from browser_sessions where id in (
+                 select id from browser_sessions where expires_at < $1 or ended_at < $1
+                 limit $2 for update skip locked)"#,
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(codes.rows_affected() + sessions.rows_affected())
+    }
+
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         // language=PostgreSQL
         let done = sqlx::query(

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{PgStore, unique};
 use crate::store::{
     ClientRecord, ClientStore, StoreError, StoreResult,
-    codec::{ClientRow, grant_list, secs},
+    codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
     retry_read,
 };
 
@@ -15,11 +15,15 @@ type Row = ClientRow<OffsetDateTime, i32>;
 #[async_trait]
 impl ClientStore for PgStore {
     async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let flow = CodeFlowColumns::of(&client.code_flow);
         // language=PostgreSQL
         sqlx::query(
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
-                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs,
+                                    redirect_uris, third_party, pkce_optional, offline_access,
+                                    offline_ttl_secs, refresh_requires_offline)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                       $10, $11, $12, $13, $14, $15)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -34,6 +38,12 @@ impl ClientStore for PgStore {
         )
         .bind(client.created_at)
         .bind(client.grace_period.map(secs))
+        .bind(flow.redirect_uris)
+        .bind(flow.third_party)
+        .bind(flow.pkce_optional)
+        .bind(flow.offline_access)
+        .bind(flow.offline_ttl_secs)
+        .bind(flow.refresh_requires_offline)
         .execute(&self.pool)
         .await
         .map_err(unique("clients_pkey"))?;
@@ -43,11 +53,9 @@ impl ClientStore for PgStore {
     async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
         retry_read(move || async move {
             // language=PostgreSQL
-            let row: Option<Row> = sqlx::query_as(
-                r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                          grace_period_secs, max_refreshes, created_at
-                   from clients where id = $1"#,
-            )
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "select {CLIENT_COLUMNS} from clients where id = $1"
+            ))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -59,14 +67,11 @@ impl ClientStore for PgStore {
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         // language=PostgreSQL
-        let rows: Vec<Row> = sqlx::query_as(
-            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      grace_period_secs, max_refreshes, created_at
-               from clients order by id"#,
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("select {CLIENT_COLUMNS} from clients order by id"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

@@ -27,8 +27,9 @@ impl FamilyStore for PgStore {
             // language=PostgreSQL
             sqlx::query(
                 r#"with family as (
-                       insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
-                       values ($1, $2, $3, $4, 0, $5)
+                       insert into token_families (id, client_id, user_id, scope, refresh_count,
+                                                   created_at, session_id, offline, expires_at)
+                       values ($1, $2, $3, $4, 0, $5, $12, $13, $14)
                        returning id
                    ), refresh as (
                        insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
@@ -48,6 +49,9 @@ impl FamilyStore for PgStore {
             .bind(f.access.jti)
             .bind(f.access.issued_at)
             .bind(f.access.expires_at)
+            .bind(f.session_id)
+            .bind(f.offline)
+            .bind(f.expires_at)
             .execute(&self.pool)
             .await
             .map_err(unique("token_families_pkey"))?;
@@ -66,6 +70,7 @@ impl FamilyStore for PgStore {
                 r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                           coalesce(u.disabled, false) as subject_disabled, f.scope, f.refresh_count,
                           f.revoked_at is not null as family_revoked,
+                          f.session_id, f.offline, f.expires_at as family_expires_at,
                           rt.issued_at, rt.expires_at, rt.used_at,
                           s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                    from refresh_tokens rt

@@ -15,9 +15,12 @@ mod access_tokens;
 mod audit;
 mod cleanup;
 mod clients;
+mod codes;
+mod consents;
 mod families;
 mod keys;
 mod lockout;
+mod sessions;
 mod users;
 
 /// How long a request waits for a pooled connection before answering 503.

@@ -56,6 +56,35 @@ impl CleanupStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn purge_codes_and_sessions(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // language=SQLite
+        let codes = sqlx::query(
+            r#"delete from authorization_codes where code_hash in (
+                 select code_hash from authorization_codes where expires_at < ?1 limit ?2)"#,
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        // language=SQLite
+        let sessions = sqlx::query(
+            r#"delete from browser_sessions where id in (
+                 select id from browser_sessions where expires_at < ?1 or ended_at < ?1
+                 limit ?2)"#,
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(codes.rows_affected() + sessions.rows_affected())
+    }
+
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         // language=SQLite
         let done = sqlx::query(

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{SqliteStore, ts, unique};
 use crate::store::{
     ClientRecord, ClientStore, StoreError, StoreResult,
-    codec::{ClientRow, grant_list, secs},
+    codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
     retry_read,
 };
 
@@ -14,11 +14,15 @@ type Row = ClientRow<i64, i64>;
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn create_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let flow = CodeFlowColumns::of(&client.code_flow);
         // language=SQLite
         sqlx::query(
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
-                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"#,
+                                    refresh_ttl_secs, max_refreshes, created_at, grace_period_secs,
+                                    redirect_uris, third_party, pkce_optional, offline_access,
+                                    offline_ttl_secs, refresh_requires_offline)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                       ?10, ?11, ?12, ?13, ?14, ?15)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -29,6 +33,12 @@ impl ClientStore for SqliteStore {
         .bind(client.max_refreshes.map(i64::from))
         .bind(ts(client.created_at))
         .bind(client.grace_period.map(secs))
+        .bind(flow.redirect_uris)
+        .bind(flow.third_party)
+        .bind(flow.pkce_optional)
+        .bind(flow.offline_access)
+        .bind(flow.offline_ttl_secs)
+        .bind(flow.refresh_requires_offline)
         .execute(&self.write)
         .await
         .map_err(unique("clients_pkey"))?;
@@ -38,11 +48,9 @@ impl ClientStore for SqliteStore {
     async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
         retry_read(move || async move {
             // language=SQLite
-            let row: Option<Row> = sqlx::query_as(
-                r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                          grace_period_secs, max_refreshes, created_at
-                   from clients where id = ?1"#,
-            )
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "select {CLIENT_COLUMNS} from clients where id = ?1"
+            ))
             .bind(id)
             .fetch_optional(&self.read)
             .await
@@ -54,14 +62,11 @@ impl ClientStore for SqliteStore {
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         // language=SQLite
-        let rows: Vec<Row> = sqlx::query_as(
-            r#"select id, secret_hash, grant_types, scopes, refresh_tokens, refresh_ttl_secs,
-                      grace_period_secs, max_refreshes, created_at
-               from clients order by id"#,
-        )
-        .fetch_all(&self.read)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("select {CLIENT_COLUMNS} from clients order by id"))
+                .fetch_all(&self.read)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

@@ -17,30 +17,14 @@ use crate::{
 
 type Row = RefreshRow<String, i64, i64>;
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+pub(super) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 #[async_trait]
 impl FamilyStore for SqliteStore {
     async fn create_family(&self, f: &NewFamily) -> StoreResult<()> {
         retry_rolled_back(move || async move {
             let mut tx = self.begin_write().await?;
-            // language=SQLite
-            sqlx::query(
-                r#"insert into token_families (id, client_id, user_id, scope, refresh_count, created_at)
-                   values (?1, ?2, ?3, ?4, 0, ?5)"#,
-            )
-            .bind(id(f.family_id))
-            .bind(&f.client_id)
-            .bind(f.user_id.map(id))
-            .bind(&f.scope)
-            .bind(ts(f.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(unique("token_families_pkey"))?;
-            if let Some(rt) = &f.refresh {
-                insert_refresh_token(&mut tx, f.family_id, rt).await?;
-            }
-            insert_access_token(&mut tx, f.family_id, &f.access).await?;
+            insert_family(&mut tx, f).await?;
             tx.commit().await.map_err(StoreError::from_sqlx)
         })
         .await
@@ -56,6 +40,7 @@ impl FamilyStore for SqliteStore {
                 r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                           coalesce(u.disabled, 0) as subject_disabled, f.scope, f.refresh_count,
                           f.revoked_at is not null as family_revoked,
+                          f.session_id, f.offline, f.expires_at as family_expires_at,
                           rt.issued_at, rt.expires_at, rt.used_at,
                           s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                    from refresh_tokens rt
@@ -195,6 +180,31 @@ impl FamilyStore for SqliteStore {
         .map_err(StoreError::from_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Inserts a family with its first tokens inside the caller's transaction.
+pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()> {
+    // language=SQLite
+    sqlx::query(
+        r#"insert into token_families (id, client_id, user_id, scope, refresh_count,
+                                       created_at, session_id, offline, expires_at)
+           values (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)"#,
+    )
+    .bind(id(f.family_id))
+    .bind(&f.client_id)
+    .bind(f.user_id.map(id))
+    .bind(&f.scope)
+    .bind(ts(f.created_at))
+    .bind(f.session_id.map(id))
+    .bind(f.offline)
+    .bind(f.expires_at.map(ts))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique("token_families_pkey"))?;
+    if let Some(rt) = &f.refresh {
+        insert_refresh_token(tx, f.family_id, rt).await?;
+    }
+    insert_access_token(tx, f.family_id, &f.access).await
 }
 
 /// Why the guarded update changed nothing, read under the same write lock.

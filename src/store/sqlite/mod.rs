@@ -27,9 +27,12 @@ mod access_tokens;
 mod audit;
 mod cleanup;
 mod clients;
+mod codes;
+mod consents;
 mod families;
 mod keys;
 mod lockout;
+mod sessions;
 mod users;
 
 /// How long a writer waits for the file lock, and a request for a pooled connection.
