@@ -26,7 +26,6 @@ use crate::{
 };
 
 pub mod api;
-pub mod bearer;
 pub mod cache;
 pub mod error;
 pub mod extract;
