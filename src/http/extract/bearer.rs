@@ -7,7 +7,7 @@ use axum::{
 };
 
 use crate::{
-    crypto::keys::AccessClaims,
+    crypto::jwt::AccessClaims,
     http::AppState,
     oauth::{
         GrantReport,
