@@ -2,8 +2,9 @@
 //! store now and then so that every instance sharing a database signs with the same
 //! key, rotated and resealed by `rotor keys`.
 //!
-//! This module is where the store meets [`crypto::keys`](crate::crypto::keys), which
-//! stays pure: no store, no I/O.
+//! This module is where the store meets [`crypto::jwt`](crate::crypto::jwt),
+//! [`crypto::signing_key`](crate::crypto::signing_key) and
+//! [`crypto::seal`](crate::crypto::seal), which stay pure: no store, no I/O.
 
 use std::{
     fmt,
@@ -19,7 +20,11 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::{KeySettings, SigningAlg},
-    crypto::keys::{AccessClaims, KeyCipher, KeySet, StoredKey, TokenRejected, retired_keys},
+    crypto::{
+        jwt::{AccessClaims, KeySet, TokenRejected},
+        seal::KeyCipher,
+        signing_key::{StoredKey, retired_keys},
+    },
     store::{Store, StoreError},
 };
 

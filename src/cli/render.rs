@@ -5,7 +5,7 @@ use std::{fmt::Write, net::SocketAddr, time::Duration};
 
 use crate::{
     admin::{DEMO, DemoCredentials, users::NewPassword},
-    crypto::{keys::StoredKey, token::ClientSecret},
+    crypto::{signing_key::StoredKey, token::ClientSecret},
     store::{AuditEvent, ClientRecord, UserRecord},
 };
 

@@ -1,7 +1,10 @@
 //! Cryptography: random tokens and their SHA-256 hashes, argon2id passwords on a
-//! bounded blocking pool, and JWT signing keys. No HTTP, no SQL.
+//! bounded blocking pool, JWT access tokens, their signing keys and the seal that
+//! keeps those keys at rest. No HTTP, no SQL.
 
-pub mod keys;
+pub mod jwt;
 pub mod password;
 pub mod retry;
+pub mod seal;
+pub mod signing_key;
 pub mod token;

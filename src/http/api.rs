@@ -3,7 +3,7 @@
 use axum::Json;
 use serde::Serialize;
 
-use super::{Routes, bearer::Bearer};
+use super::{Routes, extract::Bearer};
 
 /// The API routes.
 pub fn router() -> Routes {

@@ -26,16 +26,13 @@ use crate::{
 };
 
 pub mod api;
-pub mod bearer;
 pub mod cache;
 pub mod error;
 pub mod extract;
-pub mod metadata;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
-pub mod revoke;
 pub mod routes;
-pub mod token;
 
 pub use routes::{Operation, Routes};
 
@@ -77,9 +74,7 @@ pub fn operations(settings: &Settings) -> Vec<Operation> {
 /// Every route module's routes.
 fn routes(settings: &Settings) -> Routes {
     Routes::new()
-        .merge(token::router())
-        .merge(revoke::router())
-        .merge(metadata::router())
+        .merge(oauth::router())
         .merge(api::router())
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{GrantContext, OAuthError, lookup::verify_access_token};
-use crate::crypto::keys::AccessClaims;
+use crate::crypto::jwt::AccessClaims;
 
 /// Why a protected resource refuses a request (RFC 6750 §3.1).
 #[derive(Debug, thiserror::Error)]

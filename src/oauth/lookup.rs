@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{GrantContext, OAuthError};
 use crate::{
-    crypto::{keys::AccessClaims, token::TokenHash},
+    crypto::{jwt::AccessClaims, token::TokenHash},
     store::{AccessTokenRecord, RefreshTokenRecord},
 };
 
@@ -96,7 +96,7 @@ async fn find_access(
 }
 
 /// Checks an access token's signature, `typ`, `iss`, `aud`, and `exp` against the
-/// server clock's `now` (RFC 7519 §4.1.4, see [`crate::crypto::keys::is_expired`]).
+/// server clock's `now` (RFC 7519 §4.1.4, see [`crate::crypto::jwt::is_expired`]).
 ///
 /// # Errors
 /// The reason the token is not valid.
@@ -104,7 +104,7 @@ pub async fn verify_access_token(
     ctx: &GrantContext<'_>,
     token: &str,
     now: OffsetDateTime,
-) -> Result<AccessClaims, crate::crypto::keys::TokenRejected> {
+) -> Result<AccessClaims, crate::crypto::jwt::TokenRejected> {
     let tokens = &ctx.settings.tokens;
     ctx.keys
         .verify(

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{GrantContext, OAuthError, Scope, TokenType};
 use crate::{
-    crypto::keys::AccessClaims,
+    crypto::jwt::AccessClaims,
     store::{NewAccessToken, Subject},
 };
 

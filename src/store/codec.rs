@@ -17,7 +17,7 @@ use super::{
     },
 };
 use crate::{
-    crypto::{keys::StoredKey, token::TokenHash},
+    crypto::{signing_key::StoredKey, token::TokenHash},
     wire::GrantType,
 };
 

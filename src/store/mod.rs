@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::crypto::{keys::StoredKey, token::TokenHash};
+use crate::crypto::{signing_key::StoredKey, token::TokenHash};
 
 pub(crate) mod codec;
 mod error;

@@ -11,7 +11,7 @@ use rotor::{
     Application, Settings,
     clock::Clock,
     crypto::{
-        keys::AccessClaims,
+        jwt::AccessClaims,
         password::{Password, PasswordHasher},
         token::TokenHash,
     },

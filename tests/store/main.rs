@@ -9,7 +9,7 @@ use rotor::wire::GrantType;
 use rotor::{
     config::SigningAlg,
     crypto::{
-        keys::StoredKey,
+        signing_key::StoredKey,
         token::{RefreshToken, TokenHash},
     },
     store::{

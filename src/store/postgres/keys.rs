@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{PgStore, unique};
 use crate::{
-    crypto::keys::StoredKey,
+    crypto::signing_key::StoredKey,
     store::{KeyStore, StoreError, StoreResult, codec::KeyRow},
 };
 

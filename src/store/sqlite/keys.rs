@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqliteStore, ts, unique};
 use crate::{
-    crypto::keys::StoredKey,
+    crypto::signing_key::StoredKey,
     store::{KeyStore, StoreError, StoreResult, codec::KeyRow},
 };
 

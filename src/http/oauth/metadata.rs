@@ -1,28 +1,27 @@
-//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /oauth2/jwks`.
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414).
 
 use std::time::Duration;
 
 use axum::{Json, extract::State};
-use jsonwebtoken::jwk::JwkSet;
 
-use super::{AppState, Routes};
-use crate::oauth::{
-    OAuthError,
-    metadata::{self, ServerMetadata},
+use crate::{
+    http::{AppState, Routes},
+    oauth::{
+        OAuthError,
+        metadata::{self, ServerMetadata},
+    },
 };
 
 /// How long a read of the clients may take.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The discovery routes.
+/// The discovery route.
 pub fn router() -> Routes {
-    Routes::new()
-        .get("/.well-known/oauth-authorization-server", get_metadata)
-        .get("/oauth2/jwks", get_jwks)
+    Routes::new().get("/.well-known/oauth-authorization-server", get_metadata)
 }
 
 /// The server's metadata, computed from the configuration and the registered
-/// clients. The clients are read at most once per [`super::cache::INTERVAL`], not per
+/// clients. The clients are read at most once per [`crate::http::cache::INTERVAL`], not per
 /// request: this endpoint is public.
 async fn get_metadata(State(state): State<AppState>) -> Result<Json<ServerMetadata>, OAuthError> {
     let (store, settings) = (state.store.clone(), state.settings.clone());
@@ -45,15 +44,4 @@ async fn get_metadata(State(state): State<AppState>) -> Result<Json<ServerMetada
             "the client registry is unavailable, retry shortly".into(),
         )),
     }
-}
-
-/// Publishes every key that may have signed a live token.
-async fn get_jwks(State(state): State<AppState>) -> Json<JwkSet> {
-    Json(
-        state
-            .keys
-            .current(state.store.as_ref(), state.clock.now())
-            .await
-            .jwks(),
-    )
 }

@@ -1,19 +1,18 @@
-//! JWT signing keys (RFC 9068 access tokens): generating, sealing, signing and
-//! verifying. Keys live in the store so that every instance sharing a database signs
-//! with the same key and publishes the same set; reading and writing them there is
-//! `crate::keyring`'s job. No store, no I/O here.
+//! Access tokens as JWTs (RFC 9068): their claims, the set of keys in force that
+//! signs and verifies them, and the one expiry rule. No store, no I/O here.
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation,
-    jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash},
-};
+use jsonwebtoken::{Validation, jwk::JwkSet};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::{
+    seal::KeyCipher,
+    signing_key::{LoadedKey, StoredKey, algorithm},
+};
 use crate::config::SigningAlg;
 
 /// The claims of an access token, RFC 9068 §2.2.
@@ -32,189 +31,6 @@ pub struct AccessClaims {
 
 /// RFC 9068 §2.1: access tokens carry `typ: at+jwt`.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-
-/// A private key as the store keeps it: PKCS#8 DER for ES256, PKCS#1 DER for RS256,
-/// sealed by [`KeyCipher`] under `keys.secret` when one is configured.
-#[derive(Clone)]
-pub struct StoredKey {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub private_key: Vec<u8>,
-    pub created_at: time::OffsetDateTime,
-}
-
-impl fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish()
-    }
-}
-
-impl StoredKey {
-    /// A new random key, sealed by `cipher`. RS256 keys are 2048 bits.
-    ///
-    /// # Errors
-    /// Key generation or encoding failed.
-    pub fn generate(
-        alg: SigningAlg,
-        now: time::OffsetDateTime,
-        cipher: &KeyCipher,
-    ) -> anyhow::Result<StoredKey> {
-        let private_der = match alg {
-            SigningAlg::ES256 => {
-                use p256::pkcs8::EncodePrivateKey;
-                let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-                key.to_pkcs8_der()
-                    .context("encoding ES256 key")?
-                    .as_bytes()
-                    .to_vec()
-            }
-            SigningAlg::RS256 => {
-                use rsa::pkcs1::EncodeRsaPrivateKey;
-                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
-                    .context("generating RS256 key")?;
-                key.to_pkcs1_der()
-                    .context("encoding RS256 key")?
-                    .as_bytes()
-                    .to_vec()
-            }
-        };
-        let encoding = encoding_key(alg, &private_der);
-        // The kid is the key's RFC 7638 thumbprint: stable and collision-free.
-        let kid = Jwk::from_encoding_key(&encoding, algorithm(alg))
-            .context("deriving public key")?
-            .thumbprint(ThumbprintHash::SHA256)
-            .context("computing key thumbprint")?;
-        let private_key = cipher.seal(&kid, &private_der);
-        Ok(StoredKey {
-            kid,
-            alg,
-            private_key,
-            created_at: now,
-        })
-    }
-}
-
-fn algorithm(alg: SigningAlg) -> Algorithm {
-    match alg {
-        SigningAlg::ES256 => Algorithm::ES256,
-        SigningAlg::RS256 => Algorithm::RS256,
-    }
-}
-
-fn encoding_key(alg: SigningAlg, der: &[u8]) -> EncodingKey {
-    match alg {
-        SigningAlg::ES256 => EncodingKey::from_ec_der(der),
-        SigningAlg::RS256 => EncodingKey::from_rsa_der(der),
-    }
-}
-
-/// A private key parsed once, signing with ring (already in the build for TLS).
-///
-/// Every access token is signed, so this is the grant's largest CPU cost: with the
-/// pure-Rust p256 crate, ES256 signing took about a third of rotor's CPU time
-/// under refresh load; ring's P-256 is several times faster. (`jsonwebtoken::encode`
-/// would also re-parse the DER key on every call.) Keys are still generated and
-/// stored by the p256 and rsa crates, and tokens verified by jsonwebtoken.
-enum Signer {
-    Es256(ring::signature::EcdsaKeyPair),
-    Rs256(ring::signature::RsaKeyPair),
-}
-
-impl Signer {
-    fn load(alg: SigningAlg, der: &[u8]) -> anyhow::Result<Signer> {
-        let rejected =
-            |what: &'static str| move |e: ring::error::KeyRejected| anyhow!("{what}: {e}");
-        Ok(match alg {
-            SigningAlg::ES256 => {
-                use p256::pkcs8::DecodePrivateKey;
-                let key =
-                    p256::ecdsa::SigningKey::from_pkcs8_der(der).context("decoding ES256 key")?;
-                let public = key.verifying_key().to_encoded_point(false);
-                Signer::Es256(
-                    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-                        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                        &key.to_bytes(),
-                        public.as_bytes(),
-                        &ring::rand::SystemRandom::new(),
-                    )
-                    .map_err(rejected("loading ES256 key"))?,
-                )
-            }
-            SigningAlg::RS256 => Signer::Rs256(
-                ring::signature::RsaKeyPair::from_der(der)
-                    .map_err(rejected("loading RS256 key"))?,
-            ),
-        })
-    }
-
-    /// The JWS signature of `message` (RFC 7518 §3.3, §3.4): ECDSA as the fixed
-    /// 64-byte `R || S`, RSA as PKCS#1 v1.5 with SHA-256.
-    ///
-    /// # Errors
-    /// The system's random generator failed.
-    fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let rng = ring::rand::SystemRandom::new();
-        let failed = |_| anyhow!("signing failed");
-        match self {
-            Signer::Es256(key) => Ok(key.sign(&rng, message).map_err(failed)?.as_ref().to_vec()),
-            Signer::Rs256(key) => {
-                let mut signature = vec![0; key.public().modulus_len()];
-                key.sign(
-                    &ring::signature::RSA_PKCS1_SHA256,
-                    &rng,
-                    message,
-                    &mut signature,
-                )
-                .map_err(failed)?;
-                Ok(signature)
-            }
-        }
-    }
-}
-
-/// A key ready to sign and verify.
-struct LoadedKey {
-    kid: String,
-    alg: SigningAlg,
-    signer: Signer,
-    /// The base64url JOSE header of every token this key signs, built once.
-    header: String,
-    decoding: DecodingKey,
-    jwk: Jwk,
-}
-
-impl LoadedKey {
-    fn load(stored: &StoredKey, cipher: &KeyCipher) -> anyhow::Result<LoadedKey> {
-        let der = cipher.open(&stored.kid, &stored.private_key)?;
-        let encoding = encoding_key(stored.alg, &der);
-        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm(stored.alg))
-            .with_context(|| format!("loading signing key {}", stored.kid))?;
-        jwk.common.key_id = Some(stored.kid.clone());
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        jwk.common.key_algorithm = Some(match stored.alg {
-            SigningAlg::ES256 => KeyAlgorithm::ES256,
-            SigningAlg::RS256 => KeyAlgorithm::RS256,
-        });
-        let decoding = DecodingKey::from_jwk(&jwk).context("building verification key")?;
-        let mut header = Header::new(algorithm(stored.alg));
-        header.typ = Some(ACCESS_TOKEN_TYP.into());
-        header.kid = Some(stored.kid.clone());
-        let header =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).context("encoding the JWT header")?);
-        Ok(LoadedKey {
-            kid: stored.kid.clone(),
-            alg: stored.alg,
-            signer: Signer::load(stored.alg, &der)
-                .with_context(|| format!("loading signing key {}", stored.kid))?,
-            header,
-            decoding,
-            jwk,
-        })
-    }
-}
 
 /// The keys in force: the newest of the configured algorithm signs; all verify and
 /// are published.
@@ -323,7 +139,7 @@ impl KeySet {
         jwt.push_str(&key.header);
         jwt.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut jwt);
-        let signature = key.signer.sign(jwt.as_bytes())?;
+        let signature = key.sign(jwt.as_bytes())?;
         jwt.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
         Ok(jwt)
@@ -397,139 +213,12 @@ pub fn is_expired(exp: i64, now: OffsetDateTime, leeway: Duration) -> bool {
     now.unix_timestamp_nanos() >= refused_from
 }
 
-/// When a key stops signing: when the next key was created. `None` for the newest.
-fn superseded_at(key: &StoredKey, stored: &[StoredKey]) -> Option<time::OffsetDateTime> {
-    stored
-        .iter()
-        .filter(|k| (k.created_at, &k.kid) > (key.created_at, &key.kid))
-        .map(|k| k.created_at)
-        .min()
-}
-
-/// Keys that no unexpired token can carry: superseded longer ago than the longest
-/// access-token lifetime.
-pub fn retired_keys(
-    stored: &[StoredKey],
-    now: time::OffsetDateTime,
-    max_token_lifetime: Duration,
-) -> Vec<StoredKey> {
-    stored
-        .iter()
-        .filter(|k| superseded_at(k, stored).is_some_and(|t| t + max_token_lifetime < now))
-        .cloned()
-        .collect()
-}
-
-/// Seals signing keys at rest under `keys.secret`, so that a database dump alone
-/// cannot mint tokens. XChaCha20-Poly1305 under HKDF-SHA256(secret) with the kid as
-/// associated data. Older secrets (`keys.previous_secrets`) still open keys sealed
-/// before a secret rotation; `rotor keys reseal` moves them to the current one.
-#[derive(Clone, Default)]
-pub struct KeyCipher {
-    current: Option<[u8; 32]>,
-    previous: Vec<[u8; 32]>,
-}
-
-impl fmt::Debug for KeyCipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyCipher")
-            .field("sealing", &self.current.is_some())
-            .finish()
-    }
-}
-
-/// Marks a sealed key; plain DER starts with 0x30 (an ASN.1 SEQUENCE).
-const SEALED_PREFIX: &[u8] = b"rotor-sealed-key-v1:";
-const SEAL_NONCE_LEN: usize = 24;
-
-impl KeyCipher {
-    /// A cipher for `secret` (none: keys are kept as plain DER) that also opens keys
-    /// sealed under `previous` secrets.
-    pub fn new(secret: Option<&str>, previous: &[&str]) -> KeyCipher {
-        KeyCipher {
-            current: secret.map(derive_key),
-            previous: previous.iter().map(|s| derive_key(s)).collect(),
-        }
-    }
-
-    /// Whether new keys are sealed.
-    pub fn is_sealing(&self) -> bool {
-        self.current.is_some()
-    }
-
-    /// Seals DER for the store (or passes it through without a secret).
-    pub fn seal(&self, kid: &str, der: &[u8]) -> Vec<u8> {
-        use chacha20poly1305::{
-            KeyInit, XChaCha20Poly1305, XNonce,
-            aead::{Aead, Payload},
-        };
-        use rand::RngCore;
-        let Some(key) = &self.current else {
-            return der.to_vec();
-        };
-        let mut nonce = [0u8; SEAL_NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = XChaCha20Poly1305::new(key.into())
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: der,
-                    aad: kid.as_bytes(),
-                },
-            )
-            .unwrap_or_default();
-        [SEALED_PREFIX, &nonce, &sealed].concat()
-    }
-
-    /// Opens what the store keeps.
-    ///
-    /// # Errors
-    /// The key is sealed under a secret this instance does not have.
-    pub fn open(&self, kid: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
-        use chacha20poly1305::{
-            KeyInit, XChaCha20Poly1305, XNonce,
-            aead::{Aead, Payload},
-        };
-        let Some(body) = stored.strip_prefix(SEALED_PREFIX) else {
-            return Ok(stored.to_vec());
-        };
-        if body.len() <= SEAL_NONCE_LEN {
-            anyhow::bail!("signing key {kid} is damaged");
-        }
-        let (nonce, ciphertext) = body.split_at(SEAL_NONCE_LEN);
-        let nonce: [u8; SEAL_NONCE_LEN] = nonce.try_into().context("nonce length")?;
-        self.current
-            .iter()
-            .chain(&self.previous)
-            .find_map(|key| {
-                XChaCha20Poly1305::new(key.into())
-                    .decrypt(
-                        &XNonce::from(nonce),
-                        Payload {
-                            msg: ciphertext,
-                            aad: kid.as_bytes(),
-                        },
-                    )
-                    .ok()
-            })
-            .with_context(|| {
-                format!(
-                    "signing key {kid} is sealed under a keys.secret this instance does not have"
-                )
-            })
-    }
-}
-
-fn derive_key(secret: &str) -> [u8; 32] {
-    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"rotor signing-key seal v1"), secret.as_bytes());
-    let mut key = [0u8; 32];
-    let _ = hk.expand(b"xchacha20poly1305 key", &mut key);
-    key
-}
-
 #[cfg(test)]
 mod tests {
+    use jsonwebtoken::{DecodingKey, Header};
+
     use super::*;
+    use crate::crypto::signing_key::encoding_key;
 
     const LEEWAY: Duration = Duration::from_secs(1);
 
@@ -634,46 +323,6 @@ mod tests {
             set.verify(&jwt, "https://issuer", "api", t0, LEEWAY)
                 .is_ok()
         );
-    }
-
-    #[test]
-    fn superseded_key_retires_once_its_tokens_can_have_expired() {
-        let t0 = time::OffsetDateTime::now_utc();
-        let old = StoredKey::generate(SigningAlg::ES256, t0, &KeyCipher::default()).unwrap();
-        let new = StoredKey::generate(
-            SigningAlg::ES256,
-            t0 + time::Duration::seconds(10),
-            &KeyCipher::default(),
-        )
-        .unwrap();
-        let both = [old.clone(), new.clone()];
-        let lifetime = Duration::from_secs(60);
-        assert!(retired_keys(&both, t0 + time::Duration::seconds(69), lifetime).is_empty());
-        let retired = retired_keys(&both, t0 + time::Duration::seconds(71), lifetime);
-        assert_eq!(retired.len(), 1);
-        assert_eq!(retired[0].kid, old.kid);
-    }
-
-    #[test]
-    fn sealed_keys_open_only_with_the_secret() {
-        let now = time::OffsetDateTime::now_utc();
-        let cipher = KeyCipher::new(Some("a-long-enough-secret"), &[]);
-        let key = StoredKey::generate(SigningAlg::ES256, now, &cipher).unwrap();
-        assert!(key.private_key.starts_with(SEALED_PREFIX));
-        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &cipher).is_ok());
-        assert!(
-            KeySet::new(
-                std::slice::from_ref(&key),
-                SigningAlg::ES256,
-                &KeyCipher::default()
-            )
-            .is_err()
-        );
-        let other = KeyCipher::new(Some("another-secret-entirely"), &[]);
-        assert!(KeySet::new(std::slice::from_ref(&key), SigningAlg::ES256, &other).is_err());
-        // After a secret rotation the old secret still opens it.
-        let rotated = KeyCipher::new(Some("another-secret-entirely"), &["a-long-enough-secret"]);
-        assert!(KeySet::new(&[key], SigningAlg::ES256, &rotated).is_ok());
     }
 
     #[test]

@@ -4,12 +4,14 @@ use std::time::Instant;
 
 use axum::{Json, extract::State};
 
-use super::{
-    AppState, Routes,
-    extract::{BasicAuth, ClientIp, OAuthParams},
-};
-use crate::oauth::{
-    self, GrantContext, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse,
+use crate::{
+    http::{
+        AppState, Routes,
+        extract::{BasicAuth, ClientIp, OAuthParams},
+    },
+    oauth::{
+        self, GrantContext, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse,
+    },
 };
 
 /// The token endpoint's routes.

@@ -1,26 +1,14 @@
 //! An axum extractor that guards resource-server routes with RFC 6750 bearer
 //! tokens issued by this server.
-//!
-//! # Examples
-//! ```no_run
-//! use axum::{Json, Router, routing::get};
-//! use rotor::http::{AppState, bearer::Bearer};
-//!
-//! async fn get_orders(Bearer(claims): Bearer) -> Result<Json<String>, rotor::oauth::bearer::BearerError> {
-//!     rotor::oauth::bearer::require_scope(&claims, "read")?;
-//!     Ok(Json(format!("orders of {}", claims.sub)))
-//! }
-//! let api: Router<AppState> = Router::new().route("/api/v1/orders", get(get_orders));
-//! ```
 
 use axum::{
     extract::{FromRef, FromRequestParts},
     http::{header, request::Parts},
 };
 
-use super::AppState;
 use crate::{
-    crypto::keys::AccessClaims,
+    crypto::jwt::AccessClaims,
+    http::AppState,
     oauth::{
         GrantReport,
         bearer::{self, BearerError},
@@ -30,6 +18,18 @@ use crate::{
 /// The claims of a valid, unrevoked access token from `Authorization: Bearer`.
 /// Rejections answer 401 `invalid_token` / 403 `insufficient_scope` with
 /// `WWW-Authenticate: Bearer …` (RFC 6750 §3).
+///
+/// # Examples
+/// ```no_run
+/// use axum::{Json, Router, routing::get};
+/// use rotor::http::{AppState, extract::Bearer};
+///
+/// async fn get_orders(Bearer(claims): Bearer) -> Result<Json<String>, rotor::oauth::bearer::BearerError> {
+///     rotor::oauth::bearer::require_scope(&claims, "read")?;
+///     Ok(Json(format!("orders of {}", claims.sub)))
+/// }
+/// let api: Router<AppState> = Router::new().route("/api/v1/orders", get(get_orders));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Bearer(pub AccessClaims);
 
