@@ -2,6 +2,7 @@
 //! bounded blocking pool, JWT access tokens, their signing keys and the seal that
 //! keeps those keys at rest. No HTTP, no SQL.
 
+pub mod csrf;
 pub mod jwt;
 pub mod password;
 pub mod retry;
