@@ -24,7 +24,9 @@ pub fn verify(key: &str, purpose: &str, issued: i64, request: &str, presented: &
     let Ok(tag) = URL_SAFE_NO_PAD.decode(presented) else {
         return false;
     };
-    mac(key, purpose, issued, request).verify_slice(&tag).is_ok()
+    mac(key, purpose, issued, request)
+        .verify_slice(&tag)
+        .is_ok()
 }
 
 fn mac(key: &str, purpose: &str, issued: i64, request: &str) -> Hmac<Sha256> {
@@ -33,7 +35,11 @@ fn mac(key: &str, purpose: &str, issued: i64, request: &str) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts every key length");
     // Lengths first, so that no two inputs share an encoding.
-    for part in [purpose.as_bytes(), &issued.to_be_bytes(), request.as_bytes()] {
+    for part in [
+        purpose.as_bytes(),
+        &issued.to_be_bytes(),
+        request.as_bytes(),
+    ] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
     }
@@ -52,7 +58,13 @@ mod tests {
         assert!(!verify("cookie", "consent", 100, "client_id=a", &t));
         assert!(!verify("cookie", "login", 101, "client_id=a", &t));
         assert!(!verify("cookie", "login", 100, "client_id=b", &t));
-        assert!(!verify("cookie", "login", 100, "client_id=a", "not base64!"));
+        assert!(!verify(
+            "cookie",
+            "login",
+            100,
+            "client_id=a",
+            "not base64!"
+        ));
         assert!(!verify("cookie", "login", 100, "client_id=a", ""));
     }
 }

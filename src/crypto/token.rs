@@ -78,6 +78,11 @@ bearer_secret!(
     ""
 );
 
+/// A fresh key for the login page's form token (see `crypto::csrf`): 256 bits.
+pub fn generate_form_key() -> String {
+    random_urlsafe()
+}
+
 /// The prefix of every authorization code.
 pub const AUTHORIZATION_CODE_PREFIX: &str = "rotor_ac_";
 

@@ -32,6 +32,7 @@ pub mod extract;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod routes;
 
 pub use routes::{Operation, Routes};
@@ -78,6 +79,7 @@ fn routes(settings: &Settings) -> Routes {
         .merge(api::router())
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
+        .merge(pages::router())
 }
 
 /// The whole application's routes and layers.

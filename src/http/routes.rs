@@ -55,6 +55,24 @@ impl Routes {
         self.serve(Method::POST, "POST", path, routing::post(handler))
     }
 
+    /// Serves `GET path` with `get` and `POST path` with `post` (a page and its
+    /// form). Any other method answers 405 with `Allow: GET, POST`.
+    pub fn get_post<G, TG, P, TP>(self, path: &'static str, get: G, post: P) -> Self
+    where
+        G: Handler<TG, AppState>,
+        TG: 'static,
+        P: Handler<TP, AppState>,
+        TP: 'static,
+    {
+        let routes = self.serve(Method::GET, "GET, POST", path, routing::get(get).post(post));
+        let mut routes = routes;
+        routes.operations.push(Operation {
+            method: Method::POST,
+            path,
+        });
+        routes
+    }
+
     /// Adds the routes of another module.
     ///
     /// # Panics

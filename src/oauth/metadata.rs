@@ -10,13 +10,18 @@ use crate::{config::Settings, store::ClientRecord};
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ServerMetadata {
     pub issuer: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
-    /// No authorization endpoint: no response type.
+    /// The authorization code flow only (OAuth 2.1 has no implicit grant).
     pub response_types_supported: Vec<&'static str>,
+    /// RFC 7636 §4.2 via RFC 8414 §2: `S256` only.
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     /// Introspection is for confidential clients only.
@@ -42,16 +47,23 @@ pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata
         .iter()
         .flat_map(|c| c.scopes.iter().cloned())
         .collect();
+    // `offline_access` is a scope wherever a client may ask for it.
+    if clients.iter().any(|c| c.code_flow.offline_access) {
+        scopes.push(super::authorize::OFFLINE_ACCESS.to_owned());
+    }
     scopes.sort();
     scopes.dedup();
     ServerMetadata {
         issuer: settings.tokens.issuer.clone(),
+        authorization_endpoint: format!("{base}/oauth2/authorize"),
         token_endpoint: format!("{base}/oauth2/token"),
         jwks_uri: format!("{base}/oauth2/jwks"),
         revocation_endpoint: format!("{base}/oauth2/revoke"),
         introspection_endpoint: format!("{base}/oauth2/introspect"),
         grant_types_supported: grants,
-        response_types_supported: Vec::new(),
+        response_types_supported: vec!["code"],
+        code_challenge_methods_supported: vec!["S256"],
+        authorization_response_iss_parameter_supported: true,
         token_endpoint_auth_methods_supported: client_methods.clone(),
         revocation_endpoint_auth_methods_supported: client_methods,
         introspection_endpoint_auth_methods_supported: confidential,

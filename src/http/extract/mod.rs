@@ -14,11 +14,13 @@ mod bearer;
 mod body;
 mod client;
 mod client_ip;
+mod cookies;
 
 pub use bearer::Bearer;
 pub use body::{MAX_BODY_BYTES, OAuthParams, parse_body};
 pub use client::BasicAuth;
 pub use client_ip::ClientIp;
+pub use cookies::{CookieJar, Cookies};
 
 /// The largest accepted header section (names and values). A bearer token is well
 /// under 2 KiB; anything larger is refused with 431 before a handler runs.

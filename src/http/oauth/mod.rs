@@ -1,8 +1,10 @@
-//! The OAuth endpoints, one file each: token (RFC 6749 §3.2), revocation
+//! The OAuth endpoints, one file each: authorization and logout (RFC 6749 §3.1),
+//! token (RFC 6749 §3.2), revocation
 //! (RFC 7009), introspection (RFC 7662), server metadata (RFC 8414) and the JWK set.
 
 use super::Routes;
 
+pub mod authorize;
 pub mod introspect;
 pub mod jwks;
 pub mod metadata;
@@ -12,6 +14,7 @@ pub mod token;
 /// Every OAuth endpoint's routes.
 pub fn router() -> Routes {
     Routes::new()
+        .merge(authorize::router())
         .merge(token::router())
         .merge(revoke::router())
         .merge(introspect::router())
