@@ -312,7 +312,7 @@ mod tests {
         .render()
         .unwrap();
         assert!(!page.contains("<script>x"));
-        assert!(page.contains("&lt;script&gt;"));
+        assert!(page.contains("&#60;script&#62;"));
         assert!(!page.contains("a=\"b\""));
         assert!(page.contains("<title>Sign in</title>"));
         assert_eq!(page.matches("<form method=\"post\"").count(), 1);

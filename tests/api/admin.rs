@@ -32,6 +32,8 @@ fn new_client(id: &str) -> NewClient {
         refresh_ttl: None,
         max_refreshes: Some(3),
         grace_period: None,
+        public: false,
+        code_flow: Default::default(),
     }
 }
 

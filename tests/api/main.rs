@@ -8,8 +8,10 @@ mod helpers;
 mod postgres;
 
 mod admin;
+mod authorization_code;
 mod bearer;
 mod bodies;
+mod browser;
 mod cli;
 mod client_auth;
 mod client_credentials;

@@ -103,53 +103,50 @@ async fn post_authorize(
     let Some(issued) = fresh_issue_time(&state, form.get("issued"), now) else {
         return WebError::stale_form().into_response();
     };
+    let presented = form.take("csrf_token").unwrap_or_default();
+    let jar = jar(&state);
+    // The form token first: a forged form learns nothing, not even whether its
+    // request would be valid.
+    let step = form.get("step").unwrap_or_default().to_owned();
+    let session_token = cookies.get(jar.session_name()).map(session_token);
+    let key = match step.as_str() {
+        LOGIN => cookies.get(jar.form_key_name()).unwrap_or_default(),
+        CONSENT => session_token.as_ref().map_or("", SessionToken::expose),
+        _ => "",
+    };
+    if key.is_empty() || !csrf::verify(key, &step, issued, &raw, &presented) {
+        return WebError::stale_form().into_response();
+    }
     let request = match validated(&ctx, &raw).await {
         Ok(request) => request,
         Err(response) => return response,
     };
-    let presented = form.take("csrf_token").unwrap_or_default();
-    match form.get("step") {
-        Some(LOGIN) => {
-            let key = cookies.get(jar(&state).form_key_name()).unwrap_or_default();
-            if key.is_empty() || !csrf::verify(key, LOGIN, issued, &raw, &presented) {
-                return WebError::stale_form().into_response();
-            }
-            sign_in(&state, &ctx, &cookies, &request, form, now).await
+    if step == LOGIN {
+        return sign_in(&state, &ctx, &cookies, &request, form, now).await;
+    }
+    let session = match authorize::live_session(&ctx, session_token.as_ref(), now).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            let message = "Your sign-in has ended. Sign in again.";
+            return login_page(
+                &state,
+                &cookies,
+                &request,
+                Some(message),
+                StatusCode::OK,
+                now,
+            );
         }
-        Some(CONSENT) => {
-            let jar = jar(&state);
-            let Some(token) = cookies.get(jar.session_name()).map(session_token) else {
-                return WebError::stale_form().into_response();
-            };
-            if !csrf::verify(token.expose(), CONSENT, issued, &raw, &presented) {
-                return WebError::stale_form().into_response();
-            }
-            let session = match authorize::live_session(&ctx, Some(&token), now).await {
-                Ok(Some(session)) => session,
-                Ok(None) => {
-                    let message = "Your sign-in has ended. Sign in again.";
-                    return login_page(
-                        &state,
-                        &cookies,
-                        &request,
-                        Some(message),
-                        StatusCode::OK,
-                        now,
-                    );
-                }
-                Err(e) => return WebError::from(e).into_response(),
-            };
-            let allow = match form.get("decision") {
-                Some("allow") => true,
-                Some("deny") => false,
-                _ => return WebError::bad_request("Choose Allow or Deny.").into_response(),
-            };
-            match authorize::answer_consent(&ctx, &request, &session, allow, now).await {
-                Ok(location) => Redirect::see_other(location).into_response(),
-                Err(e) => WebError::from(e).into_response(),
-            }
-        }
-        _ => WebError::stale_form().into_response(),
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let allow = match form.get("decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return WebError::bad_request("Choose Allow or Deny.").into_response(),
+    };
+    match authorize::answer_consent(&ctx, &request, &session, allow, now).await {
+        Ok(location) => Redirect::see_other(location).into_response(),
+        Err(e) => WebError::from(e).into_response(),
     }
 }
 
