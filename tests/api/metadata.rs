@@ -32,10 +32,25 @@ async fn metadata_matches_the_configuration(db: Db) {
     );
     assert_eq!(b["jwks_uri"], "https://rotor.test/oauth2/jwks");
     assert_eq!(
-        b["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token", "client_credentials"])
+        b["authorization_endpoint"],
+        "https://rotor.test/oauth2/authorize"
     );
-    assert_eq!(b["response_types_supported"], serde_json::json!([]));
+    assert_eq!(
+        b["grant_types_supported"],
+        serde_json::json!([
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials"
+        ])
+    );
+    // RFC 8414 §2, RFC 7636 §4.2, RFC 9207 §3.
+    assert_eq!(b["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        b["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(b["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         b["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
@@ -58,7 +73,7 @@ async fn metadata_without_refresh_or_public_clients(db: Db) {
         .body;
     assert_eq!(
         b["grant_types_supported"],
-        serde_json::json!(["password", "client_credentials"])
+        serde_json::json!(["authorization_code", "password", "client_credentials"])
     );
     assert_eq!(
         b["token_endpoint_auth_methods_supported"],
