@@ -164,5 +164,7 @@ async fn methods_the_document_does_not_list_answer_405(db: Db) {
         }
     }
     // An undocumented path is the fallback.
-    assert!(is_fallback(&call(&app, "GET", "/oauth2/device_authorization").await));
+    assert!(is_fallback(
+        &call(&app, "GET", "/oauth2/device_authorization").await
+    ));
 }

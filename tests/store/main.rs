@@ -10,12 +10,12 @@ use rotor::{
     config::SigningAlg,
     crypto::{
         signing_key::StoredKey,
-        token::{RefreshToken, TokenHash},
+        token::{AuthorizationCode, RefreshToken, SessionToken, TokenHash},
     },
     store::{
         AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome, LoginAttempt,
-        NewAccessToken, NewFamily, NewRefreshToken, Outcome, Purged, Store, StoreError, Subject,
-        UserRecord,
+        NewAccessToken, NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken,
+        Outcome, Purged, Redeem, RedeemOutcome, Store, StoreError, Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -47,6 +47,11 @@ macro_rules! contract {
 }
 
 contract!(
+    a_code_is_redeemed_once_for_one_family,
+    a_code_of_an_ended_session_or_past_its_life_is_refused,
+    ending_a_session_revokes_its_families_that_are_not_offline,
+    consents_are_kept_per_user_and_client_until_withdrawn,
+    expired_codes_and_ended_sessions_are_purged,
     migrations_can_run_again,
     users_are_unique_by_name_and_can_be_disabled,
     clients_are_unique_by_id_and_removal_cascades_to_their_tokens,
@@ -1042,4 +1047,247 @@ async fn sqlite_upgrade_keeps_every_login(pool: sqlx::SqlitePool) {
             .unwrap();
         assert_eq!(left, 0, "{table} kept rows of a deleted user");
     }
+}
+
+/// A browser session of `user`; returns its id and cookie value.
+async fn browser_session(store: &dyn Store, user: &UserRecord) -> (Uuid, SessionToken) {
+    let token = SessionToken::generate();
+    let id = Uuid::new_v4();
+    store
+        .create_session(&NewBrowserSession {
+            id,
+            hash: token.hash(),
+            user_id: user.id,
+            created_at: now(),
+            expires_at: now() + Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+    (id, token)
+}
+
+/// A code of `session`, living `ttl`.
+async fn code(
+    store: &dyn Store,
+    user: &UserRecord,
+    session: Uuid,
+    ttl: Duration,
+) -> AuthorizationCode {
+    let code = AuthorizationCode::generate();
+    store
+        .create_code(&NewAuthorizationCode {
+            hash: code.hash(),
+            client_id: "app".into(),
+            user_id: user.id,
+            session_id: session,
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_sent: true,
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            scope: "read".into(),
+            offline: false,
+            created_at: now(),
+            expires_at: now() + ttl,
+        })
+        .await
+        .unwrap();
+    code
+}
+
+/// The exchange of `code` for a new family of `session`.
+fn redeem(
+    code: &AuthorizationCode,
+    user: &UserRecord,
+    session: Uuid,
+    offline: bool,
+) -> (Redeem, RefreshToken) {
+    let token = RefreshToken::generate();
+    let r = Redeem {
+        code: code.hash(),
+        now: now(),
+        family: NewFamily {
+            family_id: Uuid::new_v4(),
+            client_id: "app".into(),
+            user_id: Some(user.id),
+            scope: "read".into(),
+            created_at: now(),
+            session_id: Some(session),
+            offline,
+            expires_at: Some(now() + Duration::from_secs(3600)),
+            refresh: Some(refresh(&token)),
+            access: access(),
+        },
+    };
+    (r, token)
+}
+
+async fn a_code_is_redeemed_once_for_one_family(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (session, _) = browser_session(store.as_ref(), &user).await;
+    let code = code(store.as_ref(), &user, session, Duration::from_secs(60)).await;
+    let found = store.find_code(&code.hash()).await.unwrap().unwrap();
+    assert_eq!(found.username, "alice");
+    assert_eq!(found.session_id, session);
+    assert!(found.session_expires_at.is_some());
+    assert_eq!(found.used_at, None);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut families = Vec::new();
+    for _ in 0..12 {
+        let store = store.clone();
+        let (r, _) = redeem(&code, &user, session, false);
+        families.push(r.family.family_id);
+        tasks.spawn(async move { store.redeem_code(&r).await.unwrap() });
+    }
+    let outcomes = tasks.join_all().await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == RedeemOutcome::Redeemed)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let spent = store.find_code(&code.hash()).await.unwrap().unwrap();
+    let winner = spent.family_id.unwrap();
+    assert!(families.contains(&winner));
+    assert!(spent.used_at.is_some());
+    for o in outcomes.iter().filter(|o| **o != RedeemOutcome::Redeemed) {
+        assert_eq!(
+            *o,
+            RedeemOutcome::AlreadyUsed {
+                family_id: Some(winner)
+            }
+        );
+    }
+}
+
+async fn a_code_of_an_ended_session_or_past_its_life_is_refused(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (session, _) = browser_session(store.as_ref(), &user).await;
+    let expired = code(store.as_ref(), &user, session, Duration::ZERO).await;
+    let (r, _) = redeem(&expired, &user, session, false);
+    assert_eq!(store.redeem_code(&r).await.unwrap(), RedeemOutcome::Expired);
+    let unknown = AuthorizationCode::generate();
+    let (r, _) = redeem(&unknown, &user, session, false);
+    assert_eq!(store.redeem_code(&r).await.unwrap(), RedeemOutcome::Unknown);
+    let live = code(store.as_ref(), &user, session, Duration::from_secs(60)).await;
+    assert!(store.end_session(session, now()).await.unwrap());
+    let (r, refresh_token) = redeem(&live, &user, session, false);
+    assert_eq!(
+        store.redeem_code(&r).await.unwrap(),
+        RedeemOutcome::SessionEnded
+    );
+    // Nothing was stored for a refused redeem.
+    assert!(
+        store
+            .find_refresh_token(&refresh_token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .find_code(&live.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        None
+    );
+}
+
+async fn ending_a_session_revokes_its_families_that_are_not_offline(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (session, cookie) = browser_session(store.as_ref(), &user).await;
+    let online_code = code(store.as_ref(), &user, session, Duration::from_secs(60)).await;
+    let (r, online) = redeem(&online_code, &user, session, false);
+    assert_eq!(
+        store.redeem_code(&r).await.unwrap(),
+        RedeemOutcome::Redeemed
+    );
+    let offline_code = code(store.as_ref(), &user, session, Duration::from_secs(60)).await;
+    let (r, offline) = redeem(&offline_code, &user, session, true);
+    assert_eq!(
+        store.redeem_code(&r).await.unwrap(),
+        RedeemOutcome::Redeemed
+    );
+    let (_, detached) = login(store.as_ref(), &user).await;
+    let found = store
+        .find_refresh_token(&online.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.session_id, Some(session));
+    assert!(!found.offline);
+    assert!(found.family_expires_at.is_some());
+
+    assert!(store.end_session(session, now()).await.unwrap());
+    assert!(
+        !store.end_session(session, now()).await.unwrap(),
+        "ended once"
+    );
+
+    let revoked = |t: &RefreshToken| {
+        let store = store.clone();
+        let hash = t.hash();
+        async move {
+            store
+                .find_refresh_token(&hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .family_revoked
+        }
+    };
+    assert!(revoked(&online).await);
+    assert!(!revoked(&offline).await);
+    assert!(!revoked(&detached).await);
+    let ended = store.find_session(&cookie.hash()).await.unwrap().unwrap();
+    assert!(ended.ended_at.is_some());
+}
+
+async fn consents_are_kept_per_user_and_client_until_withdrawn(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    assert_eq!(store.find_consent(user.id, "app").await.unwrap(), None);
+    store
+        .grant_consent(user.id, "app", "read", now())
+        .await
+        .unwrap();
+    store
+        .grant_consent(user.id, "app", "read write", now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_consent(user.id, "app").await.unwrap().as_deref(),
+        Some("read write")
+    );
+    let listed = store.list_consents(user.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].client_id, "app");
+    assert!(store.revoke_consent(user.id, "app").await.unwrap());
+    assert!(!store.revoke_consent(user.id, "app").await.unwrap());
+    assert_eq!(store.find_consent(user.id, "app").await.unwrap(), None);
+}
+
+async fn expired_codes_and_ended_sessions_are_purged(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (session, cookie) = browser_session(store.as_ref(), &user).await;
+    let (_, kept_cookie) = browser_session(store.as_ref(), &user).await;
+    let old = code(store.as_ref(), &user, session, Duration::ZERO).await;
+    let fresh = code(store.as_ref(), &user, session, Duration::from_secs(600)).await;
+    store.end_session(session, now()).await.unwrap();
+    let later = now() + Duration::from_secs(10);
+    assert_eq!(
+        store.purge_codes_and_sessions(later, 1000).await.unwrap(),
+        2
+    );
+    assert!(store.find_code(&old.hash()).await.unwrap().is_none());
+    assert!(store.find_code(&fresh.hash()).await.unwrap().is_some());
+    assert!(store.find_session(&cookie.hash()).await.unwrap().is_none());
+    assert!(
+        store
+            .find_session(&kept_cookie.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
