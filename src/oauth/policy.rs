@@ -127,6 +127,27 @@ mod tests {
     }
 
     #[test]
+    fn an_offline_token_lives_the_offline_ttl_and_others_end_with_their_session() {
+        let settings = Settings::load(None).unwrap();
+        let mut c = client(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
+        c.0.code_flow.offline_ttl = Some(Duration::from_secs(30 * 24 * 3600));
+        let policy = RefreshPolicy::for_client(&settings, &c);
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let session_end = now + Duration::from_secs(600);
+        assert_eq!(
+            policy.expires_at(now, true, None),
+            now + Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            policy.expires_at(now, false, Some(session_end)),
+            session_end
+        );
+        assert_eq!(policy.expires_at(now, false, None), now + policy.ttl);
+        let default = RefreshPolicy::for_client(&settings, &client(vec![]));
+        assert_eq!(default.offline_ttl, DEFAULT_OFFLINE_TTL);
+    }
+
+    #[test]
     fn no_refresh_tokens_without_the_grant_the_switch_or_the_server() {
         let mut settings = Settings::load(None).unwrap();
         let without_grant = client(vec![GrantType::Password]);

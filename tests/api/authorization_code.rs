@@ -33,6 +33,7 @@ on_both_stores!(
     concurrent_exchanges_of_one_code_give_one_success,
     offline_access_needs_the_clients_switch,
     pages_carry_the_security_headers,
+    hostile_input_on_the_pages_is_a_page_never_a_500,
 );
 
 const CALLBACK: &str = "http://127.0.0.1/callback";
@@ -816,4 +817,61 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
     })
     .await;
     outputs.into_iter().map(Option::unwrap).collect()
+}
+
+async fn hostile_input_on_the_pages_is_a_page_never_a_500(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    flow_client(&app, "spa", |_| {}).await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&authorize("spa", &Pkce::new(), &[])).await;
+    let long = "x".repeat(5000);
+    // Act / Assert: NUL bytes, control characters and over-long values in the
+    // query and in both forms, on both stores (PostgreSQL refuses U+0000).
+    for path in [
+        "/oauth2/authorize?client_id=spa%00&response_type=code",
+        "/oauth2/authorize?client_id=%00",
+        "/oauth2/authorize?client_id=spa&state=%0d%0a",
+        "/oauth2/authorize?client_id=caf%C3%A9",
+        "/oauth2/authorize?client_id=%FF%FE",
+        &format!("/oauth2/authorize?client_id={long}"),
+    ] {
+        let seen = browser.get(path).await;
+        assert_eq!(seen.status, 400, "{path}: {}", seen.html);
+        assert_eq!(seen.location, None, "{path}");
+    }
+    for (name, value) in [
+        ("username", "alice\0"),
+        ("username", "al\u{0}ice"),
+        ("password", "pass\u{0}word"),
+        ("username", &*"é".repeat(300)),
+        ("request", "client_id=spa\u{0}"),
+        ("issued", "99999999999999999999999"),
+        ("step", "\u{0}"),
+    ] {
+        let mut form: Vec<(String, String)> = page
+            .hidden_inputs()
+            .into_iter()
+            .filter(|(n, _)| n != name)
+            .collect();
+        form.push((name.into(), value.into()));
+        if name != "username" {
+            form.push(("username".into(), USERNAME.into()));
+        }
+        if name != "password" {
+            form.push(("password".into(), PASSWORD.into()));
+        }
+        let seen = browser.post("/oauth2/authorize", &form).await;
+        assert!(
+            seen.status == 400 || seen.status == 200,
+            "{name}: {} {}",
+            seen.status,
+            seen.html
+        );
+        assert_eq!(seen.location, None, "{name}");
+    }
+    let seen = browser
+        .post("/oauth2/logout", &[("csrf_token".into(), "\u{0}".into())])
+        .await;
+    assert!(seen.status < 500);
 }
