@@ -140,6 +140,10 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled user again.
     Enable { username: String },
+    /// List the consents a user gave to third-party clients.
+    Consents { username: String },
+    /// Withdraw a user's consent to a client: the client asks again next time.
+    RevokeConsent { username: String, client_id: String },
 }
 
 /// `--since`: a duration ago, or an RFC 3339 moment.
