@@ -1,8 +1,8 @@
-//! The command line: serve, migrate, and the administration of clients, users,
-//! keys and the audit trail. clap reads only the command and `--config`; every
-//! setting comes from the configuration layers. This module dispatches: the
-//! commands are parsed in [`args`], the rules live in [`crate::admin`], and what is
-//! printed comes from [`render`].
+//! The command line: serve, migrate, the administration of clients, users, keys
+//! and the audit trail, and `rotor login` ([`login`]). clap reads only the command
+//! and `--config`; every setting comes from the configuration layers. This module
+//! dispatches: the commands are parsed in [`args`], the rules live in
+//! [`crate::admin`], and what is printed comes from [`render`].
 
 use std::{io::Read, path::Path, sync::Arc};
 
@@ -18,9 +18,13 @@ use crate::{
 };
 
 pub mod args;
+pub mod http_client;
+pub mod login;
 pub mod render;
 
-pub use args::{AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, UserCommand};
+pub use args::{
+    AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, LoginArgs, UserCommand,
+};
 
 /// Runs a parsed command line.
 ///
@@ -41,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &settings).await,
         Command::Keys(cmd) => keys(cmd, &settings).await,
         Command::Audit(query) => audit(query, &settings).await,
+        Command::Login(args) => login::run(args, &settings).await,
     }
 }
 
