@@ -87,7 +87,7 @@ fn code_flow(flow: &CodeFlowSettings) -> Option<String> {
 /// 90 days as months, hours and minutes).
 fn in_days(ttl: Duration) -> String {
     let secs = ttl.as_secs();
-    if secs % 86_400 == 0 {
+    if secs.is_multiple_of(86_400) {
         format!("{}days", secs / 86_400)
     } else {
         humantime::format_duration(ttl).to_string()
