@@ -54,6 +54,11 @@ impl ValidClient {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// How the client uses the authorization code flow.
+    pub fn code_flow(&self) -> &CodeFlowSettings {
+        &self.code_flow
+    }
 }
 
 impl NewClient {

@@ -1,10 +1,11 @@
-//! Administration: the rules for registering clients and managing users, over
-//! `&dyn Store` and the password hasher. The command line uses it today and a web
-//! console will tomorrow, so it knows nothing of either: no clap, no axum, no
-//! printing. Errors are typed ([`AdminError`]); their messages are what an operator
-//! reads.
+//! Administration: the rules for registering clients and managing users and their
+//! consents, over `&dyn Store` and the password hasher. The command line uses it
+//! today and a web console will tomorrow, so it knows nothing of either: no clap,
+//! no axum, no printing. Errors are typed ([`AdminError`]); their messages are
+//! what an operator reads.
 
 pub mod clients;
+pub mod consents;
 pub mod users;
 
 use std::fmt;
@@ -62,6 +63,9 @@ pub enum AdminError {
     /// No user has this name.
     #[error("no user {0:?}")]
     NoSuchUser(String),
+    /// The user gave this client no consent.
+    #[error("user {username:?} has given client {client_id:?} no consent")]
+    NoSuchConsent { username: String, client_id: String },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -85,8 +89,18 @@ impl fmt::Debug for DemoCredentials {
 /// The id of the demo client and the name of the demo user.
 pub const DEMO: &str = "demo";
 
-/// On first start, a demo client (every grant type, scopes `read write`) and a
-/// demo user, so that a newcomer gets tokens at once.
+/// The id of the demo public client of the authorization code flow, for
+/// `rotor login`.
+pub const DEMO_PUBLIC: &str = "demo-cli";
+
+/// The redirect URI of [`DEMO_PUBLIC`]: loopback, so any port matches (RFC 8252
+/// §7.3) and `rotor login` listens wherever the system lets it.
+pub const DEMO_PUBLIC_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+/// On first start, a demo client (the password and refresh grants, scopes `read
+/// write`), a demo user, and a demo public client of the authorization code flow
+/// ([`DEMO_PUBLIC`]: first party, PKCE, loopback redirect), so that a newcomer
+/// gets tokens at once, by curl or by `rotor login`.
 ///
 /// # Errors
 /// The store or the hasher failed. `Ok(None)` when the demo client exists already:
@@ -125,8 +139,50 @@ pub async fn create_demo(
         now,
     )
     .await?;
+    clients::create(store, demo_public_client()?, None, now).await?;
     Ok(Some(DemoCredentials {
         client_secret,
         password,
     }))
+}
+
+/// [`DEMO_PUBLIC`]: what `rotor client add demo-cli --public --grants
+/// authorization_code,refresh_token --scopes 'read write' --redirect-uri
+/// http://127.0.0.1/callback` registers.
+fn demo_public_client() -> Result<clients::ValidClient, AdminError> {
+    clients::NewClient {
+        id: DEMO_PUBLIC.into(),
+        grant_types: vec![
+            GrantType::AuthorizationCode.as_str().to_owned(),
+            GrantType::RefreshToken.as_str().to_owned(),
+        ],
+        scopes: "read write".into(),
+        refresh_tokens: true,
+        refresh_ttl: None,
+        max_refreshes: None,
+        grace_period: None,
+        public: true,
+        code_flow: CodeFlowSettings {
+            redirect_uris: vec![DEMO_PUBLIC_REDIRECT_URI.into()],
+            ..CodeFlowSettings::default()
+        },
+    }
+    .validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Consent, Pkce};
+
+    #[test]
+    fn the_demo_public_client_is_a_first_party_pkce_client_of_the_loopback() {
+        let client = demo_public_client().unwrap();
+        assert_eq!(client.id(), DEMO_PUBLIC);
+        let flow = client.code_flow();
+        assert_eq!(flow.redirect_uris, [DEMO_PUBLIC_REDIRECT_URI]);
+        assert_eq!(flow.consent, Consent::FirstParty);
+        assert_eq!(flow.pkce, Pkce::Required);
+        assert!(!flow.offline_access);
+    }
 }

@@ -35,6 +35,33 @@ pub enum Command {
     /// List audit events, newest first: issuance, refresh, reuse detection,
     /// revocation, failed logins and lockouts.
     Audit(AuditArgs),
+    /// Sign in through a browser with the authorization code flow and PKCE, and
+    /// print the token response (like `gh auth login`).
+    Login(LoginArgs),
+}
+
+/// `rotor login`: the authorize URL goes to standard error, on a line of its own,
+/// and the token response to standard output as JSON. The endpoints are
+/// `tokens.issuer` + `/oauth2/authorize` and `/oauth2/token`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The client to sign in with; its redirect URIs must include
+    /// http://127.0.0.1/callback (loopback: any port matches).
+    #[arg(long, value_name = "ID")]
+    pub client: String,
+    /// The scopes to ask for (space-separated); the client's scopes when left out.
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: Option<String>,
+    /// How long to wait for the browser to come back.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// A confidential client: read its secret from standard input (sent with HTTP
+    /// Basic).
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Also trust the CA certificates in this PEM file for an https issuer.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +167,10 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled user again.
     Enable { username: String },
+    /// List the consents a user gave to third-party clients.
+    Consents { username: String },
+    /// Withdraw a user's consent to a client: the client asks again next time.
+    RevokeConsent { username: String, client_id: String },
 }
 
 /// `--since`: a duration ago, or an RFC 3339 moment.

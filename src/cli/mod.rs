@@ -1,15 +1,15 @@
-//! The command line: serve, migrate, and the administration of clients, users,
-//! keys and the audit trail. clap reads only the command and `--config`; every
-//! setting comes from the configuration layers. This module dispatches: the
-//! commands are parsed in [`args`], the rules live in [`crate::admin`], and what is
-//! printed comes from [`render`].
+//! The command line: serve, migrate, the administration of clients, users, keys
+//! and the audit trail, and `rotor login` ([`login`]). clap reads only the command
+//! and `--config`; every setting comes from the configuration layers. This module
+//! dispatches: the commands are parsed in [`args`], the rules live in
+//! [`crate::admin`], and what is printed comes from [`render`].
 
-use std::{io::Read, sync::Arc};
+use std::{io::Read, path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
 
 use crate::{
-    admin::{self, clients, users},
+    admin::{self, clients, consents, users},
     app::Application,
     config::Settings,
     crypto::password::PasswordHasher,
@@ -18,9 +18,13 @@ use crate::{
 };
 
 pub mod args;
+pub mod http_client;
+pub mod login;
 pub mod render;
 
-pub use args::{AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, UserCommand};
+pub use args::{
+    AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, LoginArgs, UserCommand,
+};
 
 /// Runs a parsed command line.
 ///
@@ -30,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init_with_format(&settings.log.filter, settings.log.format, std::io::stderr);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => serve(settings, cli.config.as_deref()).await,
         Command::Migrate => {
             let store = open_store(&settings, false).await?;
             store.migrate().await.context("running migrations")?;
@@ -41,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &settings).await,
         Command::Keys(cmd) => keys(cmd, &settings).await,
         Command::Audit(query) => audit(query, &settings).await,
+        Command::Login(args) => login::run(args, &settings).await,
     }
 }
 
@@ -57,7 +62,7 @@ async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dy
     Ok(store)
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
     let state = app.state().clone();
@@ -73,7 +78,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if state.store.is_empty().await? {
         let now = time::OffsetDateTime::now_utc();
         if let Some(demo) = admin::create_demo(state.store.as_ref(), &state.hasher, now).await? {
-            print!("{}", render::first_start(&demo, addr));
+            let issuer = &state.settings.tokens.issuer;
+            print!("{}", render::first_start(&demo, addr, config, issuer));
         }
     }
     tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
@@ -175,6 +181,17 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
         UserCommand::List => print!("{}", render::users(&users::list(store.as_ref()).await?)),
         UserCommand::Disable { username } => set_disabled(store.as_ref(), &username, true).await?,
         UserCommand::Enable { username } => set_disabled(store.as_ref(), &username, false).await?,
+        UserCommand::Consents { username } => print!(
+            "{}",
+            render::consents(&consents::list(store.as_ref(), &username).await?)
+        ),
+        UserCommand::RevokeConsent {
+            username,
+            client_id,
+        } => {
+            consents::revoke(store.as_ref(), &username, &client_id).await?;
+            print!("{}", render::consent_revoked(&username, &client_id));
+        }
     }
     Ok(())
 }

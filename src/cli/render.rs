@@ -1,19 +1,21 @@
 //! What the command line prints: tables and confirmations, as text ending in a
 //! newline. No rule is decided here.
 
-use std::{fmt::Write, net::SocketAddr, time::Duration};
+use std::{fmt::Write, net::SocketAddr, path::Path, time::Duration};
 
 use crate::{
-    admin::{DEMO, DemoCredentials, users::NewPassword},
+    admin::{DEMO, DEMO_PUBLIC, DemoCredentials, users::NewPassword},
     crypto::{signing_key::StoredKey, token::ClientSecret},
-    store::{AuditEvent, ClientRecord, UserRecord},
+    oauth::policy::DEFAULT_OFFLINE_TTL,
+    store::{AuditEvent, ClientRecord, CodeFlowSettings, Consent, ConsentRecord, Pkce, UserRecord},
 };
 
-/// `client list`.
+/// `client list`: one line per client; the last column is the authorization
+/// code flow (`-` for a client without redirect URIs, which cannot use it).
 pub fn clients(clients: &[ClientRecord]) -> String {
     let mut out = format!(
-        "{:<24} {:<12} {:<26} {:<20} REFRESH\n",
-        "CLIENT_ID", "TYPE", "GRANTS", "SCOPES"
+        "{:<24} {:<12} {:<26} {:<20} {:<26} CODE_FLOW\n",
+        "CLIENT_ID", "TYPE", "GRANTS", "SCOPES", "REFRESH"
     );
     for c in clients {
         let refresh = if c.refresh_tokens {
@@ -29,7 +31,7 @@ pub fn clients(clients: &[ClientRecord]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<24} {:<12} {:<26} {:<20} {}",
+            "{:<24} {:<12} {:<26} {:<20} {:<26} {}",
             c.id,
             if c.is_public() {
                 "public"
@@ -42,16 +44,60 @@ pub fn clients(clients: &[ClientRecord]) -> String {
                 .collect::<Vec<_>>()
                 .join(","),
             c.scopes.join(" "),
-            refresh
+            refresh,
+            code_flow(&c.code_flow).unwrap_or_else(|| "-".into()),
         );
     }
     out
 }
 
+/// A client's code-flow settings on one line, e.g. `first-party pkce=required
+/// offline=off redirect=http://127.0.0.1/callback`; `None` without redirect URIs.
+fn code_flow(flow: &CodeFlowSettings) -> Option<String> {
+    if flow.redirect_uris.is_empty() {
+        return None;
+    }
+    let mut line = format!(
+        "{} pkce={} offline={}",
+        match flow.consent {
+            Consent::FirstParty => "first-party",
+            Consent::ThirdParty => "third-party",
+        },
+        match flow.pkce {
+            Pkce::Required => "required",
+            Pkce::Optional => "optional",
+        },
+        if flow.offline_access {
+            format!(
+                "on ttl={}",
+                in_days(flow.offline_ttl.unwrap_or(DEFAULT_OFFLINE_TTL))
+            )
+        } else {
+            "off".into()
+        },
+    );
+    if flow.refresh_requires_offline {
+        line.push_str(" refresh=offline-only");
+    }
+    let _ = write!(line, " redirect={}", flow.redirect_uris.join(","));
+    Some(line)
+}
+
+/// A lifetime counted in days, as `--offline-ttl` takes it (humantime would write
+/// 90 days as months, hours and minutes).
+fn in_days(ttl: Duration) -> String {
+    let secs = ttl.as_secs();
+    if secs.is_multiple_of(86_400) {
+        format!("{}days", secs / 86_400)
+    } else {
+        humantime::format_duration(ttl).to_string()
+    }
+}
+
 /// `client add`: a generated secret is shown here, once; a secret read from stdin
-/// is not repeated.
+/// is not repeated. A client of the code flow also gets a line of its settings.
 pub fn client_added(client: &ClientRecord, generated_secret: Option<&ClientSecret>) -> String {
-    match generated_secret {
+    let mut out = match generated_secret {
         Some(secret) => format!(
             "client {} added\nclient_secret: {}\n(shown only once)\n",
             client.id,
@@ -59,7 +105,11 @@ pub fn client_added(client: &ClientRecord, generated_secret: Option<&ClientSecre
         ),
         None if client.is_public() => format!("client {} added (public)\n", client.id),
         None => format!("client {} added (confidential)\n", client.id),
+    };
+    if let Some(line) = code_flow(&client.code_flow) {
+        let _ = writeln!(out, "code flow: {line}");
     }
+    out
 }
 
 /// `client remove`.
@@ -101,6 +151,31 @@ pub fn user_disabled(username: &str, disabled: bool) -> String {
     )
 }
 
+/// `user consents`.
+pub fn consents(consents: &[ConsentRecord]) -> String {
+    let mut out = format!("{:<24} {:<26} SCOPES\n", "CLIENT_ID", "GRANTED");
+    for c in consents {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<26} {}",
+            c.client_id,
+            rfc3339(c.granted_at),
+            c.scope
+        );
+    }
+    out
+}
+
+/// `user revoke-consent`.
+pub fn consent_revoked(username: &str, client_id: &str) -> String {
+    format!("consent of user {username} to client {client_id} withdrawn\n")
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
 /// `keys list`.
 pub fn keys(keys: &[StoredKey]) -> String {
     let mut out = format!("{:<45} {:<6} CREATED\n", "KID", "ALG");
@@ -132,13 +207,10 @@ pub fn audit(events: &[AuditEvent]) -> String {
         "AT", "KIND", "OUTCOME", "USER", "CLIENT", "IP"
     );
     for e in events {
-        let at =
-            e.at.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| e.at.to_string());
         let _ = writeln!(
             out,
             "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {}",
-            at,
+            rfc3339(e.at),
             e.kind.as_str(),
             e.outcome.as_str(),
             e.username.as_deref().unwrap_or("-"),
@@ -151,21 +223,46 @@ pub fn audit(events: &[AuditEvent]) -> String {
     out
 }
 
-/// The first-start banner: the demo credentials, shown once, and a curl command
-/// that gets tokens from the server listening on `addr`.
-pub fn first_start(demo: &DemoCredentials, addr: SocketAddr) -> String {
+/// The first-start banner: the demo credentials, shown once, a curl command that
+/// gets tokens from the server listening on `addr`, and the `rotor login` command
+/// that signs the demo user in through a browser with the demo public client.
+/// `config` is the `--config` file the server was started with, which `rotor
+/// login` needs to find the same `tokens.issuer`.
+pub fn first_start(
+    demo: &DemoCredentials,
+    addr: SocketAddr,
+    config: Option<&Path>,
+    issuer: &str,
+) -> String {
     let host = if addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
     };
+    let config = config.map_or_else(String::new, |path| {
+        format!(" --config {}", shell_quote(&path.to_string_lossy()))
+    });
     format!(
         "\nFirst start: created a demo client and user. These credentials are shown only once.\n\
          \n  client_id:     {DEMO}\n  client_secret: {secret}\n  username:      {DEMO}\n  password:      {password}\n\
-         \nGet tokens:\n\n  curl -s -u '{DEMO}:{secret}' -d grant_type=password -d username={DEMO} -d 'password={password}' http://{host}/oauth2/token\n\n",
+         \nGet tokens:\n\n  curl -s -u '{DEMO}:{secret}' -d grant_type=password -d username={DEMO} -d 'password={password}' http://{host}/oauth2/token\n\
+         \nOr sign in as {DEMO} through a browser, with the public client {DEMO_PUBLIC} (authorization\n\
+         code flow with PKCE, at {issuer}/oauth2/authorize from tokens.issuer):\n\
+         \n  rotor login --client {DEMO_PUBLIC}{config}\n\n",
         secret = demo.client_secret.expose(),
         password = demo.password.expose(),
+        issuer = issuer.trim_end_matches('/'),
     )
+}
+
+/// `text` as one word of a POSIX shell command line.
+fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:@,%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -195,9 +292,9 @@ mod tests {
         let table = clients(&[client("app", true, true), client("spa", false, false)]);
         assert_eq!(
             table,
-            "CLIENT_ID                TYPE         GRANTS                     SCOPES               REFRESH\n\
-             app                      confidential password,refresh_token     read write           on ttl=30days max=default\n\
-             spa                      public       password,refresh_token     read write           off\n"
+            "CLIENT_ID                TYPE         GRANTS                     SCOPES               REFRESH                    CODE_FLOW\n\
+             app                      confidential password,refresh_token     read write           on ttl=30days max=default  -\n\
+             spa                      public       password,refresh_token     read write           off                        -\n"
         );
     }
 
@@ -228,13 +325,101 @@ mod tests {
             client_secret: ClientSecret::generate(),
             password: NewPassword::generate(),
         };
-        let banner = first_start(&demo, "0.0.0.0:8080".parse().unwrap());
+        let banner = first_start(&demo, "0.0.0.0:8080".parse().unwrap(), None, "http://x");
         assert!(banner.contains(&format!(
             "curl -s -u 'demo:{}' -d grant_type=password -d username=demo -d 'password={}' http://127.0.0.1:8080/oauth2/token\n",
             demo.client_secret.expose(),
             demo.password.expose()
         )));
-        let banner = first_start(&demo, "192.0.2.7:9000".parse().unwrap());
+        let banner = first_start(&demo, "192.0.2.7:9000".parse().unwrap(), None, "http://x");
         assert!(banner.contains("http://192.0.2.7:9000/oauth2/token"));
+    }
+
+    #[test]
+    fn the_first_start_banner_shows_rotor_login_with_the_servers_config_file() {
+        let demo = DemoCredentials {
+            client_secret: ClientSecret::generate(),
+            password: NewPassword::generate(),
+        };
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        let issuer = "https://auth.example.com/";
+        let banner = first_start(&demo, addr, None, issuer);
+        assert!(
+            banner.contains("\n  rotor login --client demo-cli\n"),
+            "{banner}"
+        );
+        assert!(
+            banner.contains("https://auth.example.com/oauth2/authorize"),
+            "{banner}"
+        );
+        let banner = first_start(
+            &demo,
+            addr,
+            Some(Path::new("/etc/rotor/rotor.toml")),
+            issuer,
+        );
+        assert!(
+            banner.contains("\n  rotor login --client demo-cli --config /etc/rotor/rotor.toml\n")
+        );
+        let banner = first_start(&demo, addr, Some(Path::new("my conf/it's.toml")), issuer);
+        assert!(
+            banner.contains(r"--config 'my conf/it'\''s.toml'"),
+            "{banner}"
+        );
+    }
+
+    #[test]
+    fn a_code_flow_client_shows_its_settings_on_its_line() {
+        let mut spa = client("spa", false, true);
+        spa.code_flow = CodeFlowSettings {
+            redirect_uris: vec![
+                "http://127.0.0.1/cb".into(),
+                "https://app.example/cb".into(),
+            ],
+            consent: Consent::ThirdParty,
+            pkce: Pkce::Required,
+            offline_access: true,
+            offline_ttl: None,
+            refresh_requires_offline: true,
+        };
+        let table = clients(&[spa.clone()]);
+        assert!(
+            table.lines().nth(1).unwrap().ends_with(
+                " on ttl=30days max=default  third-party pkce=required offline=on ttl=90days \
+                 refresh=offline-only redirect=http://127.0.0.1/cb,https://app.example/cb"
+            ),
+            "{table}"
+        );
+        let mut app = client("app", true, true);
+        app.code_flow.redirect_uris = vec!["https://app.example/cb".into()];
+        app.code_flow.pkce = Pkce::Optional;
+        app.code_flow.offline_access = true;
+        app.code_flow.offline_ttl = Some(Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            client_added(&app, None),
+            "client app added (confidential)\n\
+             code flow: first-party pkce=optional offline=on ttl=7days redirect=https://app.example/cb\n"
+        );
+        assert_eq!(
+            client_added(&spa, None).lines().nth(1),
+            Some(
+                "code flow: third-party pkce=required offline=on ttl=90days refresh=offline-only \
+                 redirect=http://127.0.0.1/cb,https://app.example/cb"
+            )
+        );
+    }
+
+    #[test]
+    fn consents_are_listed_with_their_time_and_scopes() {
+        let table = consents(&[ConsentRecord {
+            client_id: "partner".into(),
+            scope: "read offline_access".into(),
+            granted_at: time::OffsetDateTime::UNIX_EPOCH,
+        }]);
+        assert_eq!(
+            table,
+            "CLIENT_ID                GRANTED                    SCOPES\n\
+             partner                  1970-01-01T00:00:00Z       read offline_access\n"
+        );
     }
 }
