@@ -91,6 +91,21 @@ pub async fn add(
     password: &NewPassword,
     now: OffsetDateTime,
 ) -> Result<(), AdminError> {
+    add_with_role(store, hasher, username, password, false, now).await
+}
+
+/// Adds a user, an admin of the console and the admin API when `admin`.
+///
+/// # Errors
+/// [`AdminError::UserExists`], the hasher failed, or the store failed.
+pub async fn add_with_role(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    username: &Username,
+    password: &NewPassword,
+    admin: bool,
+    now: OffsetDateTime,
+) -> Result<(), AdminError> {
     let hasher = hasher.clone();
     let password = Password::new(password.0.clone());
     let password_hash = tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
@@ -101,6 +116,7 @@ pub async fn add(
         username: username.0.clone(),
         password_hash,
         disabled: false,
+        admin,
         created_at: now,
     };
     match store.create_user(&record).await {
@@ -129,6 +145,18 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> Result<(), AdminError> {
     match store.set_user_disabled(username, disabled).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchUser(username.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Grants (`admin`) or withdraws the admin role.
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], or the store failed.
+pub async fn set_admin(store: &dyn Store, username: &str, admin: bool) -> Result<(), AdminError> {
+    match store.set_user_admin(username, admin).await {
         Ok(()) => Ok(()),
         Err(StoreError::NotFound) => Err(AdminError::NoSuchUser(username.to_owned())),
         Err(e) => Err(e.into()),

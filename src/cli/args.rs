@@ -160,6 +160,9 @@ pub enum UserCommand {
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// An admin: may use the admin console and the admin API.
+        #[arg(long)]
+        admin: bool,
     },
     /// List users.
     List,
@@ -171,6 +174,10 @@ pub enum UserCommand {
     Consents { username: String },
     /// Withdraw a user's consent to a client: the client asks again next time.
     RevokeConsent { username: String, client_id: String },
+    /// Give a user the admin role (the console and the admin API).
+    GrantAdmin { username: String },
+    /// Take the admin role away; the user's admin tokens stop working at once.
+    RevokeAdmin { username: String },
 }
 
 /// `--since`: a duration ago, or an RFC 3339 moment.

@@ -160,6 +160,7 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
         UserCommand::Add {
             username,
             password_stdin,
+            admin,
         } => {
             let username = users::Username::parse(&username)?;
             let (password, generated) = if password_stdin {
@@ -172,7 +173,7 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
             };
             let hasher = PasswordHasher::new(&settings.passwords)?;
             let now = time::OffsetDateTime::now_utc();
-            users::add(store.as_ref(), &hasher, &username, &password, now).await?;
+            users::add_with_role(store.as_ref(), &hasher, &username, &password, admin, now).await?;
             print!(
                 "{}",
                 render::user_added(username.as_str(), generated.then_some(&password))
@@ -181,6 +182,14 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
         UserCommand::List => print!("{}", render::users(&users::list(store.as_ref()).await?)),
         UserCommand::Disable { username } => set_disabled(store.as_ref(), &username, true).await?,
         UserCommand::Enable { username } => set_disabled(store.as_ref(), &username, false).await?,
+        UserCommand::GrantAdmin { username } => {
+            users::set_admin(store.as_ref(), &username, true).await?;
+            println!("user {username:?} is an admin");
+        }
+        UserCommand::RevokeAdmin { username } => {
+            users::set_admin(store.as_ref(), &username, false).await?;
+            println!("user {username:?} is no longer an admin");
+        }
         UserCommand::Consents { username } => print!(
             "{}",
             render::consents(&consents::list(store.as_ref(), &username).await?)
@@ -245,6 +254,7 @@ async fn audit(query: AuditArgs, settings: &Settings) -> anyhow::Result<()> {
         .audit_events(&crate::store::AuditFilter {
             username: query.user,
             client_id: query.client,
+            family_id: None,
             since,
             limit: query.limit,
         })

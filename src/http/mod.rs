@@ -25,6 +25,7 @@ use crate::{
     store::Store,
 };
 
+pub mod admin_api;
 pub mod api;
 pub mod cache;
 pub mod error;
@@ -77,6 +78,7 @@ fn routes(settings: &Settings) -> Routes {
     Routes::new()
         .merge(oauth::router())
         .merge(api::router())
+        .merge(admin_api::router())
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
         .merge(pages::router())

@@ -73,6 +73,29 @@ impl Routes {
         routes
     }
 
+    /// Serves `methods` on `path` with `method_router` (a resource of the admin
+    /// API: e.g. GET and DELETE). Any other method answers 405 with `Allow` listing
+    /// them.
+    pub fn resource(
+        mut self,
+        path: &'static str,
+        methods: &[Method],
+        allow: &'static str,
+        method_router: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(
+            path,
+            method_router.fallback(move || async move { OAuthError::MethodNotAllowed { allow } }),
+        );
+        for method in methods {
+            self.operations.push(Operation {
+                method: method.clone(),
+                path,
+            });
+        }
+        self
+    }
+
     /// Adds the routes of another module.
     ///
     /// # Panics

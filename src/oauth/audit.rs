@@ -28,7 +28,14 @@ impl Audit {
             family_id: None,
             ip: ctx.client_ip.map(|ip| ip.to_string()),
             outcome,
+            target: None,
         })
+    }
+
+    /// What an admin change was about.
+    pub fn target(mut self, target: impl Into<String>) -> Audit {
+        self.0.target = Some(target.into());
+        self
     }
 
     /// The user named in the request (it may not exist).

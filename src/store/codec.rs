@@ -12,8 +12,8 @@ use super::{
     StoreError, StoreResult,
     records::{
         AccessTokenRecord, AuditEvent, AuditKind, AuthorizationCodeRecord, BrowserSessionRecord,
-        ClientRecord, CodeFlowSettings, Consent, ConsentRecord, ConsumeOutcome, LoginAttempt,
-        Outcome, Pkce, RefreshTokenRecord, Subject, UserRecord,
+        ClientRecord, CodeFlowSettings, Consent, ConsentRecord, ConsumeOutcome, FamilyRecord,
+        LoginAttempt, Outcome, Pkce, RefreshTokenRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -139,6 +139,7 @@ pub(crate) struct UserRow<U, T> {
     username: String,
     password_hash: String,
     disabled: bool,
+    admin: bool,
     created_at: T,
 }
 
@@ -150,6 +151,7 @@ impl<U: DbUuid, T: DbTime> TryFrom<UserRow<U, T>> for UserRecord {
             username: r.username,
             password_hash: r.password_hash,
             disabled: r.disabled,
+            admin: r.admin,
             created_at: r.created_at.into_time()?,
         })
     }
@@ -414,6 +416,45 @@ impl<T: DbTime> TryFrom<ConsentRow<T>> for ConsentRecord {
     }
 }
 
+/// The columns of [`FamilyRecord`], selected the same way by both backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FamilyRow<U, T, N> {
+    id: U,
+    client_id: String,
+    user_id: Option<U>,
+    username: Option<String>,
+    scope: String,
+    refresh_count: N,
+    created_at: T,
+    revoked_at: Option<T>,
+    session_id: Option<U>,
+    offline: bool,
+    live: bool,
+}
+
+impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<FamilyRow<U, T, N>> for FamilyRecord {
+    type Error = StoreError;
+    fn try_from(r: FamilyRow<U, T, N>) -> StoreResult<Self> {
+        Ok(FamilyRecord {
+            id: r.id.into_uuid()?,
+            subject: subject(&r.client_id, r.user_id, r.username)?,
+            client_id: r.client_id,
+            scope: r.scope,
+            refresh_count: r.refresh_count.into_count("refresh_count")?,
+            created_at: r.created_at.into_time()?,
+            revoked_at: opt(r.revoked_at, DbTime::into_time)?,
+            session_id: opt(r.session_id, DbUuid::into_uuid)?,
+            offline: r.offline,
+            live: r.live,
+        })
+    }
+}
+
+/// The family columns both backends select, with `?1`/`$1` the time `live` is
+/// judged at. `f` is `token_families`, `u` the left-joined `users`.
+pub(crate) const FAMILY_COLUMNS: &str = "f.id, f.client_id, f.user_id, u.username, f.scope, \
+     f.refresh_count, f.created_at, f.revoked_at, f.session_id, f.offline";
+
 /// What a refused redeem found: the code's state under the write lock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RedeemFacts<U> {
@@ -472,6 +513,7 @@ pub(crate) struct AuditRow<U, T> {
     family_id: Option<U>,
     ip: Option<String>,
     outcome: String,
+    target: Option<String>,
 }
 
 impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEvent {
@@ -487,6 +529,7 @@ impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEvent {
             ip: r.ip,
             outcome: Outcome::parse(&r.outcome)
                 .ok_or_else(|| StoreError::Corrupt(format!("audit outcome {:?}", r.outcome)))?,
+            target: r.target,
         })
     }
 }

@@ -54,6 +54,8 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
     /// Disables or enables a user. `NotFound` when there is no such user.
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()>;
+    /// Grants or withdraws the admin role. `NotFound` when there is no such user.
+    async fn set_user_admin(&self, username: &str, admin: bool) -> StoreResult<()>;
 }
 
 /// Registered clients.
@@ -90,6 +92,16 @@ pub trait FamilyStore: Send + Sync {
     /// retry answers its tokens keep, in one transaction. Returns whether it was
     /// live before.
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// A user's families, newest first, at most `limit`.
+    async fn list_families(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<FamilyRecord>>;
+    /// One family.
+    async fn find_family(&self, id: Uuid, now: OffsetDateTime)
+    -> StoreResult<Option<FamilyRecord>>;
     /// Families that are not revoked and still hold an unspent, unexpired refresh
     /// token or an unexpired access token.
     async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64>;

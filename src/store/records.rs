@@ -16,6 +16,8 @@ pub struct UserRecord {
     /// argon2id PHC string.
     pub password_hash: String,
     pub disabled: bool,
+    /// May use the admin console and the admin API.
+    pub admin: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -27,6 +29,7 @@ impl fmt::Debug for UserRecord {
             .field("username", &self.username)
             .field("password_hash", &"[redacted]")
             .field("disabled", &self.disabled)
+            .field("admin", &self.admin)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -413,11 +416,13 @@ pub enum AuditKind {
     Consent,
     /// An authorization code was presented again.
     CodeReuse,
+    /// An admin changed something (see the event's target).
+    AdminChange,
 }
 
 impl AuditKind {
     /// Every kind, for parsing.
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 11] = [
         AuditKind::Login,
         AuditKind::LoginFailed,
         AuditKind::Lockout,
@@ -428,6 +433,7 @@ impl AuditKind {
         AuditKind::Logout,
         AuditKind::Consent,
         AuditKind::CodeReuse,
+        AuditKind::AdminChange,
     ];
 
     /// The stored and logged name.
@@ -443,6 +449,7 @@ impl AuditKind {
             AuditKind::Logout => "logout",
             AuditKind::Consent => "consent",
             AuditKind::CodeReuse => "code_reuse",
+            AuditKind::AdminChange => "admin_change",
         }
     }
 
@@ -522,6 +529,9 @@ pub struct AuditEvent {
     pub family_id: Option<Uuid>,
     pub ip: Option<String>,
     pub outcome: Outcome,
+    /// What an admin change was about: `client ID`, `user NAME`, `family ID`,
+    /// `setting KEY`, `key KID`.
+    pub target: Option<String>,
 }
 
 /// Which audit events to list.
@@ -529,8 +539,38 @@ pub struct AuditEvent {
 pub struct AuditFilter {
     pub username: Option<String>,
     pub client_id: Option<String>,
+    /// Events of one family: its chain.
+    pub family_id: Option<Uuid>,
     pub since: Option<OffsetDateTime>,
     pub limit: u32,
+}
+
+/// A token family (one login) as an admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRecord {
+    pub id: Uuid,
+    pub client_id: String,
+    pub subject: Subject,
+    pub scope: String,
+    pub refresh_count: u32,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub session_id: Option<Uuid>,
+    pub offline: bool,
+    /// Whether an unspent, unexpired refresh token or an unexpired access token of
+    /// it remains.
+    pub live: bool,
+}
+
+impl FamilyRecord {
+    /// `revoked`, `active` or `expired`.
+    pub fn state(&self) -> &'static str {
+        match (self.revoked_at, self.live) {
+            (Some(_), _) => "revoked",
+            (None, true) => "active",
+            (None, false) => "expired",
+        }
+    }
 }
 
 /// What one [`CleanupStore::purge_expired`](super::CleanupStore) batch removed.

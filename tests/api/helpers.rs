@@ -352,6 +352,7 @@ pub async fn add_user(store: &dyn Store, settings: &Settings, username: &str, pa
                 .hash_blocking(&Password::new(password.into()))
                 .unwrap(),
             disabled: false,
+            admin: false,
             created_at: time::OffsetDateTime::now_utc(),
         })
         .await

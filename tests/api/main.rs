@@ -8,6 +8,7 @@ mod helpers;
 mod postgres;
 
 mod admin;
+mod admin_api;
 mod authorization_code;
 mod bearer;
 mod bodies;

@@ -103,6 +103,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
         username: "alice".into(),
         password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
         disabled: false,
+        admin: false,
         created_at: now(),
     };
     store.create_user(&user).await.unwrap();
@@ -178,6 +179,7 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshT
             family_id: Some(family_id),
             ip: Some("192.0.2.1".into()),
             outcome: Outcome::Success,
+            target: None,
         },
     };
     (r, next)
@@ -869,6 +871,7 @@ async fn old_audit_events_and_ended_lockout_counters_are_purged(store: Arc<dyn S
                 family_id: None,
                 ip: None,
                 outcome: Outcome::InvalidCredentials,
+                target: None,
             })
             .await
             .unwrap();

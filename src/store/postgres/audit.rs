@@ -17,8 +17,8 @@ impl AuditStore for PgStore {
         retry_rolled_back(move || async move {
             // language=PostgreSQL
             sqlx::query(
-                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-                   values ($1, $2, $3, $4, $5, $6, $7)"#,
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
             )
             .bind(e.at)
             .bind(e.kind.as_str())
@@ -27,6 +27,7 @@ impl AuditStore for PgStore {
             .bind(e.family_id)
             .bind(e.ip.as_deref().map(capped))
             .bind(e.outcome.as_str())
+            .bind(e.target.as_deref().map(capped))
             .execute(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -38,16 +39,18 @@ impl AuditStore for PgStore {
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         // language=PostgreSQL
         let rows: Vec<AuditRow<Uuid, OffsetDateTime>> = sqlx::query_as(
-            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+            r#"select at, kind, username, client_id, family_id, ip, outcome, target from audit_events
                where ($1::text is null or username = $1)
                  and ($2::text is null or client_id = $2)
                  and ($3::timestamptz is null or at >= $3)
+                 and ($5::uuid is null or family_id = $5)
                order by at desc, id desc limit $4"#,
         )
         .bind(&f.username)
         .bind(&f.client_id)
         .bind(f.since)
         .bind(i64::from(f.limit))
+        .bind(f.family_id)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

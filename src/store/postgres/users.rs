@@ -14,14 +14,15 @@ impl UserStore for PgStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         // language=PostgreSQL
         sqlx::query(
-            r#"insert into users (id, username, password_hash, disabled, created_at)
-               values ($1, $2, $3, $4, $5)"#,
+            r#"insert into users (id, username, password_hash, disabled, admin, created_at)
+               values ($1, $2, $3, $4, $6, $5)"#,
         )
         .bind(user.id)
         .bind(&user.username)
         .bind(&user.password_hash)
         .bind(user.disabled)
         .bind(user.created_at)
+        .bind(user.admin)
         .execute(&self.pool)
         .await
         .map_err(unique("users_username_key"))?;
@@ -32,7 +33,7 @@ impl UserStore for PgStore {
         retry_read(move || async move {
             // language=PostgreSQL
             let row: Option<Row> = sqlx::query_as(
-                r#"select id, username, password_hash, disabled, created_at
+                r#"select id, username, password_hash, disabled, admin, created_at
                    from users where username = $1"#,
             )
             .bind(username)
@@ -47,7 +48,7 @@ impl UserStore for PgStore {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         // language=PostgreSQL
         let rows: Vec<Row> = sqlx::query_as(
-            r#"select id, username, password_hash, disabled, created_at
+            r#"select id, username, password_hash, disabled, admin, created_at
                from users order by username"#,
         )
         .fetch_all(&self.pool)
@@ -61,6 +62,20 @@ impl UserStore for PgStore {
         let done = sqlx::query(r#"update users set disabled = $2 where username = $1"#)
             .bind(username)
             .bind(disabled)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_user_admin(&self, username: &str, admin: bool) -> StoreResult<()> {
+        // language=PostgreSQL
+        let done = sqlx::query(r#"update users set admin = $2 where username = $1"#)
+            .bind(username)
+            .bind(admin)
             .execute(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;

@@ -15,8 +15,8 @@ impl AuditStore for SqliteStore {
         retry_rolled_back(move || async move {
             // language=SQLite
             sqlx::query(
-                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-                   values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target)
+                   values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
             )
             .bind(ts(e.at))
             .bind(e.kind.as_str())
@@ -25,6 +25,7 @@ impl AuditStore for SqliteStore {
             .bind(e.family_id.map(id))
             .bind(e.ip.as_deref().map(capped))
             .bind(e.outcome.as_str())
+            .bind(e.target.as_deref().map(capped))
             .execute(&self.write)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -36,16 +37,18 @@ impl AuditStore for SqliteStore {
     async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
         // language=SQLite
         let rows: Vec<AuditRow<String, i64>> = sqlx::query_as(
-            r#"select at, kind, username, client_id, family_id, ip, outcome from audit_events
+            r#"select at, kind, username, client_id, family_id, ip, outcome, target from audit_events
                where (?1 is null or username = ?1)
                  and (?2 is null or client_id = ?2)
                  and (?3 is null or at >= ?3)
+                 and (?5 is null or family_id = ?5)
                order by at desc, id desc limit ?4"#,
         )
         .bind(&f.username)
         .bind(&f.client_id)
         .bind(f.since.map(ts))
         .bind(i64::from(f.limit))
+        .bind(f.family_id.map(id))
         .fetch_all(&self.read)
         .await
         .map_err(StoreError::from_sqlx)?;

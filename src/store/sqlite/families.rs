@@ -8,14 +8,21 @@ use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyStore, NewAccessToken, NewFamily, NewRefreshToken,
-        RefreshTokenRecord, StoreError, StoreResult,
-        codec::{ConsumeFacts, DbCount, RefreshRow, capped, consume_refusal},
+        Consume, ConsumeOutcome, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
+        NewRefreshToken, RefreshTokenRecord, StoreError, StoreResult,
+        codec::{
+            ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
+        },
         retry_read, retry_rolled_back,
     },
 };
 
 type Row = RefreshRow<String, i64, i64>;
+
+/// Whether a family still holds a usable token, at `?1`.
+const LIVE: &str = "(exists (select 1 from refresh_tokens rt where rt.family_id = f.id \
+     and rt.used_at is null and rt.expires_at > ?1) or exists (select 1 from access_tokens a \
+     where a.family_id = f.id and a.expires_at > ?1)) as live";
 
 pub(super) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
@@ -161,6 +168,45 @@ impl FamilyStore for SqliteStore {
             Ok(done.rows_affected() == 1)
         })
         .await
+    }
+
+    async fn list_families(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<FamilyRecord>> {
+        let sql = format!(
+            "select {FAMILY_COLUMNS}, {LIVE} from token_families f \
+             left join users u on u.id = f.user_id \
+             where f.user_id = ?2 order by f.created_at desc, f.id limit ?3"
+        );
+        let rows: Vec<FamilyRow<String, i64, i64>> = sqlx::query_as(&sql)
+            .bind(ts(now))
+            .bind(id(user_id))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn find_family(
+        &self,
+        family: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<FamilyRecord>> {
+        let sql = format!(
+            "select {FAMILY_COLUMNS}, {LIVE} from token_families f \
+             left join users u on u.id = f.user_id where f.id = ?2"
+        );
+        let row: Option<FamilyRow<String, i64, i64>> = sqlx::query_as(&sql)
+            .bind(ts(now))
+            .bind(id(family))
+            .fetch_optional(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64> {

@@ -12,14 +12,15 @@ impl UserStore for SqliteStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         // language=SQLite
         sqlx::query(
-            r#"insert into users (id, username, password_hash, disabled, created_at)
-               values (?1, ?2, ?3, ?4, ?5)"#,
+            r#"insert into users (id, username, password_hash, disabled, admin, created_at)
+               values (?1, ?2, ?3, ?4, ?6, ?5)"#,
         )
         .bind(id(user.id))
         .bind(&user.username)
         .bind(&user.password_hash)
         .bind(user.disabled)
         .bind(ts(user.created_at))
+        .bind(user.admin)
         .execute(&self.write)
         .await
         .map_err(unique("users_username_key"))?;
@@ -30,7 +31,7 @@ impl UserStore for SqliteStore {
         retry_read(move || async move {
             // language=SQLite
             let row: Option<Row> = sqlx::query_as(
-                r#"select id, username, password_hash, disabled, created_at
+                r#"select id, username, password_hash, disabled, admin, created_at
                    from users where username = ?1"#,
             )
             .bind(username)
@@ -45,7 +46,7 @@ impl UserStore for SqliteStore {
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         // language=SQLite
         let rows: Vec<Row> = sqlx::query_as(
-            r#"select id, username, password_hash, disabled, created_at
+            r#"select id, username, password_hash, disabled, admin, created_at
                from users order by username"#,
         )
         .fetch_all(&self.read)
@@ -59,6 +60,20 @@ impl UserStore for SqliteStore {
         let done = sqlx::query(r#"update users set disabled = ?2 where username = ?1"#)
             .bind(username)
             .bind(disabled)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_user_admin(&self, username: &str, admin: bool) -> StoreResult<()> {
+        // language=SQLite
+        let done = sqlx::query(r#"update users set admin = ?2 where username = ?1"#)
+            .bind(username)
+            .bind(admin)
             .execute(&self.write)
             .await
             .map_err(StoreError::from_sqlx)?;

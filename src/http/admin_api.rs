@@ -1,0 +1,895 @@
+//! The admin API (`/admin/api/v1/…`): JSON in and out, bearer tokens with the
+//! scope `rotor:admin` (see [`oauth::bearer::authenticate_admin`]). The handlers
+//! are thin: the rules are `crate::admin`'s, shared with the CLI. Every change is
+//! an audit event naming the acting admin and what was changed.
+//!
+//! Errors are `{"error", "error_description"}`: 401 without a valid token (with
+//! `WWW-Authenticate: Bearer`), 403 for a token that may not administer, 400 for
+//! bad input, 404 for an unknown id, 409 for an id that is taken.
+
+use axum::{
+    Json,
+    extract::{
+        FromRequestParts, Path, RawQuery, State,
+        rejection::{JsonRejection, PathRejection},
+    },
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{AppState, Routes};
+use crate::{
+    admin::{AdminError, clients, users},
+    crypto::token::ClientSecret,
+    oauth::{
+        GrantReport,
+        audit::Audit,
+        bearer::{Actor, AdminRefusal, BearerError, authenticate_admin},
+        request::syntax,
+    },
+    store::{
+        AuditEvent, AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord,
+        Outcome, Pkce, StoreError, UserRecord,
+    },
+    wire::GrantType,
+};
+
+/// The admin API's routes.
+pub fn router() -> Routes {
+    use axum::http::Method;
+    Routes::new()
+        .resource(
+            "/admin/api/v1/clients",
+            &[Method::GET, Method::POST],
+            "GET, POST",
+            routing::get(list_clients).post(create_client),
+        )
+        .resource(
+            "/admin/api/v1/clients/{client_id}",
+            &[Method::GET, Method::DELETE],
+            "DELETE, GET",
+            routing::get(get_client).delete(delete_client),
+        )
+        .resource(
+            "/admin/api/v1/users",
+            &[Method::GET, Method::POST],
+            "GET, POST",
+            routing::get(list_users).post(create_user),
+        )
+        .resource(
+            "/admin/api/v1/users/{username}",
+            &[Method::GET, Method::PATCH],
+            "GET, PATCH",
+            routing::get(get_user).patch(patch_user),
+        )
+        .resource(
+            "/admin/api/v1/users/{username}/families",
+            &[Method::GET],
+            "GET",
+            routing::get(user_families),
+        )
+        .resource(
+            "/admin/api/v1/families/{family_id}",
+            &[Method::GET, Method::DELETE],
+            "DELETE, GET",
+            routing::get(get_family).delete(revoke_family),
+        )
+        .resource(
+            "/admin/api/v1/keys",
+            &[Method::GET],
+            "GET",
+            routing::get(list_keys),
+        )
+        .resource(
+            "/admin/api/v1/keys/rotate",
+            &[Method::POST],
+            "POST",
+            routing::post(rotate_key),
+        )
+        .resource(
+            "/admin/api/v1/audit",
+            &[Method::GET],
+            "GET",
+            routing::get(audit),
+        )
+}
+
+/// An admin API error: status, code and description.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn bad_request(description: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn not_found(description: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", description)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.error,
+            error_description: syntax::error_text(&self.description),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="rotor-admin""#),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> ApiError {
+        match e {
+            AdminError::ClientExists(_) | AdminError::UserExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            AdminError::Store(store) => store.into(),
+            AdminError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "admin request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
+            }
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store is unavailable, retry shortly",
+            ),
+            other => {
+                tracing::error!(error = %other, "admin request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        ApiError::bad_request(format!(
+            "the body is not the JSON expected: {}",
+            e.body_text()
+        ))
+    }
+}
+
+/// The authenticated admin of a request.
+pub struct Admin(pub Actor);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |d: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", d);
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(unauthorized(
+                "a bearer token with the scope rotor:admin is required",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned())
+            .ok_or_else(|| unauthorized("a bearer token with the scope rotor:admin is required"))?;
+        let report = GrantReport::default();
+        let ctx = state.grant_context(&report);
+        match authenticate_admin(&ctx, &token, state.clock.now()).await {
+            Ok(actor) => Ok(Admin(actor)),
+            Err(AdminRefusal::Forbidden(why)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                why,
+            )),
+            Err(AdminRefusal::Bearer(BearerError::Server(e))) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                e.description(),
+            )),
+            Err(AdminRefusal::Bearer(e)) => Err(unauthorized(&e.to_string())),
+        }
+    }
+}
+
+/// A path segment (a client id, username or family id), refused when it holds a
+/// control character: such a name exists nowhere, and PostgreSQL refuses U+0000.
+fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(text) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if text.chars().any(syntax::is_control) {
+        return Err(ApiError::bad_request(
+            "the path contains a control character",
+        ));
+    }
+    Ok(text)
+}
+
+/// Records an admin change, naming the actor and the target.
+async fn audited(state: &AppState, actor: &Actor, target: String, now: OffsetDateTime) {
+    let report = GrantReport::default();
+    let ctx = state.grant_context(&report);
+    let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Success, now).target(target);
+    let audit = match actor {
+        Actor::User(name) => audit.username(name),
+        Actor::Client(id) => audit.client(id),
+    };
+    audit.record(&ctx).await;
+}
+
+// --- clients ---------------------------------------------------------------
+
+/// A client as the API shows it, with RFC 7591 metadata names.
+#[derive(Serialize)]
+struct ClientView {
+    client_id: String,
+    grant_types: Vec<&'static str>,
+    redirect_uris: Vec<String>,
+    scope: String,
+    token_endpoint_auth_method: &'static str,
+    refresh_tokens: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_refreshes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grace_period: Option<String>,
+    third_party: bool,
+    pkce_required: bool,
+    offline_access: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offline_ttl: Option<String>,
+    refresh_requires_offline: bool,
+    created_at: String,
+    /// Shown once, in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+fn duration_text(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl ClientView {
+    fn of(c: &ClientRecord, secret: Option<&ClientSecret>) -> ClientView {
+        ClientView {
+            client_id: c.id.clone(),
+            grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
+            redirect_uris: c.code_flow.redirect_uris.clone(),
+            scope: c.scopes.join(" "),
+            token_endpoint_auth_method: if c.is_public() {
+                "none"
+            } else {
+                "client_secret_basic"
+            },
+            refresh_tokens: c.refresh_tokens,
+            refresh_ttl: c.refresh_ttl.map(duration_text),
+            max_refreshes: c.max_refreshes,
+            grace_period: c.grace_period.map(duration_text),
+            third_party: c.code_flow.consent == Consent::ThirdParty,
+            pkce_required: c.code_flow.pkce == Pkce::Required,
+            offline_access: c.code_flow.offline_access,
+            offline_ttl: c.code_flow.offline_ttl.map(duration_text),
+            refresh_requires_offline: c.code_flow.refresh_requires_offline,
+            created_at: rfc3339(c.created_at),
+            client_secret: secret.map(|s| s.expose().to_owned()),
+        }
+    }
+}
+
+/// A client to register: RFC 7591 §2 names, and rotor's own settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClientBody {
+    client_id: String,
+    /// Accepted for RFC 7591 clients; rotor names clients by id only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_name: Option<String>,
+    #[serde(default = "default_grants")]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default = "default_auth_method")]
+    token_endpoint_auth_method: String,
+    #[serde(default = "yes")]
+    refresh_tokens: bool,
+    #[serde(default, with = "humantime_serde")]
+    refresh_ttl: Option<std::time::Duration>,
+    #[serde(default)]
+    max_refreshes: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    grace_period: Option<std::time::Duration>,
+    #[serde(default)]
+    third_party: bool,
+    #[serde(default)]
+    pkce_optional: bool,
+    #[serde(default)]
+    offline_access: bool,
+    #[serde(default, with = "humantime_serde")]
+    offline_ttl: Option<std::time::Duration>,
+    #[serde(default)]
+    refresh_requires_offline: bool,
+}
+
+fn default_grants() -> Vec<String> {
+    vec![
+        GrantType::Password.as_str().into(),
+        GrantType::RefreshToken.as_str().into(),
+    ]
+}
+
+fn default_auth_method() -> String {
+    "client_secret_basic".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn list_clients(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<ClientView>>, ApiError> {
+    let clients = clients::list(state.store.as_ref()).await?;
+    Ok(Json(
+        clients.iter().map(|c| ClientView::of(c, None)).collect(),
+    ))
+}
+
+async fn get_client(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client_id = path_text(path)?;
+    match state.store.find_client(&client_id).await? {
+        Some(c) => Ok(Json(ClientView::of(&c, None))),
+        None => Err(AdminError::NoSuchClient(client_id).into()),
+    }
+}
+
+async fn create_client(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    body: Result<Json<NewClientBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<ClientView>), ApiError> {
+    let Json(body) = body?;
+    // RFC 7591 §2: "none" is a public client; both secret methods a confidential one.
+    let public = match body.token_endpoint_auth_method.as_str() {
+        "none" => true,
+        "client_secret_basic" | "client_secret_post" => false,
+        _ => {
+            return Err(ApiError::bad_request(
+                "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
+            ));
+        }
+    };
+    let valid = clients::NewClient {
+        id: body.client_id,
+        grant_types: body.grant_types,
+        scopes: body.scope,
+        refresh_tokens: body.refresh_tokens,
+        refresh_ttl: body.refresh_ttl,
+        max_refreshes: body.max_refreshes,
+        grace_period: body.grace_period,
+        public,
+        code_flow: CodeFlowSettings {
+            redirect_uris: body.redirect_uris,
+            consent: if body.third_party {
+                Consent::ThirdParty
+            } else {
+                Consent::FirstParty
+            },
+            pkce: if body.pkce_optional {
+                Pkce::Optional
+            } else {
+                Pkce::Required
+            },
+            offline_access: body.offline_access,
+            offline_ttl: body.offline_ttl,
+            refresh_requires_offline: body.refresh_requires_offline,
+        },
+    }
+    .validate()?;
+    let secret = (!public).then(clients::generate_secret);
+    let now = state.clock.now();
+    let record = clients::create(state.store.as_ref(), valid, secret.as_ref(), now).await?;
+    audited(&state, &actor, format!("client {}", record.id), now).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(ClientView::of(&record, secret.as_ref())),
+    ))
+}
+
+async fn delete_client(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let client_id = path_text(path)?;
+    clients::remove(state.store.as_ref(), &client_id).await?;
+    audited(
+        &state,
+        &actor,
+        format!("client {client_id}"),
+        state.clock.now(),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- users -----------------------------------------------------------------
+
+#[derive(Serialize)]
+struct UserView {
+    username: String,
+    admin: bool,
+    disabled: bool,
+    created_at: String,
+    /// A generated password, shown once in the answer that created the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+}
+
+impl UserView {
+    fn of(u: &UserRecord) -> UserView {
+        UserView {
+            username: u.username.clone(),
+            admin: u.admin,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
+            password: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    /// Generated (and shown once) when left out.
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    admin: Option<bool>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    let users = users::list(state.store.as_ref()).await?;
+    Ok(Json(users.iter().map(UserView::of).collect()))
+}
+
+async fn find_user(state: &AppState, username: &str) -> Result<UserRecord, ApiError> {
+    state
+        .store
+        .find_user(username)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(username.to_owned()).into())
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<UserView>, ApiError> {
+    let username = path_text(path)?;
+    Ok(Json(UserView::of(&find_user(&state, &username).await?)))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    body: Result<Json<NewUserBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let Json(body) = body?;
+    let username = users::Username::parse(&body.username)?;
+    let (password, generated) = match body.password {
+        Some(text) => (users::NewPassword::parse(text)?, false),
+        None => (users::NewPassword::generate(), true),
+    };
+    let now = state.clock.now();
+    users::add_with_role(
+        state.store.as_ref(),
+        &state.hasher,
+        &username,
+        &password,
+        body.admin,
+        now,
+    )
+    .await?;
+    audited(&state, &actor, format!("user {username}"), now).await;
+    let mut view = UserView::of(&find_user(&state, username.as_str()).await?);
+    view.password = generated.then(|| password.expose().to_owned());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<UserPatch>, JsonRejection>,
+) -> Result<Json<UserView>, ApiError> {
+    let username = path_text(path)?;
+    let Json(patch) = body?;
+    find_user(&state, &username).await?;
+    if let Some(disabled) = patch.disabled {
+        users::set_disabled(state.store.as_ref(), &username, disabled).await?;
+    }
+    if let Some(admin) = patch.admin {
+        users::set_admin(state.store.as_ref(), &username, admin).await?;
+    }
+    audited(
+        &state,
+        &actor,
+        format!("user {username}"),
+        state.clock.now(),
+    )
+    .await;
+    Ok(Json(UserView::of(&find_user(&state, &username).await?)))
+}
+
+// --- families and their chains --------------------------------------------------
+
+#[derive(Serialize)]
+struct FamilyView {
+    id: String,
+    client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    scope: String,
+    refresh_count: u32,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+    state: &'static str,
+    offline: bool,
+    browser_session: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<Vec<ChainEvent>>,
+}
+
+impl FamilyView {
+    fn of(f: &FamilyRecord) -> FamilyView {
+        FamilyView {
+            id: f.id.to_string(),
+            client_id: f.client_id.clone(),
+            username: f.subject.username().map(str::to_owned),
+            scope: f.scope.clone(),
+            refresh_count: f.refresh_count,
+            created_at: rfc3339(f.created_at),
+            revoked_at: f.revoked_at.map(rfc3339),
+            state: f.state(),
+            offline: f.offline,
+            browser_session: f.session_id.is_some(),
+            chain: None,
+        }
+    }
+}
+
+/// One event of a login's refresh chain, oldest first.
+#[derive(Serialize)]
+struct ChainEvent {
+    kind: &'static str,
+    at: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    /// Who, when an admin revoked the family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+}
+
+impl ChainEvent {
+    fn of(e: &AuditEvent) -> ChainEvent {
+        let kind = match e.kind {
+            AuditKind::Login | AuditKind::Issued => "issued",
+            AuditKind::Refresh => "refreshed",
+            AuditKind::ReuseDetected | AuditKind::CodeReuse => "reuse_detected",
+            AuditKind::Revoked | AuditKind::AdminChange => "revoked",
+            other => other.as_str(),
+        };
+        let by = (e.kind == AuditKind::AdminChange)
+            .then(|| e.username.clone().or_else(|| e.client_id.clone()))
+            .flatten();
+        ChainEvent {
+            kind,
+            at: rfc3339(e.at),
+            outcome: e.outcome.as_str(),
+            ip: e.ip.clone(),
+            by,
+        }
+    }
+}
+
+/// The most families or events one answer lists.
+const PAGE: u32 = 500;
+
+async fn user_families(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<FamilyView>>, ApiError> {
+    let username = path_text(path)?;
+    let user = find_user(&state, &username).await?;
+    let families = state
+        .store
+        .list_families(user.id, state.clock.now(), PAGE)
+        .await?;
+    Ok(Json(families.iter().map(FamilyView::of).collect()))
+}
+
+fn family_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::not_found("no such family"))
+}
+
+async fn get_family(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<FamilyView>, ApiError> {
+    let id = path_text(path)?;
+    let id = family_id(&id)?;
+    let Some(family) = state.store.find_family(id, state.clock.now()).await? else {
+        return Err(ApiError::not_found("no such family"));
+    };
+    let mut events = state
+        .store
+        .audit_events(&AuditFilter {
+            family_id: Some(id),
+            limit: PAGE,
+            ..AuditFilter::default()
+        })
+        .await?;
+    events.reverse();
+    let mut view = FamilyView::of(&family);
+    view.chain = Some(events.iter().map(ChainEvent::of).collect());
+    Ok(Json(view))
+}
+
+async fn revoke_family(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_text(path)?;
+    let id = family_id(&id)?;
+    let now = state.clock.now();
+    if state.store.find_family(id, now).await?.is_none() {
+        return Err(ApiError::not_found("no such family"));
+    }
+    state.store.revoke_family(id, now).await?;
+    let report = GrantReport::default();
+    let ctx = state.grant_context(&report);
+    let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Family, now)
+        .family(id)
+        .target(format!("family {id}"));
+    let audit = match &actor {
+        Actor::User(name) => audit.username(name),
+        Actor::Client(client) => audit.client(client),
+    };
+    audit.record(&ctx).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- keys and audit -----------------------------------------------------------
+
+#[derive(Serialize)]
+struct KeyView {
+    kid: String,
+    alg: &'static str,
+    created_at: String,
+    active: bool,
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<KeyView>>, ApiError> {
+    let keys = state.store.signing_keys().await?;
+    let newest = keys.iter().map(|k| k.created_at).max();
+    Ok(Json(
+        keys.iter()
+            .map(|k| KeyView {
+                kid: k.kid.clone(),
+                alg: k.alg.as_str(),
+                created_at: rfc3339(k.created_at),
+                active: Some(k.created_at) == newest,
+            })
+            .collect(),
+    ))
+}
+
+async fn rotate_key(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    let now = state.clock.now();
+    let key = crate::keyring::rotate(
+        state.store.as_ref(),
+        state.settings.tokens.signing_alg,
+        now,
+        state.settings.max_access_token_lifetime(),
+        &crate::keyring::cipher(&state.settings.keys),
+    )
+    .await
+    .map_err(AdminError::Internal)?;
+    audited(&state, &actor, format!("key {}", key.kid), now).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyView {
+            kid: key.kid.clone(),
+            alg: key.alg.as_str(),
+            created_at: rfc3339(key.created_at),
+            active: true,
+        }),
+    ))
+}
+
+/// `GET audit`'s filters: `user`, `client`, `since` (RFC 3339), `limit`.
+#[derive(Default)]
+struct AuditQuery {
+    user: Option<String>,
+    client: Option<String>,
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+impl AuditQuery {
+    fn parse(query: Option<&str>) -> Result<AuditQuery, ApiError> {
+        let mut q = AuditQuery::default();
+        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if value.chars().any(syntax::is_control) {
+                return Err(ApiError::bad_request(
+                    "a filter contains a control character",
+                ));
+            }
+            let value = value.into_owned();
+            match name.as_ref() {
+                "user" => q.user = Some(value),
+                "client" => q.client = Some(value),
+                "since" => q.since = Some(value),
+                "limit" => {
+                    q.limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
+                    );
+                }
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "unknown filter; use user, client, since or limit",
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    at: String,
+    kind: &'static str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    let q = AuditQuery::parse(query.as_deref())?;
+    let since = q
+        .since
+        .map(|t| {
+            OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ApiError::bad_request("since must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let events = state
+        .store
+        .audit_events(&AuditFilter {
+            username: q.user,
+            client_id: q.client,
+            family_id: None,
+            since,
+            limit: q.limit.unwrap_or(100).min(PAGE),
+        })
+        .await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| AuditView {
+                at: rfc3339(e.at),
+                kind: e.kind.as_str(),
+                outcome: e.outcome.as_str(),
+                username: e.username,
+                client_id: e.client_id,
+                family_id: e.family_id.map(|id| id.to_string()),
+                ip: e.ip,
+                target: e.target,
+            })
+            .collect(),
+    ))
+}
