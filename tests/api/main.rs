@@ -17,6 +17,7 @@ mod cli;
 mod client_auth;
 mod client_credentials;
 mod client_ids;
+mod console;
 mod concurrency;
 mod fuzz_regressions;
 mod hostile_input;
