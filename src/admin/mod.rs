@@ -6,8 +6,8 @@
 //! what an operator reads.
 
 pub mod clients;
-pub mod console;
 pub mod consents;
+pub mod console;
 pub mod families;
 pub mod keys;
 pub mod users;

@@ -32,8 +32,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord,
-        Outcome, Pkce, StoreError, UserRecord,
+        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord, Outcome,
+        Pkce, StoreError, UserRecord,
     },
     wire::GrantType,
 };

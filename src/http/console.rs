@@ -154,7 +154,9 @@ async fn signed_out(state: &AppState, post: bool) -> Response {
 /// challenge (RFC 7636 §4.1–4.3, S256), which the login cookie keeps.
 async fn start_login(state: &AppState) -> Response {
     let issuer = &state.settings.tokens.issuer;
-    if let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await {
+    if let Err(e) =
+        admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await
+    {
         return web_error(e).into_response();
     }
     let login_state = generate_form_key();
@@ -206,7 +208,9 @@ async fn get_callback(
         .get_token(jar.console_login_name())
         .and_then(|v| v.split_once('.'));
     let Some((expected_state, verifier)) = pending else {
-        return refuse("This sign-in did not start here, or took too long. Open the console again.");
+        return refuse(
+            "This sign-in did not start here, or took too long. Open the console again.",
+        );
     };
     let presented_state = params.get("state").map_or("", String::as_str);
     if !bool::from(presented_state.as_bytes().ct_eq(expected_state.as_bytes())) {
@@ -542,7 +546,11 @@ async fn clients_page(
         clients: clients
             .into_iter()
             .map(|c| ClientRow {
-                kind: if c.is_public() { "public" } else { "confidential" },
+                kind: if c.is_public() {
+                    "public"
+                } else {
+                    "confidential"
+                },
                 grants: c
                     .grant_types
                     .iter()
@@ -589,7 +597,13 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
         Some("public") => true,
         Some("confidential") => false,
         _ => {
-            return refused_client(&state, &console, "Choose public or confidential.".into(), ClientForm::default()).await;
+            return refused_client(
+                &state,
+                &console,
+                "Choose public or confidential.".into(),
+                ClientForm::default(),
+            )
+            .await;
         }
     };
     let grant_types: Vec<String> = GRANTS
@@ -610,7 +624,9 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
     }
     let valid = clients::NewClient {
         id: shown.client_id.clone(),
-        refresh_tokens: grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()),
+        refresh_tokens: grant_types
+            .iter()
+            .any(|g| g == GrantType::RefreshToken.as_str()),
         grant_types,
         scopes: shown.scopes.clone(),
         refresh_ttl: None,
@@ -823,10 +839,8 @@ async fn post_update_user(
         Some("grant-admin") => users::set_admin(store, &username, true).await,
         Some("revoke-admin") => users::set_admin(store, &username, false).await,
         _ => {
-            return WebError::bad_request(
-                "Choose disable, enable, grant-admin or revoke-admin.",
-            )
-            .into_response();
+            return WebError::bad_request("Choose disable, enable, grant-admin or revoke-admin.")
+                .into_response();
         }
     };
     if let Err(e) = result {
@@ -969,7 +983,9 @@ async fn post_revoke_family(
         Err(e) => return e.into_response(),
     };
     let result = match families::parse_id(form.get("family_id").unwrap_or_default()) {
-        Ok(id) => families::revoke(state.store.as_ref(), id, now).await.map(|()| id),
+        Ok(id) => families::revoke(state.store.as_ref(), id, now)
+            .await
+            .map(|()| id),
         Err(e) => Err(e),
     };
     match result {

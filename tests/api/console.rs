@@ -103,7 +103,12 @@ async fn without_a_session_the_console_redirects_to_authorize_with_pkce(db: Db) 
     }
     // The client was registered on the way, once however many ask.
     browser.get("/admin/").await;
-    let client = app.store.find_client("rotor-console").await.unwrap().unwrap();
+    let client = app
+        .store
+        .find_client("rotor-console")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(client.is_public());
     assert_eq!(client.scopes, ["rotor:admin"]);
 }
@@ -147,7 +152,9 @@ async fn an_admin_signs_in_and_every_page_is_served_with_the_security_headers(db
         )
         .await
         .unwrap();
-    let chain = browser.get(&format!("/admin/families/{}", families[0].id)).await;
+    let chain = browser
+        .get(&format!("/admin/families/{}", families[0].id))
+        .await;
     assert_eq!(chain.status, 200, "{}", chain.html);
     assert!(chain.html.contains("issued"));
     assert_secure_page(&chain);
@@ -169,7 +176,12 @@ async fn a_user_who_is_not_an_admin_is_refused_with_403(db: Db) {
     assert_eq!(callback.status, 403, "{}", callback.html);
     assert_secure_page(&callback);
     assert!(!browser.cookies.contains_key("__Secure-rotor_console"));
-    let user = app.store.find_user(&app.user.username).await.unwrap().unwrap();
+    let user = app
+        .store
+        .find_user(&app.user.username)
+        .await
+        .unwrap()
+        .unwrap();
     let families = app
         .store
         .list_families(user.id, app.clock.now(), 10)
@@ -249,8 +261,10 @@ async fn a_client_created_through_the_form_shows_its_secret_once_and_is_audited(
         .await
         .unwrap();
     assert!(
-        events.iter().any(|e| e.kind == AuditKind::AdminChange
-            && e.target.as_deref() == Some("client billing")),
+        events
+            .iter()
+            .any(|e| e.kind == AuditKind::AdminChange
+                && e.target.as_deref() == Some("client billing")),
         "{events:?}"
     );
     // The same rules and messages as the CLI.
