@@ -111,7 +111,7 @@ try {
 
   // The admin revokes the second login; its access token stops working.
   await page.goBack();
-  const live = page.locator('tbody tr', { hasText: 'active' });
+  const live = page.locator('tbody tr', { hasText: CLIENT }).filter({ hasText: 'active' });
   await Promise.all([page.waitForLoadState('load'), live.getByRole('button', { name: 'Revoke' }).click()]);
   assert.match(await page.locator('.facts').textContent(), /revoked/);
   assert.equal(await me(second.body.access_token), 401);
