@@ -1,11 +1,15 @@
-//! Administration: the rules for registering clients and managing users and their
-//! consents, over `&dyn Store` and the password hasher. The command line uses it
-//! today and a web console will tomorrow, so it knows nothing of either: no clap,
+//! Administration: the rules for registering clients, managing users, their
+//! consents and logins, and signing keys, over `&dyn Store` and the password
+//! hasher. The command line, the admin API and the console use it, so it knows
+//! nothing of them: no clap,
 //! no axum, no printing. Errors are typed ([`AdminError`]); their messages are
 //! what an operator reads.
 
 pub mod clients;
 pub mod consents;
+pub mod console;
+pub mod families;
+pub mod keys;
 pub mod users;
 
 use std::fmt;
@@ -63,6 +67,9 @@ pub enum AdminError {
     /// No user has this name.
     #[error("no user {0:?}")]
     NoSuchUser(String),
+    /// No token family has this id.
+    #[error("no such family")]
+    NoSuchFamily,
     /// The user gave this client no consent.
     #[error("user {username:?} has given client {client_id:?} no consent")]
     NoSuchConsent { username: String, client_id: String },

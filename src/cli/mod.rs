@@ -82,6 +82,12 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
             print!("{}", render::first_start(&demo, addr, config, issuer));
         }
     }
+    // After the demo: a store holding only the console's client is still empty.
+    let issuer = &state.settings.tokens.issuer;
+    let now = time::OffsetDateTime::now_utc();
+    if let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
+        tracing::warn!(error = %e, "the admin console's client could not be registered");
+    }
     tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
     app.run_until_stopped().await.context("serving")
 }

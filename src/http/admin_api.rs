@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{AppState, Routes};
 use crate::{
-    admin::{AdminError, clients, users},
+    admin::{AdminError, clients, families, keys, users},
     crypto::token::ClientSecret,
     oauth::{
         GrantReport,
@@ -32,8 +32,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditEvent, AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord,
-        Outcome, Pkce, StoreError, UserRecord,
+        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord, Outcome,
+        Pkce, StoreError, UserRecord,
     },
     wire::GrantType,
 };
@@ -158,7 +158,7 @@ impl From<AdminError> for ApiError {
             AdminError::ClientExists(_) | AdminError::UserExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) => {
+            AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) | AdminError::NoSuchFamily => {
                 ApiError::not_found(e.to_string())
             }
             AdminError::Store(store) => store.into(),
@@ -257,7 +257,7 @@ fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 }
 
 /// Records an admin change, naming the actor and the target.
-async fn audited(state: &AppState, actor: &Actor, target: String, now: OffsetDateTime) {
+pub(crate) async fn audited(state: &AppState, actor: &Actor, target: String, now: OffsetDateTime) {
     let report = GrantReport::default();
     let ctx = state.grant_context(&report);
     let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Success, now).target(target);
@@ -616,7 +616,7 @@ struct FamilyView {
     offline: bool,
     browser_session: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    chain: Option<Vec<ChainEvent>>,
+    chain: Option<Vec<ChainEventView>>,
 }
 
 impl FamilyView {
@@ -639,7 +639,7 @@ impl FamilyView {
 
 /// One event of a login's refresh chain, oldest first.
 #[derive(Serialize)]
-struct ChainEvent {
+struct ChainEventView {
     kind: &'static str,
     at: String,
     outcome: &'static str,
@@ -650,30 +650,20 @@ struct ChainEvent {
     by: Option<String>,
 }
 
-impl ChainEvent {
-    fn of(e: &AuditEvent) -> ChainEvent {
-        let kind = match e.kind {
-            AuditKind::Login | AuditKind::Issued => "issued",
-            AuditKind::Refresh => "refreshed",
-            AuditKind::ReuseDetected | AuditKind::CodeReuse => "reuse_detected",
-            AuditKind::Revoked | AuditKind::AdminChange => "revoked",
-            other => other.as_str(),
-        };
-        let by = (e.kind == AuditKind::AdminChange)
-            .then(|| e.username.clone().or_else(|| e.client_id.clone()))
-            .flatten();
-        ChainEvent {
-            kind,
+impl ChainEventView {
+    fn of(e: families::ChainEvent) -> ChainEventView {
+        ChainEventView {
+            kind: e.kind,
             at: rfc3339(e.at),
-            outcome: e.outcome.as_str(),
-            ip: e.ip.clone(),
-            by,
+            outcome: e.outcome,
+            ip: e.ip,
+            by: e.by,
         }
     }
 }
 
-/// The most families or events one answer lists.
-const PAGE: u32 = 500;
+/// The most events one answer lists.
+const PAGE: u32 = families::PAGE;
 
 async fn user_families(
     State(state): State<AppState>,
@@ -681,16 +671,8 @@ async fn user_families(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<FamilyView>>, ApiError> {
     let username = path_text(path)?;
-    let user = find_user(&state, &username).await?;
-    let families = state
-        .store
-        .list_families(user.id, state.clock.now(), PAGE)
-        .await?;
+    let families = families::of_user(state.store.as_ref(), &username, state.clock.now()).await?;
     Ok(Json(families.iter().map(FamilyView::of).collect()))
-}
-
-fn family_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::not_found("no such family"))
 }
 
 async fn get_family(
@@ -698,22 +680,10 @@ async fn get_family(
     Admin(_): Admin,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<FamilyView>, ApiError> {
-    let id = path_text(path)?;
-    let id = family_id(&id)?;
-    let Some(family) = state.store.find_family(id, state.clock.now()).await? else {
-        return Err(ApiError::not_found("no such family"));
-    };
-    let mut events = state
-        .store
-        .audit_events(&AuditFilter {
-            family_id: Some(id),
-            limit: PAGE,
-            ..AuditFilter::default()
-        })
-        .await?;
-    events.reverse();
+    let id = families::parse_id(&path_text(path)?)?;
+    let (family, chain) = families::chain(state.store.as_ref(), id, state.clock.now()).await?;
     let mut view = FamilyView::of(&family);
-    view.chain = Some(events.iter().map(ChainEvent::of).collect());
+    view.chain = Some(chain.into_iter().map(ChainEventView::of).collect());
     Ok(Json(view))
 }
 
@@ -722,24 +692,30 @@ async fn revoke_family(
     Admin(actor): Admin,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_text(path)?;
-    let id = family_id(&id)?;
+    let id = families::parse_id(&path_text(path)?)?;
     let now = state.clock.now();
-    if state.store.find_family(id, now).await?.is_none() {
-        return Err(ApiError::not_found("no such family"));
-    }
-    state.store.revoke_family(id, now).await?;
+    families::revoke(state.store.as_ref(), id, now).await?;
+    audited_revocation(&state, &actor, id, now).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records an admin's revocation of a family, in the family's chain too.
+pub(crate) async fn audited_revocation(
+    state: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    now: OffsetDateTime,
+) {
     let report = GrantReport::default();
     let ctx = state.grant_context(&report);
     let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Family, now)
         .family(id)
         .target(format!("family {id}"));
-    let audit = match &actor {
+    let audit = match actor {
         Actor::User(name) => audit.username(name),
         Actor::Client(client) => audit.client(client),
     };
     audit.record(&ctx).await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 // --- keys and audit -----------------------------------------------------------
@@ -752,22 +728,23 @@ struct KeyView {
     active: bool,
 }
 
+impl KeyView {
+    fn of(k: keys::KeyInfo) -> KeyView {
+        KeyView {
+            kid: k.kid,
+            alg: k.alg.as_str(),
+            created_at: rfc3339(k.created_at),
+            active: k.active,
+        }
+    }
+}
+
 async fn list_keys(
     State(state): State<AppState>,
     Admin(_): Admin,
 ) -> Result<Json<Vec<KeyView>>, ApiError> {
-    let keys = state.store.signing_keys().await?;
-    let newest = keys.iter().map(|k| k.created_at).max();
-    Ok(Json(
-        keys.iter()
-            .map(|k| KeyView {
-                kid: k.kid.clone(),
-                alg: k.alg.as_str(),
-                created_at: rfc3339(k.created_at),
-                active: Some(k.created_at) == newest,
-            })
-            .collect(),
-    ))
+    let keys = keys::list(state.store.as_ref()).await?;
+    Ok(Json(keys.into_iter().map(KeyView::of).collect()))
 }
 
 async fn rotate_key(
@@ -775,25 +752,9 @@ async fn rotate_key(
     Admin(actor): Admin,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let now = state.clock.now();
-    let key = crate::keyring::rotate(
-        state.store.as_ref(),
-        state.settings.tokens.signing_alg,
-        now,
-        state.settings.max_access_token_lifetime(),
-        &crate::keyring::cipher(&state.settings.keys),
-    )
-    .await
-    .map_err(AdminError::Internal)?;
+    let key = keys::rotate(state.store.as_ref(), &state.settings, now).await?;
     audited(&state, &actor, format!("key {}", key.kid), now).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(KeyView {
-            kid: key.kid.clone(),
-            alg: key.alg.as_str(),
-            created_at: rfc3339(key.created_at),
-            active: true,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(KeyView::of(key))))
 }
 
 /// `GET audit`'s filters: `user`, `client`, `since` (RFC 3339), `limit`.

@@ -28,6 +28,7 @@ use crate::{
 pub mod admin_api;
 pub mod api;
 pub mod cache;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod oauth;
@@ -82,6 +83,7 @@ fn routes(settings: &Settings) -> Routes {
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
         .merge(pages::router())
+        .merge(console::router())
 }
 
 /// The whole application's routes and layers.

@@ -230,6 +230,22 @@ impl WebError {
         )
     }
 
+    /// A page for admins only.
+    pub fn forbidden(message: impl Into<String>) -> WebError {
+        WebError {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
+    /// Nothing by that name.
+    pub fn not_found(message: impl Into<String>) -> WebError {
+        WebError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
     /// Something on the server's side.
     pub fn internal() -> WebError {
         WebError {

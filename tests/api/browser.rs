@@ -39,6 +39,23 @@ impl Seen {
         inputs
     }
 
+    /// The hidden inputs of the form posting to `action` (a page with many forms).
+    pub fn form_inputs(&self, action: &str) -> Vec<(String, String)> {
+        let marker = format!("action=\"{action}\"");
+        let Some(at) = self.html.find(&marker) else {
+            panic!("no form posting to {action}: {}", self.html);
+        };
+        let rest = &self.html[at..];
+        let form = &rest[..rest.find("</form>").unwrap_or(rest.len())];
+        Seen {
+            status: self.status,
+            location: None,
+            headers: reqwest::header::HeaderMap::new(),
+            html: form.to_owned(),
+        }
+        .hidden_inputs()
+    }
+
     /// A query parameter of the redirect location.
     pub fn location_param(&self, name: &str) -> Option<String> {
         let location = self.location.as_deref()?;

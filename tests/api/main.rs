@@ -18,6 +18,7 @@ mod client_auth;
 mod client_credentials;
 mod client_ids;
 mod concurrency;
+mod console;
 mod fuzz_regressions;
 mod hostile_input;
 mod introspection;

@@ -5,7 +5,8 @@
 # afterwards; the server is the one DATABASE_URL names, by default
 # postgres://postgres@127.0.0.1:5432/postgres), then, on SQLite, requests-oauthlib
 # (S256 must work, plain must be refused) and a headless chromium through
-# playwright-core, which saves docs/login.png and docs/consent.png.
+# playwright-core, which saves docs/login.png and docs/consent.png, and drives the
+# admin console (console.mjs), which saves docs/console/*.png.
 #
 # Installs what is missing: Debian's chromium, the npm packages of
 # tests/clients/package-lock.json (npm ci), and a pinned requests-oauthlib in
@@ -112,12 +113,16 @@ CONFIG
   ROTOR_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
   ROTOR_CLIENT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
   export ROTOR_PASSWORD ROTOR_CLIENT_SECRET
+  export ROTOR_ADMIN=root
+  ROTOR_ADMIN_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+  export ROTOR_ADMIN_PASSWORD
 
   # A loopback redirect URI registered without a port matches any port (RFC 8252 §7.3).
   local flow=(--grants "authorization_code,refresh_token" --scopes "read write"
     --redirect-uri http://127.0.0.1/callback)
   rotor migrate >/dev/null
   printf '%s' "$ROTOR_PASSWORD" | rotor user add "$ROTOR_USERNAME" --password-stdin >/dev/null
+  printf '%s' "$ROTOR_ADMIN_PASSWORD" | rotor user add "$ROTOR_ADMIN" --admin --password-stdin >/dev/null
   rotor client add "$ROTOR_CLIENT_FIRST_PARTY" --public "${flow[@]}" >/dev/null
   rotor client add "$ROTOR_CLIENT_THIRD_PARTY" --public --third-party "${flow[@]}" >/dev/null
   rotor client add "$ROTOR_CLIENT_BROWSER" --public --third-party "${flow[@]}" >/dev/null
@@ -158,6 +163,7 @@ start_rotor sqlite "sqlite://$work/sqlite/rotor.db"
 check "oauth4webapi on sqlite" node "$here/oauth4webapi.mjs"
 check "requests-oauthlib on sqlite" "$venv/bin/python" "$here/requests_oauthlib_check.py"
 check "chromium on sqlite" node "$here/browser.mjs"
+check "console in chromium on sqlite" node "$here/console.mjs"
 finish_rotor sqlite
 
 start_rotor postgres "$pg_url"

@@ -51,6 +51,21 @@ impl Cookies {
     }
 }
 
+impl Cookies {
+    /// The value of `name` when it looks like a token rotor set: base64url and
+    /// dots (a JWT), up to 4096 bytes.
+    pub fn get_token(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty() && v.len() <= 4096)
+            .filter(|v| {
+                v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Cookies {
     type Rejection = std::convert::Infallible;
 
@@ -105,6 +120,44 @@ impl CookieJar {
     /// https. `max_age` `None` is a cookie for the browser's session.
     pub fn set(self, name: &str, value: &str, max_age: Option<u64>) -> String {
         let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
+        if let Some(seconds) = max_age {
+            cookie.push_str(&format!("; Max-Age={seconds}"));
+        }
+        cookie
+    }
+
+    /// The console session's cookie name. Its path is `/admin`, which the
+    /// `__Host-` prefix forbids; over https it takes `__Secure-` instead.
+    pub fn console_session_name(self) -> &'static str {
+        if self.secure {
+            "__Secure-rotor_console"
+        } else {
+            "rotor_console"
+        }
+    }
+
+    /// The cookie holding the console's pending login (state and PKCE verifier).
+    pub fn console_login_name(self) -> &'static str {
+        if self.secure {
+            "__Secure-rotor_console_login"
+        } else {
+            "rotor_console_login"
+        }
+    }
+
+    /// A console `Set-Cookie` value: `HttpOnly`, path `/admin`, `SameSite`
+    /// `same_site`, and `Secure` over https.
+    pub fn set_console(
+        self,
+        name: &str,
+        value: &str,
+        same_site: &str,
+        max_age: Option<u64>,
+    ) -> String {
+        let mut cookie = format!("{name}={value}; Path=/admin; HttpOnly; SameSite={same_site}");
         if self.secure {
             cookie.push_str("; Secure");
         }

@@ -1,0 +1,107 @@
+//! Token families (one login each) as an admin sees them: a user's logins, one
+//! login's refresh chain read from the audit trail, and revoking a login. The
+//! admin API and the console show the same chain through [`chain`].
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::AdminError;
+use crate::store::{AuditEvent, AuditFilter, AuditKind, FamilyRecord, Store};
+
+/// The most families or chain events one answer lists.
+pub const PAGE: u32 = 500;
+
+/// A family id typed by an operator or taken from a path.
+///
+/// # Errors
+/// [`AdminError::NoSuchFamily`]: no family has an id that is not a UUID.
+pub fn parse_id(text: &str) -> Result<Uuid, AdminError> {
+    Uuid::parse_str(text).map_err(|_| AdminError::NoSuchFamily)
+}
+
+/// The logins of `username`, newest first.
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], or the store failed.
+pub async fn of_user(
+    store: &dyn Store,
+    username: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<FamilyRecord>, AdminError> {
+    let user = store
+        .find_user(username)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
+    Ok(store.list_families(user.id, now, PAGE).await?)
+}
+
+/// One event of a login's refresh chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainEvent {
+    /// `issued`, `refreshed`, `retried`, `reuse_detected`, `revoked`, or the
+    /// audit kind of anything else.
+    pub kind: &'static str,
+    pub at: OffsetDateTime,
+    pub outcome: &'static str,
+    pub ip: Option<String>,
+    /// Who, when an admin revoked the family.
+    pub by: Option<String>,
+}
+
+impl ChainEvent {
+    fn of(e: &AuditEvent) -> ChainEvent {
+        let kind = match e.kind {
+            AuditKind::Login | AuditKind::Issued => "issued",
+            AuditKind::Refresh => "refreshed",
+            AuditKind::ReuseDetected | AuditKind::CodeReuse => "reuse_detected",
+            AuditKind::Revoked | AuditKind::AdminChange => "revoked",
+            other => other.as_str(),
+        };
+        let by = (e.kind == AuditKind::AdminChange)
+            .then(|| e.username.clone().or_else(|| e.client_id.clone()))
+            .flatten();
+        ChainEvent {
+            kind,
+            at: e.at,
+            outcome: e.outcome.as_str(),
+            ip: e.ip.clone(),
+            by,
+        }
+    }
+}
+
+/// A family and its chain, oldest event first.
+///
+/// # Errors
+/// [`AdminError::NoSuchFamily`], or the store failed.
+pub async fn chain(
+    store: &dyn Store,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(FamilyRecord, Vec<ChainEvent>), AdminError> {
+    let family = store
+        .find_family(id, now)
+        .await?
+        .ok_or(AdminError::NoSuchFamily)?;
+    let mut events = store
+        .audit_events(&AuditFilter {
+            family_id: Some(id),
+            limit: PAGE,
+            ..AuditFilter::default()
+        })
+        .await?;
+    events.reverse();
+    Ok((family, events.iter().map(ChainEvent::of).collect()))
+}
+
+/// Revokes a login: its refresh and access tokens stop working at once.
+///
+/// # Errors
+/// [`AdminError::NoSuchFamily`], or the store failed.
+pub async fn revoke(store: &dyn Store, id: Uuid, now: OffsetDateTime) -> Result<(), AdminError> {
+    if store.find_family(id, now).await?.is_none() {
+        return Err(AdminError::NoSuchFamily);
+    }
+    store.revoke_family(id, now).await?;
+    Ok(())
+}

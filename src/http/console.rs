@@ -1,0 +1,1096 @@
+//! The admin console (`/admin/`): server-rendered pages over `crate::admin`, the
+//! same rules and messages as the CLI and the admin API.
+//!
+//! The console is a first-party client of rotor itself (`rotor-console`, see
+//! [`admin::console`]): `GET /admin/` without a console session redirects to
+//! `/oauth2/authorize` with a state and an S256 challenge, kept with the verifier
+//! in a short-lived cookie; `GET /admin/callback` checks `state` and `iss` (RFC
+//! 9207), redeems the code in-process, and keeps the access token in the console
+//! session cookie (`HttpOnly`, `SameSite=Strict`, path `/admin`). Every page
+//! authenticates that token as the admin API does
+//! ([`authenticate_admin`]). Every form carries a token keyed by the session
+//! cookie (`crypto::csrf`), bound to the form's action and the time it was shown.
+//! No page runs script; the headers are those of every page ([`pages::secure`]).
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::{
+    body::Bytes,
+    extract::{FromRequestParts, Path, RawQuery, State, rejection::PathRejection},
+    http::{HeaderValue, Method, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use super::{
+    AppState, Routes,
+    admin_api::{audited, audited_revocation},
+    extract::{CookieJar, Cookies},
+    pages::{self, MessagePage, Page, Redirect, WebError},
+};
+use crate::{
+    admin::{self, AdminError, clients, families, keys, users},
+    crypto::{
+        csrf,
+        token::{AuthorizationCode, generate_form_key},
+    },
+    oauth::{
+        AuthenticatedClient, GrantReport, Params,
+        bearer::{self, ADMIN_SCOPE, Actor, AdminRefusal, BearerError, authenticate_admin},
+        grant::authorization_code,
+        request::syntax,
+    },
+    store::{AuditEvent, AuditFilter, CodeFlowSettings, Consent, FamilyRecord, Pkce, StoreError},
+    wire::GrantType,
+};
+
+/// The purpose every console form token is bound to (with the form's action).
+const PURPOSE: &str = "console";
+
+/// The console's stylesheet.
+const STYLESHEET: &str = include_str!("../../assets/console.css");
+
+/// The console's routes.
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/admin/", get_overview)
+        .get("/admin/callback", get_callback)
+        .post("/admin/logout", post_logout)
+        .get("/admin/assets/console.css", stylesheet)
+        .get_post("/admin/clients", get_clients, post_clients)
+        .post("/admin/clients/delete", post_delete_client)
+        .get_post("/admin/users", get_users, post_users)
+        .post("/admin/users/update", post_update_user)
+        .get("/admin/families", get_families)
+        .post("/admin/families/revoke", post_revoke_family)
+        .get("/admin/families/{family_id}", get_family)
+        .get("/admin/keys", get_keys)
+        .post("/admin/keys/rotate", post_rotate_key)
+        .get("/admin/audit", get_audit)
+}
+
+async fn stylesheet() -> Response {
+    let mut response = STYLESHEET.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    pages::secure(headers);
+    response
+}
+
+fn jar(state: &AppState) -> CookieJar {
+    CookieJar::for_issuer(&state.settings.tokens.issuer)
+}
+
+// --- the console session -----------------------------------------------------
+
+/// An admin signed in to the console: who, and the session cookie's token (the
+/// key of the page's form tokens).
+pub struct Console {
+    actor: Actor,
+    token: String,
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Ok(cookies) = Cookies::from_request_parts(parts, state).await;
+        let jar = jar(state);
+        let post = parts.method == Method::POST;
+        let Some(token) = cookies.get_token(jar.console_session_name()) else {
+            return Err(signed_out(state, post).await);
+        };
+        let report = GrantReport::default();
+        let ctx = state.grant_context(&report);
+        match authenticate_admin(&ctx, token, state.clock.now()).await {
+            Ok(actor) => Ok(Console {
+                actor,
+                token: token.to_owned(),
+            }),
+            Err(AdminRefusal::Forbidden(_)) => Err(not_an_admin()),
+            Err(AdminRefusal::Bearer(BearerError::Server(e))) => {
+                Err(WebError::from(e).into_response())
+            }
+            // Expired or revoked: sign in again.
+            Err(AdminRefusal::Bearer(_)) => {
+                let mut response = signed_out(state, post).await;
+                if let Ok(value) = HeaderValue::from_str(&clear_session(state)) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                Err(response)
+            }
+        }
+    }
+}
+
+fn not_an_admin() -> Response {
+    WebError::forbidden("The console is for admins. Ask an admin to grant you the admin role.")
+        .into_response()
+}
+
+fn clear_session(state: &AppState) -> String {
+    let jar = jar(state);
+    jar.set_console(jar.console_session_name(), "", "Strict", Some(0))
+}
+
+/// Without a session: a page starts the login, a form goes back to the console
+/// (a form never starts a login: it could not be resubmitted after it).
+async fn signed_out(state: &AppState, post: bool) -> Response {
+    if post {
+        Redirect::see_other("/admin/".into()).into_response()
+    } else {
+        start_login(state).await
+    }
+}
+
+/// Redirects to rotor's authorization endpoint with a fresh state and PKCE
+/// challenge (RFC 7636 §4.1–4.3, S256), which the login cookie keeps.
+async fn start_login(state: &AppState) -> Response {
+    let issuer = &state.settings.tokens.issuer;
+    if let Err(e) =
+        admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await
+    {
+        return web_error(e).into_response();
+    }
+    let login_state = generate_form_key();
+    let verifier = generate_form_key();
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", admin::console::CLIENT_ID)
+        .append_pair("redirect_uri", &admin::console::redirect_uri(issuer))
+        .append_pair("scope", ADMIN_SCOPE)
+        .append_pair("state", &login_state)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let jar = jar(state);
+    // Lax: the way back from the login page is a redirect the browser follows
+    // as a navigation, which Strict could leave without the cookie.
+    let cookie = jar.set_console(
+        jar.console_login_name(),
+        &format!("{login_state}.{verifier}"),
+        "Lax",
+        Some(state.settings.authorize.page_ttl.as_secs()),
+    );
+    Redirect::found(format!("/oauth2/authorize?{query}"))
+        .with_cookie(cookie)
+        .into_response()
+}
+
+/// The end of the login: checks the state and the issuer, redeems the code, and
+/// starts the console session, for admins only.
+async fn get_callback(
+    State(state): State<AppState>,
+    cookies: Cookies,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let jar = jar(&state);
+    let clear_login = jar.set_console(jar.console_login_name(), "", "Lax", Some(0));
+    let refuse = |message: &str| {
+        WebError::bad_request(message)
+            .page()
+            .with_cookie(clear_login.clone())
+            .into_response()
+    };
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let pending = cookies
+        .get_token(jar.console_login_name())
+        .and_then(|v| v.split_once('.'));
+    let Some((expected_state, verifier)) = pending else {
+        return refuse(
+            "This sign-in did not start here, or took too long. Open the console again.",
+        );
+    };
+    let presented_state = params.get("state").map_or("", String::as_str);
+    if !bool::from(presented_state.as_bytes().ct_eq(expected_state.as_bytes())) {
+        return refuse("This sign-in did not start here. Open the console again.");
+    }
+    // RFC 9207 §2.4: the client MUST compare `iss` with the issuer it expects.
+    let issuer = &state.settings.tokens.issuer;
+    if params.get("iss") != Some(issuer) {
+        return refuse("The sign-in answer came from another server.");
+    }
+    if params.contains_key("error") {
+        return refuse("The sign-in was refused. Open the console again.");
+    }
+    let Some(code) = params.get("code") else {
+        return refuse("The sign-in answer has no code.");
+    };
+    let now = state.clock.now();
+    let client = match admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
+        Ok(client) => client,
+        Err(e) => return web_error(e).into_response(),
+    };
+    let report = GrantReport::default();
+    let ctx = state.grant_context(&report);
+    let answer = authorization_code::grant(
+        &ctx,
+        &AuthenticatedClient(client),
+        AuthorizationCode::parse(code.clone()),
+        Some(admin::console::redirect_uri(issuer)),
+        Some(verifier.to_owned()),
+        now,
+    )
+    .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            return WebError::from(e)
+                .page()
+                .with_cookie(clear_login)
+                .into_response();
+        }
+    };
+    match authenticate_admin(&ctx, &answer.access_token, now).await {
+        Ok(_) => {
+            let session = jar.set_console(
+                jar.console_session_name(),
+                &answer.access_token,
+                "Strict",
+                Some(answer.expires_in),
+            );
+            Redirect::found("/admin/".into())
+                .with_cookie(clear_login)
+                .with_cookie(session)
+                .into_response()
+        }
+        Err(AdminRefusal::Forbidden(_)) => {
+            // The login is of no use to anyone: end it.
+            end_login(&state, &answer.access_token, now).await;
+            let mut response = not_an_admin();
+            if let Ok(value) = HeaderValue::from_str(&clear_login) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(AdminRefusal::Bearer(BearerError::Server(e))) => WebError::from(e).into_response(),
+        Err(AdminRefusal::Bearer(_)) => WebError::internal().into_response(),
+    }
+}
+
+/// Revokes the family of the console's access token `token`, if it has one.
+async fn end_login(state: &AppState, token: &str, now: OffsetDateTime) {
+    let report = GrantReport::default();
+    let ctx = state.grant_context(&report);
+    let Ok(claims) = bearer::authenticate(&ctx, token, now, false).await else {
+        return;
+    };
+    let Ok(jti) = uuid::Uuid::parse_str(&claims.jti) else {
+        return;
+    };
+    match state.store.find_access_token(jti).await {
+        Ok(Some(record)) => {
+            if let Err(e) = state.store.revoke_family(record.family_id, now).await {
+                tracing::error!(error = %e, "revoking the console login failed");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "finding the console login failed"),
+    }
+}
+
+/// Ends the console session: the cookie, and the login behind it. The browser
+/// session at rotor stays (`/oauth2/logout` ends it).
+async fn post_logout(State(state): State<AppState>, cookies: Cookies, body: Bytes) -> Response {
+    let jar = jar(&state);
+    let Some(token) = cookies.get_token(jar.console_session_name()) else {
+        return Redirect::see_other("/admin/".into()).into_response();
+    };
+    let now = state.clock.now();
+    if let Err(e) = checked_form(&state, token, "/admin/logout", &body, now) {
+        return e.into_response();
+    }
+    end_login(&state, token, now).await;
+    Page::render(
+        StatusCode::OK,
+        &MessagePage {
+            title: "Signed out",
+            message: "You are signed out of the console. Sign out of rotor at /oauth2/logout.",
+            is_error: false,
+        },
+    )
+    .with_cookie(clear_session(&state))
+    .into_response()
+}
+
+// --- forms and queries -------------------------------------------------------
+
+/// What a page needs to sign its forms.
+pub struct Csrf {
+    key: String,
+    pub issued: i64,
+}
+
+impl Csrf {
+    fn of(console: &Console, now: OffsetDateTime) -> Csrf {
+        Csrf {
+            key: console.token.clone(),
+            issued: now.unix_timestamp(),
+        }
+    }
+
+    /// The token of the form posting to `action`.
+    pub fn token(&self, action: &str) -> String {
+        csrf::token(&self.key, PURPOSE, self.issued, action)
+    }
+}
+
+/// A posted form whose token is the one for `action` under the session `key`,
+/// shown within `authorize.page_ttl`.
+fn checked_form(
+    state: &AppState,
+    key: &str,
+    action: &str,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Params, WebError> {
+    let mut form = Params::from_form(body).map_err(WebError::from)?;
+    let issued: Option<i64> = form.get("issued").and_then(|t| t.parse().ok());
+    let ttl = i64::try_from(state.settings.authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
+    let now = now.unix_timestamp();
+    let Some(issued) = issued.filter(|&t| t <= now + 60 && now - t <= ttl) else {
+        return Err(WebError::stale_form());
+    };
+    let presented = form.take("csrf_token").unwrap_or_default();
+    if !csrf::verify(key, PURPOSE, issued, action, &presented) {
+        return Err(WebError::stale_form());
+    }
+    Ok(form)
+}
+
+/// The query string of a page, first value of each name; a control character is
+/// refused (no name or id holds one).
+fn query_params(query: Option<&str>) -> Result<BTreeMap<String, String>, WebError> {
+    let mut params = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if value.chars().any(syntax::is_control) || name.chars().any(syntax::is_control) {
+            return Err(WebError::bad_request(
+                "The address contains a control character.",
+            ));
+        }
+        params
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
+    }
+    Ok(params)
+}
+
+/// A form's text field, trimmed; empty when missing.
+fn field(form: &mut Params, name: &str) -> String {
+    form.take(name).unwrap_or_default().trim().to_owned()
+}
+
+fn checked(form: &Params, name: &str) -> bool {
+    form.get(name).is_some_and(|v| !v.is_empty())
+}
+
+fn web_error(e: AdminError) -> WebError {
+    match e {
+        AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) | AdminError::NoSuchFamily => {
+            WebError::not_found(e.to_string())
+        }
+        AdminError::Store(StoreError::Unavailable(_)) => WebError::unavailable(),
+        AdminError::Store(other) => {
+            tracing::error!(error = %other, "console request failed");
+            WebError::internal()
+        }
+        AdminError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "console request failed");
+            WebError::internal()
+        }
+        other => WebError::bad_request(other.to_string()),
+    }
+}
+
+fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        t.date(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn render(status: StatusCode, template: &impl Template) -> Response {
+    Page::render(status, template).into_response()
+}
+
+// --- overview ----------------------------------------------------------------
+
+/// One audit event as the pages show it.
+pub struct AuditRow {
+    pub at: String,
+    pub kind: &'static str,
+    pub outcome: &'static str,
+    pub username: String,
+    pub client_id: String,
+    pub family_id: String,
+    pub target: String,
+}
+
+impl AuditRow {
+    fn of(e: AuditEvent) -> AuditRow {
+        AuditRow {
+            at: when(e.at),
+            kind: e.kind.as_str(),
+            outcome: e.outcome.as_str(),
+            username: e.username.unwrap_or_default(),
+            client_id: e.client_id.unwrap_or_default(),
+            family_id: e.family_id.map(|id| id.to_string()).unwrap_or_default(),
+            target: e.target.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage {
+    actor: String,
+    csrf: Csrf,
+    clients: usize,
+    users: usize,
+    live_logins: u64,
+    events: Vec<AuditRow>,
+}
+
+async fn get_overview(State(state): State<AppState>, console: Console) -> Response {
+    match overview(&state, &console).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, AdminError> {
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    let events = store
+        .audit_events(&AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await?;
+    Ok(OverviewPage {
+        actor: console.actor.name().to_owned(),
+        csrf: Csrf::of(console, now),
+        clients: clients::list(store).await?.len(),
+        users: users::list(store).await?.len(),
+        live_logins: store.count_active_families(now).await?,
+        events: events.into_iter().map(AuditRow::of).collect(),
+    })
+}
+
+// --- clients -----------------------------------------------------------------
+
+pub struct ClientRow {
+    pub id: String,
+    pub kind: &'static str,
+    pub grants: String,
+    pub scopes: String,
+    pub redirect_uris: String,
+    pub refresh_tokens: bool,
+    pub offline_access: bool,
+    pub third_party: bool,
+    pub created: String,
+}
+
+/// What a client form held, shown again when it was refused.
+#[derive(Default)]
+pub struct ClientForm {
+    pub client_id: String,
+    pub public: bool,
+    pub scopes: String,
+    pub redirect_uris: String,
+}
+
+/// A client just created: its secret, shown this once.
+pub struct Created {
+    pub id: String,
+    pub secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/clients.html")]
+struct ClientsPage {
+    actor: String,
+    csrf: Csrf,
+    clients: Vec<ClientRow>,
+    error: Option<String>,
+    created: Option<Created>,
+    form: ClientForm,
+}
+
+async fn clients_page(
+    state: &AppState,
+    console: &Console,
+    error: Option<String>,
+    created: Option<Created>,
+    form: ClientForm,
+) -> Result<ClientsPage, AdminError> {
+    let clients = clients::list(state.store.as_ref()).await?;
+    Ok(ClientsPage {
+        actor: console.actor.name().to_owned(),
+        csrf: Csrf::of(console, state.clock.now()),
+        clients: clients
+            .into_iter()
+            .map(|c| ClientRow {
+                kind: if c.is_public() {
+                    "public"
+                } else {
+                    "confidential"
+                },
+                grants: c
+                    .grant_types
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                scopes: c.scopes.join(" "),
+                redirect_uris: c.code_flow.redirect_uris.join(" "),
+                refresh_tokens: c.refresh_tokens,
+                offline_access: c.code_flow.offline_access,
+                third_party: c.code_flow.consent == Consent::ThirdParty,
+                created: when(c.created_at),
+                id: c.id,
+            })
+            .collect(),
+        error,
+        created,
+        form,
+    })
+}
+
+async fn get_clients(State(state): State<AppState>, console: Console) -> Response {
+    match clients_page(&state, &console, None, None, ClientForm::default()).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+/// The grant checkboxes of the client form, by grant.
+const GRANTS: [GrantType; 4] = [
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::Password,
+    GrantType::ClientCredentials,
+];
+
+async fn post_clients(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/clients", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let public = match form.get("type") {
+        Some("public") => true,
+        Some("confidential") => false,
+        _ => {
+            return refused_client(
+                &state,
+                &console,
+                "Choose public or confidential.".into(),
+                ClientForm::default(),
+            )
+            .await;
+        }
+    };
+    let grant_types: Vec<String> = GRANTS
+        .iter()
+        .filter(|g| checked(&form, &format!("grant_{}", g.as_str())))
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    let offline_access = checked(&form, "offline_access");
+    let third_party = checked(&form, "third_party");
+    let shown = ClientForm {
+        client_id: field(&mut form, "client_id"),
+        public,
+        scopes: field(&mut form, "scopes"),
+        redirect_uris: field(&mut form, "redirect_uris"),
+    };
+    if grant_types.is_empty() {
+        return refused_client(&state, &console, "Choose at least one grant.".into(), shown).await;
+    }
+    let valid = clients::NewClient {
+        id: shown.client_id.clone(),
+        refresh_tokens: grant_types
+            .iter()
+            .any(|g| g == GrantType::RefreshToken.as_str()),
+        grant_types,
+        scopes: shown.scopes.clone(),
+        refresh_ttl: None,
+        max_refreshes: None,
+        grace_period: None,
+        public,
+        code_flow: CodeFlowSettings {
+            redirect_uris: shown
+                .redirect_uris
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            consent: if third_party {
+                Consent::ThirdParty
+            } else {
+                Consent::FirstParty
+            },
+            pkce: Pkce::Required,
+            offline_access,
+            offline_ttl: None,
+            refresh_requires_offline: false,
+        },
+    }
+    .validate();
+    let valid = match valid {
+        Ok(valid) => valid,
+        Err(e) => return refused_client(&state, &console, e.to_string(), shown).await,
+    };
+    let secret = (!public).then(clients::generate_secret);
+    let record = match clients::create(state.store.as_ref(), valid, secret.as_ref(), now).await {
+        Ok(record) => record,
+        Err(e @ AdminError::ClientExists(_)) => {
+            return refused_client(&state, &console, e.to_string(), shown).await;
+        }
+        Err(e) => return web_error(e).into_response(),
+    };
+    audited(&state, &console.actor, format!("client {}", record.id), now).await;
+    let created = Created {
+        id: record.id.clone(),
+        secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
+    };
+    match clients_page(&state, &console, None, Some(created), ClientForm::default()).await {
+        Ok(page) => render(StatusCode::CREATED, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn refused_client(
+    state: &AppState,
+    console: &Console,
+    message: String,
+    form: ClientForm,
+) -> Response {
+    match clients_page(state, console, Some(message), None, form).await {
+        Ok(page) => render(StatusCode::BAD_REQUEST, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_delete_client(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/clients/delete", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let id = form.take("client_id").unwrap_or_default();
+    if id == admin::console::CLIENT_ID {
+        return WebError::bad_request("The console's own client cannot be deleted here.")
+            .into_response();
+    }
+    if let Err(e) = clients::remove(state.store.as_ref(), &id).await {
+        return web_error(e).into_response();
+    }
+    audited(&state, &console.actor, format!("client {id}"), now).await;
+    Redirect::see_other("/admin/clients".into()).into_response()
+}
+
+// --- users -------------------------------------------------------------------
+
+pub struct UserRow {
+    pub username: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: String,
+    /// `/admin/families?user=…`, encoded.
+    pub logins: String,
+}
+
+/// A user just created with a generated password, shown this once.
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage {
+    actor: String,
+    csrf: Csrf,
+    users: Vec<UserRow>,
+    error: Option<String>,
+    created: Option<NewUser>,
+}
+
+fn families_link(username: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("user", username)
+        .finish();
+    format!("/admin/families?{query}")
+}
+
+async fn users_page(
+    state: &AppState,
+    console: &Console,
+    error: Option<String>,
+    created: Option<NewUser>,
+) -> Result<UsersPage, AdminError> {
+    let users = users::list(state.store.as_ref()).await?;
+    Ok(UsersPage {
+        actor: console.actor.name().to_owned(),
+        csrf: Csrf::of(console, state.clock.now()),
+        users: users
+            .into_iter()
+            .map(|u| UserRow {
+                logins: families_link(&u.username),
+                admin: u.admin,
+                disabled: u.disabled,
+                created: when(u.created_at),
+                username: u.username,
+            })
+            .collect(),
+        error,
+        created,
+    })
+}
+
+async fn get_users(State(state): State<AppState>, console: Console) -> Response {
+    match users_page(&state, &console, None, None).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_users(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/users", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let admin = checked(&form, "admin");
+    let password = form.take("password").unwrap_or_default();
+    let result = async {
+        let username = users::Username::parse(&field(&mut form, "username"))?;
+        let (password, generated) = if password.is_empty() {
+            (users::NewPassword::generate(), true)
+        } else {
+            (users::NewPassword::parse(password)?, false)
+        };
+        users::add_with_role(
+            state.store.as_ref(),
+            &state.hasher,
+            &username,
+            &password,
+            admin,
+            now,
+        )
+        .await?;
+        Ok::<_, AdminError>((username, generated.then(|| password.expose().to_owned())))
+    }
+    .await;
+    let (status, error, created) = match result {
+        Ok((username, password)) => {
+            audited(&state, &console.actor, format!("user {username}"), now).await;
+            let created = password.map(|password| NewUser {
+                username: username.to_string(),
+                password,
+            });
+            (StatusCode::CREATED, None, created)
+        }
+        Err(e @ (AdminError::Store(_) | AdminError::Internal(_))) => {
+            return web_error(e).into_response();
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, Some(e.to_string()), None),
+    };
+    match users_page(&state, &console, error, created).await {
+        Ok(page) => render(status, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_update_user(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/users/update", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let username = form.take("username").unwrap_or_default();
+    let store = state.store.as_ref();
+    let result = match form.get("action") {
+        Some("disable") => users::set_disabled(store, &username, true).await,
+        Some("enable") => users::set_disabled(store, &username, false).await,
+        Some("grant-admin") => users::set_admin(store, &username, true).await,
+        Some("revoke-admin") => users::set_admin(store, &username, false).await,
+        _ => {
+            return WebError::bad_request("Choose disable, enable, grant-admin or revoke-admin.")
+                .into_response();
+        }
+    };
+    if let Err(e) = result {
+        return web_error(e).into_response();
+    }
+    audited(&state, &console.actor, format!("user {username}"), now).await;
+    Redirect::see_other("/admin/users".into()).into_response()
+}
+
+// --- logins and their chains -------------------------------------------------------
+
+pub struct FamilyRow {
+    pub id: String,
+    pub client_id: String,
+    pub username: String,
+    pub scope: String,
+    pub created: String,
+    pub refresh_count: u32,
+    pub state: &'static str,
+    pub offline: bool,
+}
+
+impl FamilyRow {
+    fn of(f: &FamilyRecord) -> FamilyRow {
+        FamilyRow {
+            id: f.id.to_string(),
+            client_id: f.client_id.clone(),
+            username: f.subject.username().unwrap_or_default().to_owned(),
+            scope: f.scope.clone(),
+            created: when(f.created_at),
+            refresh_count: f.refresh_count,
+            state: f.state(),
+            offline: f.offline,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/families.html")]
+struct FamiliesPage {
+    actor: String,
+    csrf: Csrf,
+    username: String,
+    families: Vec<FamilyRow>,
+}
+
+async fn get_families(
+    State(state): State<AppState>,
+    console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let Some(username) = params.get("user") else {
+        return WebError::bad_request("Choose a user on the users page.").into_response();
+    };
+    let now = state.clock.now();
+    match families::of_user(state.store.as_ref(), username, now).await {
+        Ok(list) => render(
+            StatusCode::OK,
+            &FamiliesPage {
+                actor: console.actor.name().to_owned(),
+                csrf: Csrf::of(&console, now),
+                username: username.clone(),
+                families: list.iter().map(FamilyRow::of).collect(),
+            },
+        ),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+pub struct ChainRow {
+    pub kind: &'static str,
+    pub at: String,
+    pub outcome: &'static str,
+    pub ip: String,
+    pub by: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/family.html")]
+struct FamilyPage {
+    actor: String,
+    csrf: Csrf,
+    family: FamilyRow,
+    logins: String,
+    chain: Vec<ChainRow>,
+}
+
+async fn get_family(
+    State(state): State<AppState>,
+    console: Console,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(id)) = path else {
+        return WebError::not_found("no such family").into_response();
+    };
+    let now = state.clock.now();
+    let chain = match families::parse_id(&id) {
+        Ok(id) => families::chain(state.store.as_ref(), id, now).await,
+        Err(e) => Err(e),
+    };
+    match chain {
+        Ok((family, chain)) => {
+            let row = FamilyRow::of(&family);
+            render(
+                StatusCode::OK,
+                &FamilyPage {
+                    actor: console.actor.name().to_owned(),
+                    csrf: Csrf::of(&console, now),
+                    logins: families_link(&row.username),
+                    family: row,
+                    chain: chain
+                        .into_iter()
+                        .map(|e| ChainRow {
+                            kind: e.kind,
+                            at: when(e.at),
+                            outcome: e.outcome,
+                            ip: e.ip.unwrap_or_default(),
+                            by: e.by.unwrap_or_default(),
+                        })
+                        .collect(),
+                },
+            )
+        }
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_revoke_family(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let form = match checked_form(&state, &console.token, "/admin/families/revoke", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let result = match families::parse_id(form.get("family_id").unwrap_or_default()) {
+        Ok(id) => families::revoke(state.store.as_ref(), id, now)
+            .await
+            .map(|()| id),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(id) => {
+            audited_revocation(&state, &console.actor, id, now).await;
+            Redirect::see_other(format!("/admin/families/{id}")).into_response()
+        }
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+// --- keys and audit -----------------------------------------------------------
+
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: &'static str,
+    pub created: String,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/keys.html")]
+struct KeysPage {
+    actor: String,
+    csrf: Csrf,
+    keys: Vec<KeyRow>,
+}
+
+async fn get_keys(State(state): State<AppState>, console: Console) -> Response {
+    match keys::list(state.store.as_ref()).await {
+        Ok(list) => render(
+            StatusCode::OK,
+            &KeysPage {
+                actor: console.actor.name().to_owned(),
+                csrf: Csrf::of(&console, state.clock.now()),
+                keys: list
+                    .into_iter()
+                    .map(|k| KeyRow {
+                        kid: k.kid,
+                        alg: k.alg.as_str(),
+                        created: when(k.created_at),
+                        active: k.active,
+                    })
+                    .collect(),
+            },
+        ),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_rotate_key(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let now = state.clock.now();
+    if let Err(e) = checked_form(&state, &console.token, "/admin/keys/rotate", &body, now) {
+        return e.into_response();
+    }
+    match keys::rotate(state.store.as_ref(), &state.settings, now).await {
+        Ok(key) => {
+            audited(&state, &console.actor, format!("key {}", key.kid), now).await;
+            Redirect::see_other("/admin/keys".into()).into_response()
+        }
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    actor: String,
+    csrf: Csrf,
+    user: String,
+    client: String,
+    events: Vec<AuditRow>,
+}
+
+async fn get_audit(
+    State(state): State<AppState>,
+    console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let nonempty = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+    let (user, client) = (nonempty("user"), nonempty("client"));
+    let events = state
+        .store
+        .audit_events(&AuditFilter {
+            username: user.clone(),
+            client_id: client.clone(),
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await;
+    match events {
+        Ok(events) => render(
+            StatusCode::OK,
+            &AuditPage {
+                actor: console.actor.name().to_owned(),
+                csrf: Csrf::of(&console, state.clock.now()),
+                user: user.unwrap_or_default(),
+                client: client.unwrap_or_default(),
+                events: events.into_iter().map(AuditRow::of).collect(),
+            },
+        ),
+        Err(e) => web_error(e.into()).into_response(),
+    }
+}

@@ -1,0 +1,132 @@
+// The admin console in a real browser: Debian's chromium, headless, driven by
+// playwright-core. An admin signs in through rotor's own login page, creates a
+// confidential client (its secret read off the page, shown once); a user signs in
+// twice with the password grant (fetch); the admin finds the user's logins, sees
+// the chain of the first after two refreshes and a reuse of the first refresh
+// token, revokes the second, whose access token /api/v1/me then refuses. Each
+// page's screenshot goes to docs/console/ (ROTOR_SCREENSHOTS=DIR puts them in
+// DIR/console).
+//
+// Reads ROTOR_ISSUER, ROTOR_ADMIN, ROTOR_ADMIN_PASSWORD, ROTOR_USERNAME,
+// ROTOR_PASSWORD and CHROMIUM (default /usr/bin/chromium). Exits non-zero when a
+// check fails.
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+const issuer = process.env.ROTOR_ISSUER;
+assert.ok(issuer, 'ROTOR_ISSUER is not set: run tests/clients/run.sh');
+const admin = process.env.ROTOR_ADMIN || 'root';
+const adminPassword = process.env.ROTOR_ADMIN_PASSWORD || '';
+const username = process.env.ROTOR_USERNAME || 'alice';
+const password = process.env.ROTOR_PASSWORD || '';
+const here = path.dirname(fileURLToPath(import.meta.url));
+const screenshots = path.join(process.env.ROTOR_SCREENSHOTS || path.join(here, '..', '..', 'docs'), 'console');
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const CLIENT = 'console-demo';
+
+async function token(secret, form) {
+  const response = await fetch(`${issuer}/oauth2/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${CLIENT}:${secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams(form),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function me(accessToken) {
+  const response = await fetch(`${issuer}/api/v1/me`, {
+    headers: { authorization: `Bearer ${accessToken}` },
+  });
+  return response.status;
+}
+
+let browser;
+let failed = 0;
+try {
+  await mkdir(screenshots, { recursive: true });
+  browser = await chromium.launch({ executablePath, headless: true });
+  const page = await (await browser.newContext()).newPage();
+  page.setDefaultTimeout(15_000);
+  const shot = (name) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+
+  // The admin signs in through rotor's login page.
+  await page.goto(`${issuer}/admin/`);
+  assert.equal(await page.title(), 'Sign in');
+  await page.locator('input[name="username"]').fill(admin);
+  await page.locator('input[name="password"]').fill(adminPassword);
+  await Promise.all([page.waitForURL(`${issuer}/admin/`), page.locator('input[name="password"]').press('Enter')]);
+  assert.equal(await page.title(), 'Overview · rotor console');
+  console.log('ok: the admin signed in through the authorization code flow');
+
+  // A confidential client for the password grant, its secret shown once.
+  await page.goto(`${issuer}/admin/clients`);
+  await page.locator('#client_id').fill(CLIENT);
+  await page.locator('#scopes').fill('read write');
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Create client' }).click()]);
+  const secret = (await page.locator('code.secret').textContent()).trim();
+  assert.ok(secret.length >= 32, 'the secret is shown');
+  await shot('clients');
+  console.log('ok: the admin created a client and saw its secret once');
+
+  // A user signs in twice with the password grant; the first login refreshes
+  // twice, then its first refresh token is presented again.
+  const first = await token(secret, { grant_type: 'password', username, password, scope: 'read' });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  const second = await token(secret, { grant_type: 'password', username, password, scope: 'read' });
+  assert.equal(second.status, 200, JSON.stringify(second.body));
+  let refresh = first.body.refresh_token;
+  for (let i = 0; i < 2; i++) {
+    const next = await token(secret, { grant_type: 'refresh_token', refresh_token: refresh });
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+    refresh = next.body.refresh_token;
+  }
+  const reuse = await token(secret, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
+  assert.equal(reuse.status, 400, JSON.stringify(reuse.body));
+  assert.equal(await me(second.body.access_token), 200);
+
+  // The admin finds the user's logins and the chain of the first.
+  await page.goto(`${issuer}/admin/users`);
+  await shot('users');
+  await Promise.all([page.waitForLoadState('load'), page.locator('tr', { hasText: username }).getByRole('link', { name: 'logins' }).click()]);
+  assert.equal(await page.title(), `Logins of ${username} · rotor console`);
+  const rows = page.locator('tbody tr', { hasText: CLIENT });
+  assert.equal(await rows.count(), 2);
+  await shot('families');
+  const refreshed = rows.filter({ has: page.locator('td', { hasText: /^2$/ }) });
+  await Promise.all([page.waitForLoadState('load'), refreshed.locator('a').first().click()]);
+  const chain = await page.locator('ol.chain').textContent();
+  assert.equal((chain.match(/refreshed/g) || []).length, 2, chain);
+  assert.match(chain, /reuse_detected/);
+  assert.match(await page.locator('.facts').textContent(), /revoked/);
+  await shot('chain');
+  console.log('ok: the chain shows two refreshes and the reuse that revoked the login');
+
+  // The admin revokes the second login; its access token stops working.
+  await page.goBack();
+  const live = page.locator('tbody tr', { hasText: CLIENT }).filter({ hasText: 'active' });
+  await Promise.all([page.waitForLoadState('load'), live.getByRole('button', { name: 'Revoke' }).click()]);
+  assert.match(await page.locator('.facts').textContent(), /revoked/);
+  assert.equal(await me(second.body.access_token), 401);
+  console.log('ok: a revoked login\'s access token is refused at /api/v1/me');
+
+  await page.goto(`${issuer}/admin/keys`);
+  await shot('keys');
+  await page.goto(`${issuer}/admin/audit`);
+  await shot('audit');
+  await page.goto(`${issuer}/admin/`);
+  await shot('overview');
+} catch (e) {
+  failed = 1;
+  console.error(e);
+} finally {
+  await browser?.close();
+}
+process.exit(failed);
