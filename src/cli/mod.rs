@@ -66,7 +66,8 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
     let state = app.state().clone();
-    if let Some(id) = &state.settings.clients.anonymous_client {
+    let settings = state.settings();
+    if let Some(id) = &settings.clients.anonymous_client {
         match state.store.find_client(id).await? {
             Some(c) if c.is_public() => {}
             _ => tracing::warn!(
@@ -78,7 +79,7 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     if state.store.is_empty().await? {
         let now = time::OffsetDateTime::now_utc();
         if let Some(demo) = admin::create_demo(state.store.as_ref(), &state.hasher, now).await? {
-            let issuer = &state.settings.tokens.issuer;
+            let issuer = &settings.tokens.issuer;
             print!("{}", render::first_start(&demo, addr, config, issuer));
         }
     }
