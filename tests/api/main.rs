@@ -35,6 +35,7 @@ mod refresh_grant;
 mod retry_window;
 mod revocation;
 mod secrecy;
+mod settings;
 mod shapes;
 mod shutdown;
 mod tls;
