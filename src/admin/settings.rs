@@ -210,9 +210,17 @@ pub struct SettingView {
     /// The value in force, in canonical form.
     pub value: String,
     pub source: Source,
-    /// When the stored value was set, and by whom (`cli`, `user NAME`, `client
-    /// ID`); `None` unless the source is the database.
-    pub updated: Option<(OffsetDateTime, String)>,
+    /// When the stored value was set and by whom; `None` unless the source is
+    /// the database.
+    pub updated: Option<Updated>,
+}
+
+/// When and by whom a stored value was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    pub at: OffsetDateTime,
+    /// `cli`, `user NAME` or `client ID` ([`Actor`]'s `Display`).
+    pub by: String,
 }
 
 /// The settings in force: `file` (the configuration's layers) with every stored
@@ -275,7 +283,13 @@ fn views(
                 .find(|r| r.key == key.as_str())
                 .filter(|r| apply(file, std::slice::from_ref(r)).1.is_empty());
             let (source, updated) = match record {
-                Some(r) => (Source::Database, Some((r.updated_at, r.updated_by.clone()))),
+                Some(r) => (
+                    Source::Database,
+                    Some(Updated {
+                        at: r.updated_at,
+                        by: r.updated_by.clone(),
+                    }),
+                ),
                 None => (layer(key, file, defaults, environment), None),
             };
             SettingView {
@@ -358,7 +372,10 @@ pub async fn update(
             key,
             value: record.value,
             source: Source::Database,
-            updated: Some((now, record.updated_by)),
+            updated: Some(Updated {
+                at: now,
+                by: record.updated_by,
+            }),
         });
     }
     Ok(views)
@@ -543,7 +560,10 @@ mod tests {
         );
         assert_eq!(
             of(Key::RefreshMaxRefreshes).updated,
-            Some((OffsetDateTime::UNIX_EPOCH, "cli".to_owned()))
+            Some(Updated {
+                at: OffsetDateTime::UNIX_EPOCH,
+                by: "cli".to_owned()
+            })
         );
         assert_eq!(
             (

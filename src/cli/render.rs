@@ -6,7 +6,7 @@ use std::{fmt::Write, net::SocketAddr, path::Path, time::Duration};
 use crate::{
     admin::{
         DEMO, DEMO_PUBLIC, DemoCredentials,
-        settings::{SettingView, Source},
+        settings::{SettingView, Source, Updated},
         users::NewPassword,
     },
     crypto::{signing_key::StoredKey, token::ClientSecret},
@@ -211,7 +211,7 @@ pub fn settings(views: &[SettingView]) -> String {
     for v in views {
         let changed = v.updated.as_ref().map_or_else(
             || "-".to_owned(),
-            |(at, by)| format!("{} by {by}", rfc3339(*at)),
+            |Updated { at, by }| format!("{} by {by}", rfc3339(*at)),
         );
         let _ = writeln!(
             out,
@@ -471,7 +471,10 @@ mod tests {
                 key: Key::RefreshMaxRefreshes,
                 value: "3".into(),
                 source: Source::Database,
-                updated: Some((time::OffsetDateTime::UNIX_EPOCH, "cli".into())),
+                updated: Some(Updated {
+                    at: time::OffsetDateTime::UNIX_EPOCH,
+                    by: "cli".into(),
+                }),
             },
         ]);
         assert_eq!(
