@@ -29,8 +29,10 @@ struct Inner {
     /// `file` with the stored values over it.
     current: RwLock<Arc<Settings>>,
     /// Held while the store is read and the result applied, so that of two
-    /// reloads the one that read later is the one left in force.
-    reloading: tokio::sync::Mutex<()>,
+    /// reloads the one that read later is the one left in force. It keeps why
+    /// stored values were left out at the last reload, so that each is logged
+    /// once, not at every reload.
+    reloading: tokio::sync::Mutex<Vec<String>>,
 }
 
 impl fmt::Debug for LiveSettings {
@@ -48,7 +50,7 @@ impl LiveSettings {
             inner: Arc::new(Inner {
                 current: RwLock::new(Arc::new(file.clone())),
                 file,
-                reloading: tokio::sync::Mutex::new(()),
+                reloading: tokio::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -83,12 +85,14 @@ impl LiveSettings {
     /// # Errors
     /// The store failed; the snapshot in force stays.
     pub async fn reload(&self, store: &dyn SettingStore) -> StoreResult<()> {
-        let _reloading = self.inner.reloading.lock().await;
+        let mut left_out = self.inner.reloading.lock().await;
         let stored = store.list_settings().await?;
         let (next, refused) = settings::apply(&self.inner.file, &stored);
-        for e in refused {
-            tracing::warn!(error = %e, "a stored setting was left out");
+        let refused: Vec<String> = refused.iter().map(ToString::to_string).collect();
+        for why in refused.iter().filter(|why| !left_out.contains(why)) {
+            tracing::warn!(error = %why, "a stored setting was left out");
         }
+        *left_out = refused;
         let next = Arc::new(next);
         let previous = {
             let mut current = match self.inner.current.write() {
