@@ -1,5 +1,5 @@
-//! Building and running the server: store, keys, hasher, listener, the clean-up
-//! task, and the graceful shutdown.
+//! Building and running the server: store, settings, keys, hasher, listener, the
+//! clean-up and settings-reload tasks, and the graceful shutdown.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -11,9 +11,10 @@ use crate::{
     config::Settings,
     crypto::password::PasswordHasher,
     http::{self, AppState},
-    jobs::cleanup,
+    jobs::{self, cleanup},
     keyring::{self, KeyRing},
     lifecycle::Lifecycle,
+    live_settings::LiveSettings,
     metrics::Metrics,
     server::{Bound, serve},
     store::{self, Store},
@@ -47,10 +48,12 @@ impl Application {
         Application::with_store(settings, store).await
     }
 
-    /// Builds around an existing, migrated store (tests pass a fresh one each).
+    /// Builds around an existing, migrated store (tests pass a fresh one each),
+    /// with the settings stored in it over `settings`.
     ///
     /// # Errors
-    /// Signing keys cannot be loaded or created, or the address cannot be bound.
+    /// The stored settings or the signing keys cannot be loaded, a signing key
+    /// cannot be created, or the address cannot be bound.
     pub async fn with_store(
         settings: Settings,
         store: Arc<dyn Store>,
@@ -62,6 +65,10 @@ impl Application {
             );
         }
         let clock = Clock::system();
+        let live = LiveSettings::load(settings, store.as_ref())
+            .await
+            .context("loading the settings stored in the database")?;
+        let settings = live.current();
         let keys = KeyRing::load(
             store.as_ref(),
             settings.tokens.signing_alg,
@@ -81,7 +88,7 @@ impl Application {
         let listener = Bound::bind(&settings.server).await?;
         let state = AppState {
             store,
-            settings: Arc::new(settings),
+            settings: live,
             keys: Arc::new(keys),
             hasher,
             clock,
@@ -131,17 +138,25 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let state = self.state;
-        let server = state.settings.server.clone();
+        let settings = state.settings();
+        let server = settings.server.clone();
         let lifecycle = state.lifecycle.clone();
-        if state.settings.cleanup.enabled {
+        if settings.cleanup.enabled {
             tokio::spawn(cleanup::run(
                 state.store.clone(),
-                cleanup::Retention::from(state.settings.as_ref()),
+                cleanup::Retention::from(settings.as_ref()),
                 state.clock.clone(),
                 state.metrics.clone(),
                 lifecycle.clone(),
             ));
         }
+        tokio::spawn(jobs::settings::run(
+            state.store.clone(),
+            state.settings.clone(),
+            state.keys.clone(),
+            settings.settings.reload_interval,
+            lifecycle.clone(),
+        ));
         let stop_accepting = {
             let lifecycle = lifecycle.clone();
             async move {

@@ -8,6 +8,7 @@
 //! crate: every other module may import it.
 
 use std::{
+    collections::BTreeSet,
     net::SocketAddr,
     path::{Path, PathBuf},
     str::FromStr,
@@ -39,6 +40,17 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub session: SessionSettings,
     pub authorize: AuthorizeSettings,
+    pub settings: RuntimeSettings,
+}
+
+/// Settings changed at run time (`rotor settings set`, the admin API): stored in
+/// the database, they override this configuration on every instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// How often each instance re-reads them from the database.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 /// Browser sessions of the login page.
@@ -372,6 +384,30 @@ impl FromStr for SigningAlg {
     }
 }
 
+/// The `ROTOR__SECTION__KEY` layer, reading `environment` instead of the process
+/// environment when given (tests).
+fn environment_layer(environment: Option<config::Map<String, String>>) -> config::Environment {
+    config::Environment::with_prefix("ROTOR")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("server.trusted_proxies")
+        .with_list_parse_key("keys.previous_secrets")
+        .source(environment)
+}
+
+/// The dotted keys the environment layer sets.
+fn environment_keys(
+    environment: Option<config::Map<String, String>>,
+) -> anyhow::Result<BTreeSet<String>> {
+    use config::Source;
+    let values = environment_layer(environment)
+        .collect()
+        .context("reading ROTOR__ environment variables")?;
+    Ok(values.into_keys().collect())
+}
+
 impl Settings {
     /// Loads the layered settings.
     ///
@@ -400,22 +436,38 @@ impl Settings {
             );
         }
         let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix("ROTOR")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("server.trusted_proxies")
-                    .with_list_parse_key("keys.previous_secrets")
-                    .source(environment),
-            )
+            .add_source(environment_layer(environment))
             .build()
             .context("reading configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The compiled defaults alone (`config/default.toml`), without any file or
+    /// environment layer.
+    ///
+    /// # Errors
+    /// Only if the compiled defaults were malformed, which a unit test rules out.
+    pub fn defaults() -> anyhow::Result<Settings> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()
+            .context("reading the compiled defaults")?
+            .try_deserialize()
+            .context("invalid compiled defaults")?;
+        Ok(settings)
+    }
+
+    /// The dotted keys (e.g. `refresh.max_refreshes`) that `ROTOR__…` variables of
+    /// the process environment set, to tell a value from the environment from one
+    /// of the file.
+    ///
+    /// # Errors
+    /// A variable that is not Unicode.
+    pub fn environment_keys() -> anyhow::Result<BTreeSet<String>> {
+        environment_keys(None)
     }
 
     /// Cross-field checks, each naming its key.
@@ -516,6 +568,9 @@ impl Settings {
         if self.authorize.page_ttl.as_secs() < 10 {
             return fail("authorize.page_ttl", "must be at least 10s");
         }
+        if self.settings.reload_interval.is_zero() {
+            return fail("settings.reload_interval", "must be more than zero");
+        }
         if self
             .clients
             .anonymous_client
@@ -601,6 +656,31 @@ mod tests {
             .collect();
         assert_eq!(previous, ["an-old-secret-of-some-length"]);
         assert_eq!(s.tokens.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn the_compiled_defaults_are_the_defaults_of_load() {
+        let defaults = Settings::defaults().unwrap();
+        let loaded = Settings::load(None).unwrap();
+        assert_eq!(format!("{defaults:?}"), format!("{loaded:?}"));
+        assert_eq!(defaults.settings.reload_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn environment_keys_are_the_dotted_keys_of_rotor_variables() {
+        let environment = [
+            ("ROTOR__REFRESH__MAX_REFRESHES", "3"),
+            ("ROTOR__TOKENS__SESSION_TIMEOUT", "5m"),
+            ("OTHER__REFRESH__ROTATE", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let keys = environment_keys(Some(environment)).unwrap();
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            ["refresh.max_refreshes", "tokens.session_timeout"]
+        );
     }
 
     #[test]

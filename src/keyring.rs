@@ -58,7 +58,10 @@ pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 pub struct KeyRing {
     current: RwLock<Arc<KeySet>>,
     alg: SigningAlg,
-    max_token_lifetime: Duration,
+    /// How long a retired key stays published, in nanoseconds: the longest an
+    /// access token signed by this instance can live. Raised, never lowered, when
+    /// `tokens.session_timeout` is changed at run time ([`KeyRing::cover_token_lifetime`]).
+    max_token_lifetime: AtomicU64,
     reload_every: Duration,
     cipher: KeyCipher,
     /// When the store was last read, in Unix nanoseconds of the server clock.
@@ -111,7 +114,7 @@ impl KeyRing {
         Ok(KeyRing {
             current: RwLock::new(Arc::new(set)),
             alg,
-            max_token_lifetime,
+            max_token_lifetime: AtomicU64::new(nanos(max_token_lifetime)),
             reload_every,
             cipher,
             last_read: AtomicI64::new(unix_nanos(now)),
@@ -142,6 +145,20 @@ impl KeyRing {
         }
     }
 
+    /// Keeps retired keys published for at least `lifetime` (the new longest
+    /// access-token lifetime after a change of `tokens.session_timeout` at run
+    /// time), so that no token outlives the key that verifies it. A shorter
+    /// lifetime changes nothing: tokens issued before it still live.
+    pub fn cover_token_lifetime(&self, lifetime: Duration) {
+        self.max_token_lifetime
+            .fetch_max(nanos(lifetime), Ordering::Relaxed);
+    }
+
+    /// How long a retired key stays published.
+    pub fn max_token_lifetime(&self) -> Duration {
+        Duration::from_nanos(self.max_token_lifetime.load(Ordering::Relaxed))
+    }
+
     /// How many times this ring has re-read the store since it was loaded.
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
@@ -166,7 +183,7 @@ impl KeyRing {
         self.reloads.fetch_add(1, Ordering::Relaxed);
         let built = match store.signing_keys().await {
             Ok(stored) => KeySet::with_known(
-                &live_keys(&stored, now, self.max_token_lifetime),
+                &live_keys(&stored, now, self.max_token_lifetime()),
                 self.alg,
                 &self.cipher,
                 &self.snapshot(),
@@ -234,6 +251,11 @@ fn live_keys(
 fn unix_nanos(at: time::OffsetDateTime) -> i64 {
     let nanos = at.unix_timestamp_nanos();
     i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// `d` in nanoseconds, saturating past 584 years.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Makes a new key of `alg` the signing key, and drops keys no live token can carry.

@@ -6,7 +6,8 @@
 //! [`store`] (all SQL, PostgreSQL and SQLite). [`crypto`] holds hashing and signing,
 //! and does no I/O; [`keyring`] keeps the signing keys in the store. [`config`]
 //! imports nothing of the crate; [`server`] accepts connections for [`app`].
-//! [`admin`] holds the rules for managing clients and users, which [`cli`] prints.
+//! [`admin`] holds the rules for managing clients, users and settings, which [`cli`]
+//! prints; [`live_settings`] keeps the settings in force, stored values included.
 
 pub mod admin;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod keyring;
 pub mod lifecycle;
+pub mod live_settings;
 pub mod metrics;
 pub mod oauth;
 pub mod server;

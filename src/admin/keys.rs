@@ -38,21 +38,22 @@ pub async fn list(store: &dyn Store) -> Result<Vec<KeyInfo>, AdminError> {
         .collect())
 }
 
-/// A new signing key, which signs from now on; keys no token can need any more
-/// are dropped.
+/// A new signing key, which signs from now on; keys no token of
+/// `max_token_lifetime` can need any more are dropped.
 ///
 /// # Errors
 /// Key generation or the store failed.
 pub async fn rotate(
     store: &dyn Store,
     settings: &Settings,
+    max_token_lifetime: std::time::Duration,
     now: OffsetDateTime,
 ) -> Result<KeyInfo, AdminError> {
     let key = keyring::rotate(
         store,
         settings.tokens.signing_alg,
         now,
-        settings.max_access_token_lifetime(),
+        max_token_lifetime,
         &keyring::cipher(&settings.keys),
     )
     .await?;

@@ -1,15 +1,15 @@
 //! Administration: the rules for registering clients, managing users, their
-//! consents and logins, and signing keys, over `&dyn Store` and the password
-//! hasher. The command line, the admin API and the console use it, so it knows
-//! nothing of them: no clap,
-//! no axum, no printing. Errors are typed ([`AdminError`]); their messages are
-//! what an operator reads.
+//! consents and logins, signing keys, and changing settings at run time, over
+//! `&dyn Store` and the password hasher. The command line, the admin API and the
+//! console use it, so it knows nothing of them: no clap, no axum, no printing.
+//! Errors are typed ([`AdminError`]); their messages are what an operator reads.
 
 pub mod clients;
 pub mod consents;
 pub mod console;
 pub mod families;
 pub mod keys;
+pub mod settings;
 pub mod users;
 
 use std::fmt;
@@ -73,12 +73,73 @@ pub enum AdminError {
     /// The user gave this client no consent.
     #[error("user {username:?} has given client {client_id:?} no consent")]
     NoSuchConsent { username: String, client_id: String },
+    /// A key that is unknown or cannot be changed at run time.
+    #[error(
+        "{0:?} cannot be changed at run time; these can: {keys}",
+        keys = settings::Key::names()
+    )]
+    NotChangeable(String),
+    /// A setting's value of the wrong form, or one the configuration's checks
+    /// refuse; the text names the key and says why.
+    #[error("{0}")]
+    InvalidSetting(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Hashing failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Who makes an administrative change, as its audit event and the changed row
+/// name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The command line, run by someone with the database's credentials.
+    Cli,
+    /// An admin user of the console or the admin API.
+    User(String),
+    /// A client with the `rotor:admin` scope (client_credentials).
+    Client(String),
+}
+
+impl Actor {
+    /// The acting user's name, for the audit event.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Actor::User(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The acting client's id, for the audit event.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Actor::Client(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::oauth::bearer::Actor> for Actor {
+    /// The admin a bearer token of the admin API authenticated.
+    fn from(actor: crate::oauth::bearer::Actor) -> Actor {
+        match actor {
+            crate::oauth::bearer::Actor::User(name) => Actor::User(name),
+            crate::oauth::bearer::Actor::Client(id) => Actor::Client(id),
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    /// `cli`, `user NAME` or `client ID`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Cli => f.write_str("cli"),
+            Actor::User(name) => write!(f, "user {name}"),
+            Actor::Client(id) => write!(f, "client {id}"),
+        }
+    }
 }
 
 /// The demo client's and user's credentials, in clear, to show once.

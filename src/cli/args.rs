@@ -32,6 +32,11 @@ pub enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show and change the refresh-token settings stored in the database, which
+    /// override the configuration on every instance within
+    /// settings.reload_interval.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
     /// List audit events, newest first: issuance, refresh, reuse detection,
     /// revocation, failed logins and lockouts.
     Audit(AuditArgs),
@@ -90,6 +95,25 @@ pub enum KeysCommand {
     /// Seal every signing key under the current `keys.secret` (after changing it;
     /// the old secret must be in `keys.previous_secrets`).
     Reseal,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Every setting that can be changed at run time: its value in force and
+    /// where it comes from (default, file, environment or database).
+    Show,
+    /// Store a value, e.g. `rotor settings set refresh.max_refreshes 3`; it is
+    /// checked as the configuration file's would be.
+    Set {
+        /// A dotted key: refresh.enabled, refresh.rotate, refresh.max_refreshes,
+        /// refresh.reuse_detection, refresh.extra_ttl, refresh.ttl,
+        /// refresh.grace_period or tokens.session_timeout.
+        key: String,
+        /// The value as in the file: true, 3, 20m, unlimited, none.
+        value: String,
+    },
+    /// Remove the stored value: the configuration's applies again.
+    Unset { key: String },
 }
 
 #[derive(Debug, Subcommand)]

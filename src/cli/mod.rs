@@ -1,5 +1,5 @@
-//! The command line: serve, migrate, the administration of clients, users, keys
-//! and the audit trail, and `rotor login` ([`login`]). clap reads only the command
+//! The command line: serve, migrate, the administration of clients, users, keys,
+//! settings and the audit trail, and `rotor login` ([`login`]). clap reads only the command
 //! and `--config`; every setting comes from the configuration layers. This module
 //! dispatches: the commands are parsed in [`args`], the rules live in
 //! [`crate::admin`], and what is printed comes from [`render`].
@@ -9,7 +9,7 @@ use std::{io::Read, path::Path, sync::Arc};
 use anyhow::{Context, bail};
 
 use crate::{
-    admin::{self, clients, consents, users},
+    admin::{self, Actor, clients, consents, settings as stored_settings, users},
     app::Application,
     config::Settings,
     crypto::password::PasswordHasher,
@@ -23,7 +23,8 @@ pub mod login;
 pub mod render;
 
 pub use args::{
-    AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, LoginArgs, UserCommand,
+    AuditArgs, Cli, ClientAdd, ClientCommand, Command, KeysCommand, LoginArgs, SettingsCommand,
+    UserCommand,
 };
 
 /// Runs a parsed command line.
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, &settings).await,
         Command::User(cmd) => user(cmd, &settings).await,
         Command::Keys(cmd) => keys(cmd, &settings).await,
+        Command::Settings(cmd) => settings_command(cmd, &settings).await,
         Command::Audit(query) => audit(query, &settings).await,
         Command::Login(args) => login::run(args, &settings).await,
     }
@@ -66,7 +68,8 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
     let state = app.state().clone();
-    if let Some(id) = &state.settings.clients.anonymous_client {
+    let settings = state.settings();
+    if let Some(id) = &settings.clients.anonymous_client {
         match state.store.find_client(id).await? {
             Some(c) if c.is_public() => {}
             _ => tracing::warn!(
@@ -78,12 +81,13 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     if state.store.is_empty().await? {
         let now = time::OffsetDateTime::now_utc();
         if let Some(demo) = admin::create_demo(state.store.as_ref(), &state.hasher, now).await? {
-            let issuer = &state.settings.tokens.issuer;
+            let issuer = &settings.tokens.issuer;
             print!("{}", render::first_start(&demo, addr, config, issuer));
         }
     }
     // After the demo: a store holding only the console's client is still empty.
-    let issuer = &state.settings.tokens.issuer;
+    let settings = state.settings();
+    let issuer = &settings.tokens.issuer;
     let now = time::OffsetDateTime::now_utc();
     if let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
         tracing::warn!(error = %e, "the admin console's client could not be registered");
@@ -217,16 +221,49 @@ async fn set_disabled(store: &dyn Store, username: &str, disabled: bool) -> anyh
     Ok(())
 }
 
+async fn settings_command(cmd: SettingsCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
+    let store = store.as_ref();
+    let now = time::OffsetDateTime::now_utc();
+    match cmd {
+        SettingsCommand::Show => print!(
+            "{}",
+            render::settings(&stored_settings::show(store, settings).await?)
+        ),
+        SettingsCommand::Set { key, value } => {
+            let view =
+                stored_settings::set(store, settings, &key, &value, &Actor::Cli, now).await?;
+            print!(
+                "{}",
+                render::setting_set(&view, settings.settings.reload_interval)
+            );
+        }
+        SettingsCommand::Unset { key } => {
+            let removed = stored_settings::unset(store, &key, &Actor::Cli, now).await?;
+            print!(
+                "{}",
+                render::setting_unset(key.trim(), removed, settings.settings.reload_interval)
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = open_store(settings, true).await?;
     let now = time::OffsetDateTime::now_utc();
     match cmd {
         KeysCommand::Rotate => {
+            // The session timeout in force may be a stored one: retired keys stay
+            // for the longer of it and the configuration's.
+            let (in_force, _) = stored_settings::apply(settings, &store.list_settings().await?);
             let key = crate::keyring::rotate(
                 store.as_ref(),
                 settings.tokens.signing_alg,
                 now,
-                settings.max_access_token_lifetime(),
+                settings
+                    .max_access_token_lifetime()
+                    .max(in_force.max_access_token_lifetime()),
                 &crate::keyring::cipher(&settings.keys),
             )
             .await?;

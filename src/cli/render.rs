@@ -4,7 +4,11 @@
 use std::{fmt::Write, net::SocketAddr, path::Path, time::Duration};
 
 use crate::{
-    admin::{DEMO, DEMO_PUBLIC, DemoCredentials, users::NewPassword},
+    admin::{
+        DEMO, DEMO_PUBLIC, DemoCredentials,
+        settings::{SettingView, Source, Updated},
+        users::NewPassword,
+    },
     crypto::{signing_key::StoredKey, token::ClientSecret},
     oauth::policy::DEFAULT_OFFLINE_TTL,
     store::{AuditEvent, ClientRecord, CodeFlowSettings, Consent, ConsentRecord, Pkce, UserRecord},
@@ -200,16 +204,59 @@ pub fn keys_resealed(count: usize) -> String {
     format!("{count} signing keys sealed under the current keys.secret\n")
 }
 
+/// `settings show`: the value in force of every setting that can be changed at
+/// run time, where it comes from, and for a stored value who stored it when.
+pub fn settings(views: &[SettingView]) -> String {
+    let mut out = format!("{:<24} {:<12} {:<12} CHANGED\n", "KEY", "VALUE", "SOURCE");
+    for v in views {
+        let changed = v.updated.as_ref().map_or_else(
+            || "-".to_owned(),
+            |Updated { at, by }| format!("{} by {by}", rfc3339(*at)),
+        );
+        let _ = writeln!(
+            out,
+            "{:<24} {:<12} {:<12} {changed}",
+            v.key.as_str(),
+            v.value,
+            v.source.as_str(),
+        );
+    }
+    out
+}
+
+/// `settings set`.
+pub fn setting_set(view: &SettingView, reload_interval: Duration) -> String {
+    debug_assert_eq!(view.source, Source::Database);
+    format!(
+        "{} = {} stored; running instances apply it within {}\n",
+        view.key,
+        view.value,
+        humantime::format_duration(reload_interval)
+    )
+}
+
+/// `settings unset`.
+pub fn setting_unset(key: &str, removed: bool, reload_interval: Duration) -> String {
+    if removed {
+        format!(
+            "{key}: stored value removed; running instances go back to the configuration's within {}\n",
+            humantime::format_duration(reload_interval)
+        )
+    } else {
+        format!("{key}: no value was stored; the configuration's applies\n")
+    }
+}
+
 /// `audit`.
 pub fn audit(events: &[AuditEvent]) -> String {
     let mut out = format!(
-        "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} FAMILY\n",
-        "AT", "KIND", "OUTCOME", "USER", "CLIENT", "IP"
+        "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {:<36} TARGET\n",
+        "AT", "KIND", "OUTCOME", "USER", "CLIENT", "IP", "FAMILY"
     );
     for e in events {
         let _ = writeln!(
             out,
-            "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {}",
+            "{:<26} {:<15} {:<20} {:<16} {:<22} {:<16} {:<36} {}",
             rfc3339(e.at),
             e.kind.as_str(),
             e.outcome.as_str(),
@@ -218,6 +265,7 @@ pub fn audit(events: &[AuditEvent]) -> String {
             e.ip.as_deref().unwrap_or("-"),
             e.family_id
                 .map_or_else(|| "-".to_owned(), |f| f.to_string()),
+            e.target.as_deref().unwrap_or("-"),
         );
     }
     out
@@ -406,6 +454,34 @@ mod tests {
                 "code flow: third-party pkce=required offline=on ttl=90days refresh=offline-only \
                  redirect=http://127.0.0.1/cb,https://app.example/cb"
             )
+        );
+    }
+
+    #[test]
+    fn the_settings_table_shows_each_value_its_source_and_who_stored_it() {
+        use crate::admin::settings::Key;
+        let table = settings(&[
+            SettingView {
+                key: Key::RefreshEnabled,
+                value: "true".into(),
+                source: Source::Default,
+                updated: None,
+            },
+            SettingView {
+                key: Key::RefreshMaxRefreshes,
+                value: "3".into(),
+                source: Source::Database,
+                updated: Some(Updated {
+                    at: time::OffsetDateTime::UNIX_EPOCH,
+                    by: "cli".into(),
+                }),
+            },
+        ]);
+        assert_eq!(
+            table,
+            "KEY                      VALUE        SOURCE       CHANGED\n\
+             refresh.enabled          true         default      -\n\
+             refresh.max_refreshes    3            database     1970-01-01T00:00:00Z by cli\n"
         );
     }
 

@@ -226,7 +226,8 @@ impl FromRequestParts<AppState> for Admin {
             .map(|(_, token)| token.trim().to_owned())
             .ok_or_else(|| unauthorized("a bearer token with the scope rotor:admin is required"))?;
         let report = GrantReport::default();
-        let ctx = state.grant_context(&report);
+        let settings = state.settings();
+        let ctx = state.grant_context(&settings, &report);
         match authenticate_admin(&ctx, &token, state.clock.now()).await {
             Ok(actor) => Ok(Admin(actor)),
             Err(AdminRefusal::Forbidden(why)) => Err(ApiError::new(
@@ -259,7 +260,8 @@ fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 /// Records an admin change, naming the actor and the target.
 pub(crate) async fn audited(state: &AppState, actor: &Actor, target: String, now: OffsetDateTime) {
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Success, now).target(target);
     let audit = match actor {
         Actor::User(name) => audit.username(name),
@@ -707,7 +709,8 @@ pub(crate) async fn audited_revocation(
     now: OffsetDateTime,
 ) {
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Family, now)
         .family(id)
         .target(format!("family {id}"));
@@ -752,7 +755,14 @@ async fn rotate_key(
     Admin(actor): Admin,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let now = state.clock.now();
-    let key = keys::rotate(state.store.as_ref(), &state.settings, now).await?;
+    let settings = state.settings();
+    let key = keys::rotate(
+        state.store.as_ref(),
+        &settings,
+        state.keys.max_token_lifetime(),
+        now,
+    )
+    .await?;
     audited(&state, &actor, format!("key {}", key.kid), now).await;
     Ok((StatusCode::CREATED, Json(KeyView::of(key))))
 }

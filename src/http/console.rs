@@ -85,7 +85,7 @@ async fn stylesheet() -> Response {
 }
 
 fn jar(state: &AppState) -> CookieJar {
-    CookieJar::for_issuer(&state.settings.tokens.issuer)
+    CookieJar::for_issuer(&state.settings().tokens.issuer)
 }
 
 // --- the console session -----------------------------------------------------
@@ -108,7 +108,8 @@ impl FromRequestParts<AppState> for Console {
             return Err(signed_out(state, post).await);
         };
         let report = GrantReport::default();
-        let ctx = state.grant_context(&report);
+        let settings = state.settings();
+        let ctx = state.grant_context(&settings, &report);
         match authenticate_admin(&ctx, token, state.clock.now()).await {
             Ok(actor) => Ok(Console {
                 actor,
@@ -153,7 +154,8 @@ async fn signed_out(state: &AppState, post: bool) -> Response {
 /// Redirects to rotor's authorization endpoint with a fresh state and PKCE
 /// challenge (RFC 7636 §4.1–4.3, S256), which the login cookie keeps.
 async fn start_login(state: &AppState) -> Response {
-    let issuer = &state.settings.tokens.issuer;
+    let settings = state.settings();
+    let issuer = &settings.tokens.issuer;
     if let Err(e) =
         admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await
     {
@@ -178,7 +180,7 @@ async fn start_login(state: &AppState) -> Response {
         jar.console_login_name(),
         &format!("{login_state}.{verifier}"),
         "Lax",
-        Some(state.settings.authorize.page_ttl.as_secs()),
+        Some(state.settings().authorize.page_ttl.as_secs()),
     );
     Redirect::found(format!("/oauth2/authorize?{query}"))
         .with_cookie(cookie)
@@ -217,7 +219,8 @@ async fn get_callback(
         return refuse("This sign-in did not start here. Open the console again.");
     }
     // RFC 9207 §2.4: the client MUST compare `iss` with the issuer it expects.
-    let issuer = &state.settings.tokens.issuer;
+    let settings = state.settings();
+    let issuer = &settings.tokens.issuer;
     if params.get("iss") != Some(issuer) {
         return refuse("The sign-in answer came from another server.");
     }
@@ -233,7 +236,8 @@ async fn get_callback(
         Err(e) => return web_error(e).into_response(),
     };
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     let answer = authorization_code::grant(
         &ctx,
         &AuthenticatedClient(client),
@@ -282,7 +286,8 @@ async fn get_callback(
 /// Revokes the family of the console's access token `token`, if it has one.
 async fn end_login(state: &AppState, token: &str, now: OffsetDateTime) {
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     let Ok(claims) = bearer::authenticate(&ctx, token, now, false).await else {
         return;
     };
@@ -357,7 +362,7 @@ fn checked_form(
 ) -> Result<Params, WebError> {
     let mut form = Params::from_form(body).map_err(WebError::from)?;
     let issued: Option<i64> = form.get("issued").and_then(|t| t.parse().ok());
-    let ttl = i64::try_from(state.settings.authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(state.settings().authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
     let now = now.unix_timestamp();
     let Some(issued) = issued.filter(|&t| t <= now + 60 && now - t <= ttl) else {
         return Err(WebError::stale_form());
@@ -1041,7 +1046,9 @@ async fn post_rotate_key(State(state): State<AppState>, console: Console, body: 
     if let Err(e) = checked_form(&state, &console.token, "/admin/keys/rotate", &body, now) {
         return e.into_response();
     }
-    match keys::rotate(state.store.as_ref(), &state.settings, now).await {
+    let settings = state.settings();
+    let lifetime = state.keys.max_token_lifetime();
+    match keys::rotate(state.store.as_ref(), &settings, lifetime, now).await {
         Ok(key) => {
             audited(&state, &console.actor, format!("key {}", key.kid), now).await;
             Redirect::see_other("/admin/keys".into()).into_response()

@@ -20,6 +20,7 @@ use crate::{
     crypto::password::PasswordHasher,
     keyring::KeyRing,
     lifecycle::Lifecycle,
+    live_settings::LiveSettings,
     metrics::Metrics,
     oauth::{GrantContext, GrantReport, OAuthError},
     store::Store,
@@ -43,7 +44,8 @@ pub use routes::{Operation, Routes};
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub settings: Arc<Settings>,
+    /// The settings in force; read a request's from one [`AppState::settings`].
+    pub settings: LiveSettings,
     pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
     pub clock: Clock,
@@ -54,11 +56,31 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Borrows what a grant needs; the grant notes what it saw in `report`.
-    pub fn grant_context<'a>(&'a self, report: &'a GrantReport) -> GrantContext<'a> {
+    /// The settings in force: one snapshot, stored values included, to read a
+    /// whole request from.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.current()
+    }
+
+    /// Puts the stored settings in force at once, after a change made through
+    /// this instance; other instances apply it within `settings.reload_interval`.
+    ///
+    /// # Errors
+    /// The store failed; the settings in force stay.
+    pub async fn reload_settings(&self) -> crate::store::StoreResult<()> {
+        crate::jobs::settings::reload(self.store.as_ref(), &self.settings, &self.keys).await
+    }
+
+    /// Borrows what a grant needs, with `settings` the request's snapshot; the
+    /// grant notes what it saw in `report`.
+    pub fn grant_context<'a>(
+        &'a self,
+        settings: &'a Settings,
+        report: &'a GrantReport,
+    ) -> GrantContext<'a> {
         GrantContext {
             store: self.store.as_ref(),
-            settings: &self.settings,
+            settings,
             keys: &self.keys,
             hasher: &self.hasher,
             report,
@@ -88,7 +110,7 @@ fn routes(settings: &Settings) -> Routes {
 
 /// The whole application's routes and layers.
 pub fn router(state: AppState) -> Router {
-    routes(&state.settings)
+    routes(&state.settings())
         .into_router()
         .fallback(|| async { OAuthError::NotFound })
         .layer(axum::middleware::from_fn(extract::limit_headers))

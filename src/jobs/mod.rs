@@ -1,3 +1,4 @@
 //! Background work every instance runs beside the server.
 
 pub mod cleanup;
+pub mod settings;

@@ -13,7 +13,7 @@ use super::{
     records::{
         AccessTokenRecord, AuditEvent, AuditKind, AuthorizationCodeRecord, BrowserSessionRecord,
         ClientRecord, CodeFlowSettings, Consent, ConsentRecord, ConsumeOutcome, FamilyRecord,
-        LoginAttempt, Outcome, Pkce, RefreshTokenRecord, Subject, UserRecord,
+        LoginAttempt, Outcome, Pkce, RefreshTokenRecord, SettingRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -454,6 +454,26 @@ impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<FamilyRow<U, T, N>> for FamilyRec
 /// judged at. `f` is `token_families`, `u` the left-joined `users`.
 pub(crate) const FAMILY_COLUMNS: &str = "f.id, f.client_id, f.user_id, u.username, f.scope, \
      f.refresh_count, f.created_at, f.revoked_at, f.session_id, f.offline";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SettingRow<T> {
+    key: String,
+    value: String,
+    updated_at: T,
+    updated_by: String,
+}
+
+impl<T: DbTime> TryFrom<SettingRow<T>> for SettingRecord {
+    type Error = StoreError;
+    fn try_from(r: SettingRow<T>) -> StoreResult<Self> {
+        Ok(SettingRecord {
+            key: r.key,
+            value: r.value,
+            updated_at: r.updated_at.into_time()?,
+            updated_by: r.updated_by,
+        })
+    }
+}
 
 /// What a refused redeem found: the code's state under the write lock.
 #[derive(Debug, Clone, Copy)]

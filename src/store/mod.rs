@@ -219,6 +219,20 @@ pub trait AuditStore: Send + Sync {
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Settings changed at run time, overriding the configuration file's on every
+/// instance sharing the store. Each change is written with its audit event, in
+/// one transaction.
+#[async_trait]
+pub trait SettingStore: Send + Sync {
+    /// Every stored setting, by key.
+    async fn list_settings(&self) -> StoreResult<Vec<SettingRecord>>;
+    /// Stores `setting`, replacing the value its key had, and records `audit`.
+    async fn put_setting(&self, setting: &SettingRecord, audit: &AuditEvent) -> StoreResult<()>;
+    /// Removes the stored value of `key`, recording `audit` when there was one;
+    /// returns whether there was one.
+    async fn remove_setting(&self, key: &str, audit: &AuditEvent) -> StoreResult<bool>;
+}
+
 /// Retention: every delete of rows that have outlived their use, in bounded
 /// batches. Instances may run these at the same time.
 #[async_trait]
@@ -263,6 +277,7 @@ pub trait Store:
     + KeyStore
     + LockoutStore
     + AuditStore
+    + SettingStore
     + CleanupStore
     + std::fmt::Debug
 {
@@ -280,6 +295,7 @@ impl<T> Store for T where
         + KeyStore
         + LockoutStore
         + AuditStore
+        + SettingStore
         + CleanupStore
         + std::fmt::Debug
 {
@@ -289,7 +305,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccessTokenStore, AuditStore, CleanupStore, ClientStore, CodeStore, ConsentStore,
-        DatabaseStore, FamilyStore, KeyStore, LockoutStore, SessionStore, Store, UserStore,
+        DatabaseStore, FamilyStore, KeyStore, LockoutStore, SessionStore, SettingStore, Store,
+        UserStore,
     };
 }
 

@@ -579,3 +579,15 @@ pub struct Purged {
     pub access_tokens: u64,
     pub families: u64,
 }
+
+/// A setting changed at run time: the value of one dotted configuration key (e.g.
+/// `refresh.max_refreshes`) that overrides the file's on every instance. The value
+/// is text as the file would hold it; [`crate::admin::settings`] parses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRecord {
+    pub key: String,
+    pub value: String,
+    pub updated_at: OffsetDateTime,
+    /// Who made the change: `cli`, `user NAME` or `client ID`.
+    pub updated_by: String,
+}

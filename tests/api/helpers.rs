@@ -116,6 +116,30 @@ impl Db {
         }
     }
 
+    /// A `database.url` naming this database, for a `rotor` command run beside the
+    /// test's servers.
+    pub fn url(&self) -> String {
+        match &self.kind {
+            DbKind::Postgres(pool) => {
+                // The server and credentials of DATABASE_URL, this test's database.
+                let server = std::env::var("DATABASE_URL").unwrap();
+                let (server, query) = server.split_once('?').unwrap_or((&server, ""));
+                let (server, _) = server.rsplit_once('/').unwrap();
+                let database = pool.connect_options().get_database().unwrap().to_owned();
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                format!("{server}/{database}{query}")
+            }
+            DbKind::Sqlite(pool) => format!(
+                "sqlite://{}",
+                pool.connect_options().get_filename().display()
+            ),
+        }
+    }
+
     /// The answer of a `select count(*) …` query, on either backend.
     pub async fn count(&self, sql: &str) -> i64 {
         match &self.kind {

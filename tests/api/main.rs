@@ -36,6 +36,7 @@ mod refresh_grant;
 mod retry_window;
 mod revocation;
 mod secrecy;
+mod settings;
 mod shapes;
 mod shutdown;
 mod tls;

@@ -15,7 +15,8 @@ use rotor::{
     store::{
         AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome, LoginAttempt,
         NewAccessToken, NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken,
-        Outcome, Purged, Redeem, RedeemOutcome, Store, StoreError, Subject, UserRecord,
+        Outcome, Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError, Subject,
+        UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -76,6 +77,7 @@ contract!(
     purge_removes_expired_access_token_ids_and_dead_families_in_batches,
     concurrent_purges_delete_each_family_once,
     of_instances_starting_together_exactly_one_adds_a_signing_key,
+    settings_are_stored_replaced_and_removed_each_with_its_audit_event,
 );
 
 /// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
@@ -1293,4 +1295,91 @@ async fn expired_codes_and_ended_sessions_are_purged(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
+}
+
+/// A setting change as the admin rules write it, by `who`.
+fn setting_change(
+    key: &str,
+    value: &str,
+    who: &str,
+    at: OffsetDateTime,
+) -> (SettingRecord, AuditEvent) {
+    let setting = SettingRecord {
+        key: key.into(),
+        value: value.into(),
+        updated_at: at,
+        updated_by: format!("user {who}"),
+    };
+    let audit = AuditEvent {
+        at,
+        kind: AuditKind::AdminChange,
+        username: Some(who.into()),
+        client_id: None,
+        family_id: None,
+        ip: None,
+        outcome: Outcome::Success,
+        target: Some(format!("setting {key}")),
+    };
+    (setting, audit)
+}
+
+async fn settings_are_stored_replaced_and_removed_each_with_its_audit_event(store: Arc<dyn Store>) {
+    // Arrange
+    let t0 = now();
+    let later = t0 + Duration::from_secs(60);
+    assert!(store.list_settings().await.unwrap().is_empty());
+
+    // Act: two keys, then one of them again by someone else.
+    for (key, value, who, at) in [
+        ("refresh.rotate", "false", "alice", t0),
+        ("refresh.max_refreshes", "3", "alice", t0),
+        ("refresh.max_refreshes", "5", "bob", later),
+    ] {
+        let (setting, audit) = setting_change(key, value, who, at);
+        store.put_setting(&setting, &audit).await.unwrap();
+    }
+
+    // Assert: one row per key, by key, the last value in force.
+    let listed = store.list_settings().await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            setting_change("refresh.max_refreshes", "5", "bob", later).0,
+            setting_change("refresh.rotate", "false", "alice", t0).0,
+        ]
+    );
+    let events = |who: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_events(&AuditFilter {
+                    username: Some(who.into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(events("alice").await.len(), 2);
+    assert_eq!(
+        events("bob").await,
+        [setting_change("refresh.max_refreshes", "5", "bob", later).1]
+    );
+
+    // Act: remove one key, twice.
+    let (_, removal) = setting_change("refresh.rotate", "", "carol", later);
+    let removed = store
+        .remove_setting("refresh.rotate", &removal)
+        .await
+        .unwrap();
+    let again = store
+        .remove_setting("refresh.rotate", &removal)
+        .await
+        .unwrap();
+
+    // Assert: only the removal that removed something is audited.
+    assert!(removed && !again);
+    assert_eq!(store.list_settings().await.unwrap().len(), 1);
+    assert_eq!(events("carol").await, [removal]);
 }

@@ -56,8 +56,9 @@ where
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(BearerError::Missing);
         }
+        let settings = state.settings();
         let claims = bearer::authenticate(
-            &state.grant_context(&GrantReport::default()),
+            &state.grant_context(&settings, &GrantReport::default()),
             token.trim(),
             state.clock.now(),
             true,

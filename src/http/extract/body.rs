@@ -27,7 +27,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
         let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
-        let timeout = AppState::from_ref(state).settings.server.request_timeout;
+        let timeout = AppState::from_ref(state).settings().server.request_timeout;
         // A client that sends its headers and then stalls the body must not hold the
         // connection for ever: RFC 9110 §15.5.9, 408 Request Timeout.
         let body = tokio::time::timeout(timeout, Bytes::from_request(req, state))

@@ -28,7 +28,11 @@ where
             .get::<ConnectInfo<crate::server::PeerAddr>>()
             .map(|ConnectInfo(p)| p.0.ip());
         Ok(ClientIp(peer.map(|peer| {
-            forwarded_client(peer, &parts.headers, &state.settings.server.trusted_proxies)
+            forwarded_client(
+                peer,
+                &parts.headers,
+                &state.settings().server.trusted_proxies,
+            )
         })))
     }
 }

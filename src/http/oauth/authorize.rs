@@ -55,9 +55,10 @@ async fn get_authorize(
     RawQuery(query): RawQuery,
 ) -> Response {
     let report = GrantReport::default();
+    let settings = state.settings();
     let ctx = GrantContext {
         client_ip,
-        ..state.grant_context(&report)
+        ..state.grant_context(&settings, &report)
     };
     let now = state.clock.now();
     let raw = query.unwrap_or_default();
@@ -90,9 +91,10 @@ async fn post_authorize(
     body: Bytes,
 ) -> Response {
     let report = GrantReport::default();
+    let settings = state.settings();
     let ctx = GrantContext {
         client_ip,
-        ..state.grant_context(&report)
+        ..state.grant_context(&settings, &report)
     };
     let now = state.clock.now();
     let mut form = match Params::from_form(&body) {
@@ -191,7 +193,7 @@ async fn sign_in(
             }
         };
     let jar = jar(state);
-    let max_age = state.settings.session.max_lifetime.as_secs();
+    let max_age = state.settings().session.max_lifetime.as_secs();
     let cookie = jar.set(jar.session_name(), token.expose(), Some(max_age));
     match authorize::after_login(ctx, request, &session, now).await {
         Ok(Step::Redirect(location)) => Redirect::see_other(location)
@@ -240,7 +242,8 @@ fn login_failure(e: &OAuthError) -> (&'static str, StatusCode) {
 async fn get_logout(State(state): State<AppState>, cookies: Cookies) -> Response {
     let now = state.clock.now();
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     let token = cookies.get(jar(&state).session_name()).map(session_token);
     match authorize::live_session(&ctx, token.as_ref(), now).await {
         Ok(Some(session)) => {
@@ -284,7 +287,8 @@ async fn post_logout(State(state): State<AppState>, cookies: Cookies, body: Byte
         return WebError::stale_form().into_response();
     }
     let report = GrantReport::default();
-    let ctx = state.grant_context(&report);
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
     if let Err(e) = authorize::sign_out(&ctx, &token, now).await {
         return WebError::from(e).into_response();
     }
@@ -385,12 +389,12 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
 fn fresh_issue_time(state: &AppState, issued: Option<&str>, now: OffsetDateTime) -> Option<i64> {
     let issued: i64 = issued?.parse().ok()?;
     let now = now.unix_timestamp();
-    let ttl = i64::try_from(state.settings.authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(state.settings().authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
     (issued <= now + 60 && now - issued <= ttl).then_some(issued)
 }
 
 fn jar(state: &AppState) -> CookieJar {
-    CookieJar::for_issuer(&state.settings.tokens.issuer)
+    CookieJar::for_issuer(&state.settings().tokens.issuer)
 }
 
 fn session_token(value: &str) -> SessionToken {

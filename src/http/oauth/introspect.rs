@@ -25,8 +25,9 @@ async fn post_introspect(
     OAuthParams(mut params): OAuthParams,
 ) -> Result<Json<Introspection>, OAuthError> {
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
+    let settings = state.settings();
     let answer = introspect::introspect(
-        &state.grant_context(&GrantReport::default()),
+        &state.grant_context(&settings, &GrantReport::default()),
         presented,
         params,
         state.clock.now(),

@@ -24,7 +24,7 @@ pub fn router() -> Routes {
 /// clients. The clients are read at most once per [`crate::http::cache::INTERVAL`], not per
 /// request: this endpoint is public.
 async fn get_metadata(State(state): State<AppState>) -> Result<Json<ServerMetadata>, OAuthError> {
-    let (store, settings) = (state.store.clone(), state.settings.clone());
+    let (store, settings) = (state.store.clone(), state.settings());
     let load = move || async move {
         match tokio::time::timeout(STORE_TIMEOUT, store.list_clients()).await {
             Ok(Ok(clients)) => Some(metadata::document(&settings, &clients)),

@@ -25,9 +25,10 @@ async fn post_revoke(
 ) -> Result<StatusCode, OAuthError> {
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
     let report = GrantReport::default();
+    let settings = state.settings();
     let ctx = GrantContext {
         client_ip,
-        ..state.grant_context(&report)
+        ..state.grant_context(&settings, &report)
     };
     revoke::revoke(&ctx, presented, params, state.clock.now()).await?;
     if report.family_revoked() {

@@ -29,6 +29,7 @@ async fn post_token(
 ) -> Result<Json<TokenResponse>, OAuthError> {
     let started = Instant::now();
     let report = GrantReport::default();
+    let settings = state.settings();
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
     let (grant_type, result) = match GrantRequest::try_from(params) {
         Ok(request) => {
@@ -36,7 +37,7 @@ async fn post_token(
             tracing::Span::current().record("grant_type", grant_type);
             let ctx = GrantContext {
                 client_ip,
-                ..state.grant_context(&report)
+                ..state.grant_context(&settings, &report)
             };
             let result = oauth::token(&ctx, presented, request, state.clock.now()).await;
             (grant_type, result)

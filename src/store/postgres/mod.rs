@@ -21,6 +21,7 @@ mod families;
 mod keys;
 mod lockout;
 mod sessions;
+mod settings;
 mod users;
 
 /// How long a request waits for a pooled connection before answering 503.

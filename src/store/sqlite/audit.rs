@@ -55,3 +55,29 @@ impl AuditStore for SqliteStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }
+
+/// Appends `e` inside a transaction of another change, so that the change and its
+/// audit event are kept or lost together. The columns are those of
+/// [`AuditStore::record_audit`].
+pub(super) async fn insert_audit(
+    conn: &mut sqlx::SqliteConnection,
+    e: &AuditEvent,
+) -> StoreResult<()> {
+    // language=SQLite
+    sqlx::query(
+        r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target)
+           values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
+    )
+    .bind(ts(e.at))
+    .bind(e.kind.as_str())
+    .bind(e.username.as_deref().map(capped))
+    .bind(e.client_id.as_deref().map(capped))
+    .bind(e.family_id.map(id))
+    .bind(e.ip.as_deref().map(capped))
+    .bind(e.outcome.as_str())
+    .bind(e.target.as_deref().map(capped))
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}

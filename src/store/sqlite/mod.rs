@@ -33,6 +33,7 @@ mod families;
 mod keys;
 mod lockout;
 mod sessions;
+mod settings;
 mod users;
 
 /// How long a writer waits for the file lock, and a request for a pooled connection.

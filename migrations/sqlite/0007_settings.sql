@@ -1,0 +1,11 @@
+-- Settings changed at run time (`rotor settings set`, the admin API and console):
+-- each row overrides the configuration file's value of one dotted key, e.g.
+-- refresh.max_refreshes, on every process sharing this database. Values are text
+-- as an operator writes them in the file ("3", "true", "20m"). Times are unix
+-- seconds.
+create table settings (
+    key        text primary key,
+    value      text not null,
+    updated_at integer not null,
+    updated_by text not null
+);
