@@ -91,6 +91,12 @@ pub fn router() -> Routes {
             routing::post(rotate_key),
         )
         .resource(
+            "/admin/api/v1/settings",
+            &[Method::GET, Method::PATCH],
+            "GET, PATCH",
+            routing::get(get_settings).patch(patch_settings),
+        )
+        .resource(
             "/admin/api/v1/audit",
             &[Method::GET],
             "GET",
@@ -863,4 +869,92 @@ async fn audit(
             })
             .collect(),
     ))
+}
+
+// --- settings ---------------------------------------------------------------
+
+/// A changeable setting: its value in force and where it comes from.
+#[derive(Serialize)]
+struct SettingJson {
+    key: &'static str,
+    value: String,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_by: Option<String>,
+}
+
+impl SettingJson {
+    fn of(v: crate::admin::settings::SettingView) -> SettingJson {
+        SettingJson {
+            key: v.key.as_str(),
+            value: v.value,
+            source: v.source.as_str(),
+            updated_at: v.updated.as_ref().map(|u| rfc3339(u.at)),
+            updated_by: v.updated.map(|u| u.by),
+        }
+    }
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<Vec<SettingJson>>, ApiError> {
+    let views = crate::admin::settings::show(state.store.as_ref(), state.settings.file()).await?;
+    Ok(Json(views.into_iter().map(SettingJson::of).collect()))
+}
+
+/// `PATCH settings`: an object of dotted keys, e.g. `{"refresh.max_refreshes": 2}`;
+/// every value is checked before any is stored. It applies on this instance at
+/// once and on the others within `settings.reload_interval`.
+async fn patch_settings(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
+) -> Result<Json<Vec<SettingJson>>, ApiError> {
+    let Json(object) = body?;
+    if object.is_empty() {
+        return Err(ApiError::bad_request("name at least one setting to change"));
+    }
+    let texts: Vec<(String, String)> = object
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Null => {
+                    return Err(ApiError::bad_request(format!(
+                        "{}: a value is required",
+                        syntax::error_text(&key)
+                    )));
+                }
+                other => other.to_string(),
+            };
+            Ok((key, text))
+        })
+        .collect::<Result<_, _>>()?;
+    if texts
+        .iter()
+        .any(|(k, v)| k.chars().any(syntax::is_control) || v.chars().any(syntax::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "a key or value contains a control character",
+        ));
+    }
+    let changes: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let actor = crate::admin::Actor::from(actor);
+    crate::admin::settings::update(
+        state.store.as_ref(),
+        state.settings.file(),
+        &changes,
+        &actor,
+        state.clock.now(),
+    )
+    .await?;
+    state.reload_settings().await?;
+    let views = crate::admin::settings::show(state.store.as_ref(), state.settings.file()).await?;
+    Ok(Json(views.into_iter().map(SettingJson::of).collect()))
 }

@@ -15,6 +15,7 @@ on_both_stores!(
     a_revoked_family_stops_its_tokens_and_is_audited,
     keys_and_audit_are_listed,
     bad_input_is_a_json_error_never_a_500,
+    settings_changed_through_the_api_apply_and_show_their_source,
 );
 
 const OPS_SECRET: &str = "ops-secret-ops-secret-ops-secret-000";
@@ -464,4 +465,58 @@ async fn bad_input_is_a_json_error_never_a_500(db: Db) {
     call(&app, "GET", "families/not-a-uuid", Some(&admin), None)
         .await
         .assert_error(404, "not_found");
+}
+
+async fn settings_changed_through_the_api_apply_and_show_their_source(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let ops = ops_client(&app).await;
+    let admin = admin_token(&app, &ops).await;
+    let login = app.login().await;
+    // Act
+    let changed = call(
+        &app,
+        "PATCH",
+        "settings",
+        Some(&admin),
+        Some(json!({"refresh.max_refreshes": 1})),
+    )
+    .await;
+    let refused = call(
+        &app,
+        "PATCH",
+        "settings",
+        Some(&admin),
+        Some(json!({"refresh.grace_period": "10m", "refresh.max_refreshes": 7})),
+    )
+    .await;
+    let unknown = call(
+        &app,
+        "PATCH",
+        "settings",
+        Some(&admin),
+        Some(json!({"server.bind": "x"})),
+    )
+    .await;
+    let shown = call(&app, "GET", "settings", Some(&admin), None).await;
+    // Assert
+    changed.assert_ok();
+    refused.assert_error(400, "invalid_request");
+    unknown.assert_error(400, "invalid_request");
+    let max = shown
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "refresh.max_refreshes")
+        .unwrap()
+        .clone();
+    assert_eq!(max["value"], "1", "the refused change stored nothing");
+    assert_eq!(max["source"], "database");
+    assert_eq!(max["updated_by"], "user root");
+    let first = app.refresh(&login.refresh_token()).await;
+    first.assert_ok();
+    app.refresh(&first.refresh_token())
+        .await
+        .assert_error(400, "invalid_grant");
 }
