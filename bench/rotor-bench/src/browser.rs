@@ -374,19 +374,23 @@ async fn sso_code(ctx: &Ctx, browser: &mut JarHandle, pkce: &Pkce) -> Result<Str
 
 /// The rounds of `code_exchange`, shared by its workers. A round is an
 /// authorize phase (the workers obtain `CODES_PER_WORKER` codes each, on average,
-/// by single sign-on, into a shared pool) and an exchange phase (they exchange
-/// the pool until it is empty), with every worker waiting for the others between
-/// them, so that the exchange phase has nothing but exchanges in flight. As the
-/// pool is shared, a phase ends within about one request of its last worker
-/// becoming idle. A round counts only if it began and ended inside the measured
-/// window; each phase's times are summed over counted rounds.
+/// by single sign-on, each into its own pool) and an exchange phase (each worker
+/// exchanges its own codes, then takes what is left in the others' pools), with
+/// every worker waiting for the others between them, so that the exchange phase
+/// has nothing but exchanges in flight. As the work is shared out, a phase ends
+/// within about one request of its last worker becoming idle. A worker's own
+/// codes come first because rotor locks a code's browser session while redeeming
+/// it: in real traffic, concurrent exchanges belong to different people. A round
+/// counts only if it began and ended inside the measured window; each phase's
+/// times are summed over counted rounds.
 pub struct Rounds {
     barrier: Barrier,
     window: Window,
     round_size: usize,
     /// Codes still to obtain in the authorize phase under way.
     to_obtain: AtomicUsize,
-    pool: Mutex<Vec<(String, Pkce)>>,
+    /// Each worker's codes, obtained with its own session.
+    pools: Vec<Mutex<Vec<(String, Pkce)>>>,
     stop: AtomicBool,
     counted: AtomicBool,
     authorize_phase_us: AtomicU64,
@@ -402,7 +406,9 @@ impl Rounds {
             window,
             round_size,
             to_obtain: AtomicUsize::new(round_size),
-            pool: Mutex::new(Vec::with_capacity(round_size)),
+            pools: (0..workers)
+                .map(|_| Mutex::new(Vec::with_capacity(2 * CODES_PER_WORKER)))
+                .collect(),
             stop: AtomicBool::new(false),
             counted: AtomicBool::new(false),
             authorize_phase_us: AtomicU64::new(0),
@@ -427,8 +433,15 @@ impl Rounds {
             .is_ok()
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<(String, Pkce)>> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    fn pool(&self, worker: usize) -> std::sync::MutexGuard<'_, Vec<(String, Pkce)>> {
+        self.pools[worker % self.pools.len()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next code for `worker` to exchange: its own, else another worker's.
+    fn next_code(&self, worker: usize) -> Option<(String, Pkce)> {
+        (0..self.pools.len()).find_map(|k| self.pool(worker + k).pop())
     }
 }
 
@@ -441,6 +454,7 @@ fn micros(d: Duration) -> u64 {
 pub async fn code_exchange_worker(
     ctx: Arc<Ctx>,
     rounds: Arc<Rounds>,
+    worker: usize,
     mut browser: JarHandle,
 ) -> (Tally, Tally) {
     let mut sso_total = Tally::default();
@@ -454,7 +468,7 @@ pub async fn code_exchange_worker(
             match sso_code(&ctx, &mut browser, &pkce).await {
                 Ok(code) => {
                     sso.success(start.elapsed());
-                    rounds.pool().push((code, pkce));
+                    rounds.pool(worker).push((code, pkce));
                 }
                 Err(kind) => sso.error(&kind),
             }
@@ -467,10 +481,7 @@ pub async fn code_exchange_worker(
 
         let exchange_start = Instant::now();
         let mut exchanges = Tally::default();
-        loop {
-            let Some((code, pkce)) = rounds.pool().pop() else {
-                break;
-            };
+        while let Some((code, pkce)) = rounds.next_code(worker) {
             let start = Instant::now();
             match exchange(&ctx, &code, &pkce).await {
                 Ok(()) => exchanges.success(start.elapsed()),

@@ -509,10 +509,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let rounds = Arc::new(browser::Rounds::new(code_exchange_concurrency, window));
     let mut code_exchange_tasks = tokio::task::JoinSet::new();
-    for b in browsers {
+    for (w, b) in browsers.into_iter().enumerate() {
         code_exchange_tasks.spawn(browser::code_exchange_worker(
             ctx.clone(),
             rounds.clone(),
+            w,
             b,
         ));
     }
