@@ -10,8 +10,8 @@
 # BENCH_SKIP_BUILD=1 to reuse target/release, BENCH_ROTOR=PATH to measure
 # another rotor binary, BENCH_PG_CONCURRENCY ("1 4 16 64") and
 # BENCH_SQLITE_CONCURRENCY ("16 64") for the refresh runs, BENCH_PARTS
-# (default "argon2 limit postgres sqlite client_credentials password") to run
-# some parts only.
+# (default "argon2 limit postgres sqlite client_credentials code_exchange
+# password browser_login") to run some parts only.
 # Needs PostgreSQL with trust authentication for PGUSER on loopback, psql and
 # pgbench. Creates and drops its own databases; stops what it starts.
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet -p rotor -p rotor-bench
 fi
 rotor="${BENCH_ROTOR:-$PWD/target/release/rotor}"
-parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite client_credentials password} "
+parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite client_credentials code_exchange password browser_login} "
 part() { [[ "$parts" == *" $1 "* ]]; }
 bench="$PWD/target/release/rotor-bench"
 
@@ -54,6 +54,11 @@ start_rotor() {
     "$rotor" migrate >/dev/null
     # A client before the first start, so that no demo credentials are created.
     "$rotor" client list | grep -q '^run-sh ' || "$rotor" client add run-sh --public >/dev/null
+    # The first-party public client of the browser modes (rotor-bench's
+    # --public-client default); a loopback redirect URI matches any port.
+    "$rotor" client list | grep -q '^benchspa ' ||
+        "$rotor" client add benchspa --public --grants authorization_code,refresh_token \
+            --scopes "read write" --redirect-uri http://127.0.0.1/callback >/dev/null
     "$rotor" serve >/dev/null 2>"$work/rotor.log" &
     server_pid=$!
     for _ in $(seq 1 100); do
@@ -103,6 +108,15 @@ export ROTOR__PASSWORDS__MEMORY_KIB=64 ROTOR__PASSWORDS__ITERATIONS=1
 
 psql -qAtX -d postgres -c "create database $pg_db" >/dev/null
 pg_url="postgres://$PGUSER@$PGHOST:$PGPORT/$pg_db"
+sqlite_url="sqlite://$work/rotor.db"
+# use_store postgres|sqlite: the next rotor (and rotor-bench's provisioning) runs on it.
+use_store() {
+    if [ "$1" = postgres ]; then
+        export ROTOR__DATABASE__URL="$pg_url"
+    else
+        export ROTOR__DATABASE__URL="$sqlite_url"
+    fi
+}
 
 if part postgres; then
     echo "== rotor on PostgreSQL" >&2
@@ -116,7 +130,7 @@ fi
 
 if part sqlite; then
     echo "== rotor on SQLite" >&2
-    export ROTOR__DATABASE__URL="sqlite://$work/rotor.db"
+    export ROTOR__DATABASE__URL="$sqlite_url"
     start_rotor
     for c in ${BENCH_SQLITE_CONCURRENCY:-16 64}; do
         load sqlite refresh-token "$c"
@@ -133,10 +147,26 @@ if part client_credentials; then
     load postgres client_credentials 16
     stop_rotor
     echo "== client_credentials on SQLite" >&2
-    export ROTOR__DATABASE__URL="sqlite://$work/rotor.db"
+    export ROTOR__DATABASE__URL="$sqlite_url"
     start_rotor
     load sqlite client_credentials 16
     stop_rotor
+fi
+
+if part code_exchange; then
+    # The code exchange alone (rotor-bench measures its phases apart from the
+    # single sign-on that obtains the codes), each store's refresh at the same
+    # concurrency just before it on the same server. The exchange hashes no
+    # password, so cheap argon2 as for the refresh runs.
+    export ROTOR__PASSWORDS__MEMORY_KIB=64 ROTOR__PASSWORDS__ITERATIONS=1
+    for store in postgres sqlite; do
+        echo "== code exchange on $store, after a refresh run" >&2
+        use_store "$store"
+        start_rotor
+        load "$store" refresh-token 16
+        load "$store" code_exchange 16
+        stop_rotor
+    done
 fi
 
 if part password; then
@@ -148,6 +178,21 @@ if part password; then
     load postgres password 4
     load postgres mix 16 --password-concurrency 8
     stop_rotor
+fi
+
+if part browser_login; then
+    # A whole first sign-in through the login page, against the password grant
+    # at the same concurrency just before it on the same server; default argon2id
+    # parameters, which both pay once per operation.
+    unset ROTOR__PASSWORDS__MEMORY_KIB ROTOR__PASSWORDS__ITERATIONS
+    for store in postgres sqlite; do
+        echo "== browser login on $store, after a password run" >&2
+        use_store "$store"
+        start_rotor
+        load "$store" password 4
+        load "$store" browser_login 4
+        stop_rotor
+    done
 fi
 
 echo >&2

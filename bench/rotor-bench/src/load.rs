@@ -11,22 +11,27 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::{Grant, LoadArgs, random_secret, rotor_cli, sys};
+use crate::{Grant, LoadArgs, browser, random_secret, rotor_cli, sys};
 
 /// Password logins in flight at once while the virtual clients log in. rotor
 /// counts sign-ins in progress per client address against its lockout limit
 /// (`lockout.max_failures_per_ip`, 50 by default) and answers a larger burst with
 /// 503 temporarily_unavailable; logging in is not measured, so it stays below.
-const LOGIN_CONCURRENCY: usize = 16;
+pub(crate) const LOGIN_CONCURRENCY: usize = 16;
 
 /// What every worker shares.
-struct Ctx {
-    http: reqwest::Client,
-    token_url: String,
+pub(crate) struct Ctx {
+    pub(crate) http: reqwest::Client,
+    pub(crate) token_url: String,
     /// `Basic …`, built once.
     authorization: String,
     /// (username, password) pairs; virtual client `i` logs in as user `i % len`.
-    users: Vec<(String, String)>,
+    pub(crate) users: Vec<(String, String)>,
+    /// `/oauth2/authorize` of the server.
+    pub(crate) authorize_url: String,
+    /// The public client of the browser modes, and its redirect URI.
+    pub(crate) public_client: String,
+    pub(crate) redirect_uri: String,
 }
 
 /// One virtual client: its user and its current refresh token.
@@ -37,13 +42,13 @@ struct VirtualClient {
 
 /// The measured period: requests that complete inside it are counted.
 #[derive(Clone, Copy)]
-struct Window {
-    measure_from: Instant,
-    end: Instant,
+pub(crate) struct Window {
+    pub(crate) measure_from: Instant,
+    pub(crate) end: Instant,
 }
 
 impl Window {
-    fn counts(&self, done: Instant) -> bool {
+    pub(crate) fn counts(&self, done: Instant) -> bool {
         done >= self.measure_from && done <= self.end
     }
 }
@@ -57,17 +62,17 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn success(&mut self, latency: Duration) {
+    pub(crate) fn success(&mut self, latency: Duration) {
         self.ok += 1;
         self.latencies_us
             .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
     }
 
-    fn error(&mut self, kind: &str) {
+    pub(crate) fn error(&mut self, kind: &str) {
         *self.errors.entry(kind.to_owned()).or_default() += 1;
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.ok += other.ok;
         self.latencies_us.extend(other.latencies_us);
         for (k, v) in other.errors {
@@ -76,7 +81,7 @@ impl Tally {
     }
 
     /// Throughput, errors and latency percentiles as JSON.
-    fn summary(&mut self, secs: f64) -> serde_json::Value {
+    pub(crate) fn summary(&mut self, secs: f64) -> serde_json::Value {
         self.latencies_us.sort_unstable();
         let pct = |p: f64| -> f64 {
             if self.latencies_us.is_empty() {
@@ -99,9 +104,9 @@ impl Tally {
 }
 
 #[derive(Deserialize)]
-struct TokenBody {
-    access_token: String,
-    refresh_token: Option<String>,
+pub(crate) struct TokenBody {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +115,7 @@ struct ErrorBody {
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
-fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -122,26 +127,39 @@ fn form_encode(value: &str) -> String {
     out
 }
 
+/// A transport failure as its kind.
+pub(crate) fn transport_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        "connect".to_owned()
+    } else {
+        "transport".to_owned()
+    }
+}
+
 /// Posts a form to the token endpoint. A failure comes back as its kind: the
 /// transport error or `http_STATUS_CODE`.
 async fn post_token(ctx: &Ctx, body: String) -> Result<TokenBody, String> {
-    let resp = ctx
+    let request = ctx
         .http
         .post(&ctx.token_url)
-        .header(AUTHORIZATION, &ctx.authorization)
+        .header(AUTHORIZATION, &ctx.authorization);
+    send_token_request(request, body).await
+}
+
+/// Sends a token request with this form body and reads the token response; a
+/// failure comes back as its kind, as from `post_token`.
+pub(crate) async fn send_token_request(
+    request: reqwest::RequestBuilder,
+    body: String,
+) -> Result<TokenBody, String> {
+    let resp = request
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                "timeout".to_owned()
-            } else if e.is_connect() {
-                "connect".to_owned()
-            } else {
-                "transport".to_owned()
-            }
-        })?;
+        .map_err(|e| transport_kind(&e))?;
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(|_| "body".to_owned())?;
     if status.is_success() {
@@ -277,16 +295,23 @@ async fn client_credentials_worker(ctx: Arc<Ctx>, w: Window) -> Tally {
 }
 
 /// Creates a client and `n` users through the `rotor` command; for
-/// `client_credentials`, a client allowed only that grant and no users.
+/// `client_credentials`, a client allowed only that grant and no users; for the
+/// browser modes, users only (their public client is registered beforehand).
 async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(String, String)>)> {
     let client_credentials = args.grant == Grant::ClientCredentials;
+    let browser = matches!(args.grant, Grant::BrowserLogin | Grant::CodeExchange);
     let Some(bin) = &args.rotor_bin else {
-        let id = args
-            .client_id
-            .clone()
-            .context("--client-id or --rotor-bin is required")?;
-        let secret = std::env::var(&args.client_secret_env)
-            .with_context(|| format!("{} is not set", args.client_secret_env))?;
+        let (id, secret) = if browser {
+            (String::new(), String::new())
+        } else {
+            let id = args
+                .client_id
+                .clone()
+                .context("--client-id or --rotor-bin is required")?;
+            let secret = std::env::var(&args.client_secret_env)
+                .with_context(|| format!("{} is not set", args.client_secret_env))?;
+            (id, secret)
+        };
         if client_credentials {
             return Ok((id, secret, Vec::new()));
         }
@@ -302,16 +327,21 @@ async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(Stri
     let tag = &random_secret()[..8]
         .to_ascii_lowercase()
         .replace(['-', '_'], "x");
-    let client_id = format!("bench-{tag}");
-    let secret = random_secret();
-    let grants: &[&str] = if client_credentials {
-        &["--grants", "client_credentials", "--scopes", "read write"]
+    let (client_id, secret) = if browser {
+        (String::new(), String::new())
     } else {
-        &["--grants", "password,refresh_token"]
+        let client_id = format!("bench-{tag}");
+        let secret = random_secret();
+        let grants: &[&str] = if client_credentials {
+            &["--grants", "client_credentials", "--scopes", "read write"]
+        } else {
+            &["--grants", "password,refresh_token"]
+        };
+        let mut cli = vec!["client", "add", &client_id, "--secret-stdin"];
+        cli.extend_from_slice(grants);
+        rotor_cli(bin, config, &cli, &secret).await?;
+        (client_id, secret)
     };
-    let mut cli = vec!["client", "add", &client_id, "--secret-stdin"];
-    cli.extend_from_slice(grants);
-    rotor_cli(bin, config, &cli, &secret).await?;
     if client_credentials {
         return Ok((client_id, secret, Vec::new()));
     }
@@ -335,32 +365,32 @@ async fn provision(args: &LoadArgs) -> anyhow::Result<(String, String, Vec<(Stri
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
     let password_concurrency = match args.grant {
-        Grant::RefreshToken | Grant::ClientCredentials => 0,
         Grant::Password => concurrency,
         Grant::Mix => args.password_concurrency.max(1),
+        _ => 0,
     };
     let refresh_concurrency = match args.grant {
         Grant::RefreshToken | Grant::Mix => concurrency,
-        Grant::Password | Grant::ClientCredentials => 0,
+        _ => 0,
     };
-    let client_credentials_concurrency = if args.grant == Grant::ClientCredentials {
-        concurrency
-    } else {
-        0
-    };
+    let only = |grant: Grant| if args.grant == grant { concurrency } else { 0 };
+    let client_credentials_concurrency = only(Grant::ClientCredentials);
+    let browser_login_concurrency = only(Grant::BrowserLogin);
+    let code_exchange_concurrency = only(Grant::CodeExchange);
     let (client_id, secret, users) = provision(&args).await?;
+    let base = args.url.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(
-            refresh_concurrency + password_concurrency + client_credentials_concurrency,
-        )
+        .pool_max_idle_per_host(concurrency.max(refresh_concurrency + password_concurrency))
+        // The browser modes read the code from the redirect; nothing else redirects.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
         .build()
         .context("building the HTTP client")?;
     let ctx = Arc::new(Ctx {
         http,
-        token_url: format!("{}/oauth2/token", args.url.trim_end_matches('/')),
+        token_url: format!("{base}/oauth2/token"),
         authorization: format!(
             "Basic {}",
             STANDARD.encode(format!(
@@ -370,6 +400,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             ))
         ),
         users,
+        authorize_url: format!("{base}/oauth2/authorize"),
+        public_client: args.public_client.clone(),
+        redirect_uri: args.redirect_uri.clone(),
     });
 
     // Log every virtual client in, at most LOGIN_CONCURRENCY at a time, then
@@ -413,6 +446,36 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Sign every code_exchange worker's browser in once, as many at a time as the
+    // virtual clients above.
+    let mut browsers = Vec::with_capacity(code_exchange_concurrency);
+    if code_exchange_concurrency > 0 {
+        let started = Instant::now();
+        let tasks = code_exchange_concurrency.min(LOGIN_CONCURRENCY);
+        let mut sign_ins = tokio::task::JoinSet::new();
+        for first in 0..tasks {
+            let ctx = ctx.clone();
+            sign_ins.spawn(async move {
+                let mut out = Vec::new();
+                for user in (first..code_exchange_concurrency).step_by(tasks) {
+                    out.push(browser::signed_in_browser(&ctx, user).await?);
+                }
+                Ok::<_, String>(out)
+            });
+        }
+        while let Some(done) = sign_ins.join_next().await {
+            match done.context("sign-in task")? {
+                Ok(signed_in) => browsers.extend(signed_in),
+                Err(kind) => bail!("signing the browsers in failed: {kind}"),
+            }
+        }
+        eprintln!(
+            "{}: {code_exchange_concurrency} browsers signed in in {:.1}s",
+            args.label,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     let now = Instant::now();
     let window = Window {
         measure_from: now + args.warmup,
@@ -435,6 +498,25 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     for _ in 0..client_credentials_concurrency {
         client_credentials_tasks.spawn(client_credentials_worker(ctx.clone(), window));
     }
+    let mut browser_login_tasks = tokio::task::JoinSet::new();
+    for w in 0..browser_login_concurrency {
+        browser_login_tasks.spawn(browser::browser_login_worker(
+            ctx.clone(),
+            w,
+            browser_login_concurrency,
+            window,
+        ));
+    }
+    let rounds = Arc::new(browser::Rounds::new(code_exchange_concurrency, window));
+    let mut code_exchange_tasks = tokio::task::JoinSet::new();
+    for (w, b) in browsers.into_iter().enumerate() {
+        code_exchange_tasks.spawn(browser::code_exchange_worker(
+            ctx.clone(),
+            rounds.clone(),
+            w,
+            b,
+        ));
+    }
 
     tokio::time::sleep_until(window.measure_from.into()).await;
     let before = sys::Sample::take(args.server_pid);
@@ -454,6 +536,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         client_credentials.merge(t.context("client credentials worker")?);
     }
 
+    let mut browser_login = Tally::default();
+    while let Some(t) = browser_login_tasks.join_next().await {
+        browser_login.merge(t.context("browser login worker")?);
+    }
+    let mut sso_authorize = Tally::default();
+    let mut code_exchange = Tally::default();
+    while let Some(t) = code_exchange_tasks.join_next().await {
+        let (sso, exchanges) = t.context("code exchange worker")?;
+        sso_authorize.merge(sso);
+        code_exchange.merge(exchanges);
+    }
+
     let secs = (window.end - window.measure_from).as_secs_f64();
     let usage = sys::Usage::between(&before, &after, secs);
     let mut results = serde_json::Map::new();
@@ -469,14 +563,36 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             client_credentials.summary(secs),
         );
     }
+    if browser_login_concurrency > 0 {
+        results.insert("browser_login".into(), browser_login.summary(secs));
+    }
+    if code_exchange_concurrency > 0 {
+        // Each figure over the time of its own phases: the exchange rate is that
+        // of a server with nothing but exchanges in flight.
+        let (authorize_secs, exchange_secs) = rounds.measured_secs();
+        if exchange_secs <= 0.0 {
+            bail!("no whole round fitted in the measured period; lengthen --duration");
+        }
+        for (name, mut tally, phase_secs) in [
+            ("sso_authorize", sso_authorize, authorize_secs),
+            ("code_exchange", code_exchange, exchange_secs),
+        ] {
+            let mut summary = tally.summary(phase_secs);
+            summary["measured_s"] = phase_secs.into();
+            results.insert(name.into(), summary);
+        }
+    }
     let report = serde_json::json!({
         "kind": "load",
         "label": args.label,
         "grant": args.grant.as_str(),
         "concurrency": concurrency,
         "password_concurrency": if args.grant == Grant::Mix { password_concurrency } else { 0 },
-        // A client credentials worker keeps no token: it is its own virtual client.
-        "clients": clients.max(client_credentials_concurrency),
+        // A client credentials worker keeps no token and a browser worker one
+        // session at most: each is its own virtual client.
+        "clients": clients.max(
+            client_credentials_concurrency + browser_login_concurrency + code_exchange_concurrency
+        ),
         "duration_s": secs,
         "results": results,
         "bench_cpu_cores": usage.bench_cores,

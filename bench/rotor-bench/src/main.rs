@@ -9,7 +9,10 @@
 //! grant for a warm-up and a measured period. The client credentials grant needs
 //! no users and no log-in: a confidential client allowed only that grant is
 //! provisioned, and every worker asks for a token again and again; a 200 counts
-//! only if it carries an access token and no refresh token (RFC 6749 §4.4.3). `argon2` measures the raw argon2id
+//! only if it carries an access token and no refresh token (RFC 6749 §4.4.3). The
+//! browser modes drive the authorization code flow as a browser and a public
+//! client do: `browser_login` a whole first sign-in, `code_exchange` the code
+//! exchange alone (see `browser`). `argon2` measures the raw argon2id
 //! verification rate the password grant is compared with, and `table` turns the
 //! JSON lines of several runs into one table.
 //!
@@ -22,6 +25,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::io::AsyncWriteExt;
 
+mod browser;
 mod load;
 mod report;
 mod sys;
@@ -58,6 +62,16 @@ pub enum Grant {
     /// worker per `--concurrency`.
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
+    /// A person's first sign-in through the browser, one per worker at a time:
+    /// authorize, the login form, the code exchange (RFC 6749 §4.1, PKCE S256),
+    /// with the public client `--public-client`.
+    #[value(name = "browser_login", alias = "browser-login")]
+    BrowserLogin,
+    /// The code exchange alone: each worker signs in once (not measured), then
+    /// obtains codes by single sign-on and exchanges them, in rounds whose
+    /// exchange phases are measured apart from their authorize phases.
+    #[value(name = "code_exchange", alias = "code-exchange")]
+    CodeExchange,
 }
 
 impl Grant {
@@ -67,6 +81,8 @@ impl Grant {
             Grant::Password => "password",
             Grant::Mix => "mix",
             Grant::ClientCredentials => "client_credentials",
+            Grant::BrowserLogin => "browser_login",
+            Grant::CodeExchange => "code_exchange",
         }
     }
 }
@@ -115,6 +131,15 @@ pub struct LoadArgs {
     /// Password-grant workers in `mix`.
     #[arg(long, default_value_t = 8)]
     pub password_concurrency: usize,
+    /// The public client of `browser_login` and `code_exchange`: first-party,
+    /// allowed `authorization_code` and `refresh_token`, registered beforehand
+    /// (`rotor client add ID --public --grants authorization_code,refresh_token
+    /// --redirect-uri URI`).
+    #[arg(long, default_value = "benchspa")]
+    pub public_client: String,
+    /// Its redirect URI; the code is read from the redirect, which is never followed.
+    #[arg(long, default_value = "http://127.0.0.1/callback")]
+    pub redirect_uri: String,
     /// Grant to measure.
     #[arg(long, value_enum, default_value = "refresh-token")]
     pub grant: Grant,

@@ -1,6 +1,8 @@
 //! The `table` command: one table from the JSON lines of several runs, with the
 //! refresh throughput as a ratio of the pgbench limit measured in the same run,
-//! and the targets checked.
+//! the browser modes as ratios of the run before them on the same server
+//! (`browser_login` of the password grant, `code_exchange` of the refresh), and
+//! the targets checked.
 
 use std::path::Path;
 
@@ -29,7 +31,7 @@ pub fn table(path: &Path, limit: Option<f64>, limit_one: Option<f64>) -> anyhow:
         "| store | grant | conc. | req/s | of limit | p50 ms | p90 ms | p99 ms | max ms | errors | rotor CPU | rotor RSS peak | generator CPU |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows.iter().filter(|r| r["kind"] == "load") {
+    for (at, r) in rows.iter().enumerate().filter(|(_, r)| r["kind"] == "load") {
         let Some(results) = r["results"].as_object() else {
             continue;
         };
@@ -38,6 +40,10 @@ pub fn table(path: &Path, limit: Option<f64>, limit_one: Option<f64>) -> anyhow:
             let ratio = match grant.as_str() {
                 "refresh_token" => limit.map(|l| format!("{:.0} %", 100.0 * rate / l)),
                 "password" => argon2.map(|a| format!("{:.0} % argon2", 100.0 * rate / a)),
+                "browser_login" => paired(&rows, at, "password", "password")
+                    .map(|p| format!("{:.0} % password", 100.0 * rate / p)),
+                "code_exchange" => paired(&rows, at, "refresh_token", "refresh_token")
+                    .map(|p| format!("{:.0} % refresh", 100.0 * rate / p)),
                 _ => None,
             };
             let label = if r["grant"] == "mix" {
@@ -93,6 +99,39 @@ fn find(rows: &[Value], label: &str, kind: &str, conc: u64, grant: &str, key: &s
                 && r["concurrency"].as_u64() == Some(conc)
         })
         .and_then(|r| r["results"][grant][key].as_f64())
+}
+
+/// The throughput of `result` in the last run before `rows[at]` of grant `kind`
+/// with the same label and concurrency: the run on the same server that a browser
+/// mode is compared with.
+fn paired(rows: &[Value], at: usize, kind: &str, result: &str) -> Option<f64> {
+    let this = rows.get(at)?;
+    rows[..at]
+        .iter()
+        .rev()
+        .find(|r| {
+            r["kind"] == "load"
+                && r["label"] == this["label"]
+                && r["grant"] == kind
+                && r["concurrency"] == this["concurrency"]
+        })
+        .and_then(|r| r["results"][result]["throughput"].as_f64())
+}
+
+/// (this run's throughput of `grant`, its pair's throughput of `result`) for the
+/// first `grant` run labelled `label`.
+fn browser_pair(
+    rows: &[Value],
+    label: &str,
+    grant: &str,
+    kind: &str,
+    result: &str,
+) -> Option<(f64, f64)> {
+    let at = rows
+        .iter()
+        .position(|r| r["kind"] == "load" && r["label"] == label && r["grant"] == grant)?;
+    let rate = rows[at]["results"][grant]["throughput"].as_f64()?;
+    Some((rate, paired(rows, at, kind, result)?))
 }
 
 /// One target line: MET, NOT MET, or not measured.
@@ -172,7 +211,7 @@ fn checks(rows: &[Value], limit: Option<f64>, argon2: Option<f64>) -> Vec<String
         .iter()
         .filter_map(|r| r["server_rss_peak_mib"].as_f64())
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    vec![
+    let mut lines = vec![
         check(
             "postgres refresh, share of the pgbench limit at c=16",
             pg.zip(limit).map(|(p, l)| p / l),
@@ -217,12 +256,77 @@ fn checks(rows: &[Value], limit: Option<f64>, argon2: Option<f64>) -> Vec<String
             |v, t| v <= t,
         ),
         check("rotor peak RSS, MiB", rss, Some(80.0), |v, t| v < t),
-    ]
+    ];
+    for store in ["postgres", "sqlite"] {
+        // Cost at equal concurrency, with hashing the bottleneck of both: the
+        // password grants per second over the browser logins per second.
+        lines.push(check(
+            &format!(
+                "browser login on {store} within 1.2x the cost of a password grant (password/s over logins/s)"
+            ),
+            browser_pair(rows, store, "browser_login", "password", "password")
+                .map(|(login, password)| password / login),
+            Some(1.2),
+            |v, t| v <= t,
+        ));
+    }
+    for store in ["postgres", "sqlite"] {
+        lines.push(check(
+            &format!(
+                "code exchange on {store} at the speed of a refresh (exchanges/s over refreshes/s)"
+            ),
+            browser_pair(
+                rows,
+                store,
+                "code_exchange",
+                "refresh_token",
+                "refresh_token",
+            )
+            .map(|(exchange, refresh)| exchange / refresh),
+            Some(1.0),
+            |v, t| v >= t,
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn browser_modes_are_compared_with_the_run_before_them_on_the_same_server() {
+        let mut early = run("postgres", "password", "password", 50.0, 90.0);
+        let mut password = run("postgres", "password", "password", 100.0, 50.0);
+        let mut login = run("postgres", "browser_login", "browser_login", 80.0, 60.0);
+        for r in [&mut early, &mut password, &mut login] {
+            r["concurrency"] = 4.into();
+        }
+        let rows = vec![
+            early,
+            run("postgres", "refresh_token", "refresh_token", 2000.0, 9.0),
+            password,
+            login,
+            run("sqlite", "refresh_token", "refresh_token", 1000.0, 20.0),
+            run("sqlite", "code_exchange", "code_exchange", 1100.0, 15.0),
+        ];
+        let lines = checks(&rows, None, None);
+        // 100 password grants/s against 80 logins/s: 1.25x the cost.
+        let login = line(&lines, "browser login on postgres");
+        assert!(
+            login.starts_with("NOT MET") && login.contains("1.25"),
+            "{login}"
+        );
+        let exchange = line(&lines, "code exchange on sqlite");
+        assert!(
+            exchange.starts_with("MET ") && exchange.contains("1.10"),
+            "{exchange}"
+        );
+        for unmeasured in ["browser login on sqlite", "code exchange on postgres"] {
+            let l = line(&lines, unmeasured);
+            assert!(l.ends_with("not measured"), "{l}");
+        }
+    }
 
     fn run(label: &str, grant: &str, result: &str, rate: f64, p99: f64) -> Value {
         serde_json::json!({
