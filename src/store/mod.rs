@@ -129,7 +129,8 @@ pub trait CodeStore: Send + Sync {
     async fn create_code(&self, code: &NewAuthorizationCode) -> StoreResult<()>;
     /// Finds a code by hash, with its user's state.
     async fn find_code(&self, hash: &TokenHash) -> StoreResult<Option<AuthorizationCodeRecord>>;
-    /// Spends a code and stores the family it is exchanged for, in one step — only
+    /// Spends a code and stores the family it is exchanged for and the audit event,
+    /// in one step — only
     /// if the code is unspent, unexpired and its browser session live. Of
     /// concurrent calls for one code, across processes, exactly one is `Redeemed`.
     async fn redeem_code(&self, redeem: &Redeem) -> StoreResult<RedeemOutcome>;

@@ -347,6 +347,9 @@ pub struct Redeem {
     pub code: TokenHash,
     pub now: OffsetDateTime,
     pub family: NewFamily,
+    /// Recorded in the same step, so that a sign-in and its audit record commit
+    /// together (as a refresh does).
+    pub audit: AuditEvent,
 }
 
 /// What [`CodeStore::redeem_code`](super::CodeStore) did. Anything but `Redeemed`

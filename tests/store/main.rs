@@ -1121,6 +1121,16 @@ fn redeem(
             refresh: Some(refresh(&token)),
             access: access(),
         },
+        audit: AuditEvent {
+            at: now(),
+            kind: AuditKind::Login,
+            username: Some("alice".into()),
+            client_id: Some("app".into()),
+            family_id: None,
+            ip: None,
+            outcome: Outcome::Success,
+            target: None,
+        },
     };
     (r, token)
 }

@@ -3,7 +3,7 @@
 //!
 //! The code is read, every binding checked — client, redirect URI, PKCE, lifetime,
 //! user — and the tokens prepared before the store spends the code and stores the
-//! family in one step ([`CodeStore::redeem_code`]), so that of concurrent
+//! family and its audit event in one step ([`CodeStore::redeem_code`]), so that of concurrent
 //! exchanges exactly one succeeds and nothing can fail after it committed.
 //!
 //! A code presented again in an otherwise valid request is a replay: every token
@@ -125,16 +125,16 @@ pub async fn grant(
                 }),
                 access,
             },
+            audit: Audit::new(ctx, AuditKind::Login, Outcome::Success, now)
+                .subject(&subject)
+                .client(client.id())
+                .family(family_id)
+                .build(),
         })
         .await?;
     match outcome {
         RedeemOutcome::Redeemed => {
-            Audit::new(ctx, AuditKind::Login, Outcome::Success, now)
-                .subject(&subject)
-                .client(client.id())
-                .family(family_id)
-                .record(ctx)
-                .await;
+            tracing::info!(%family_id, "authorization code exchanged");
             Ok(response)
         }
         // A concurrent exchange of the same code won: this one is a replay.

@@ -10,7 +10,7 @@ use crate::{
     store::{
         AuthorizationCodeRecord, CodeStore, NewAuthorizationCode, Redeem, RedeemOutcome,
         StoreError, StoreResult,
-        codec::{CodeRow, RedeemFacts, redeem_refusal},
+        codec::{CodeRow, RedeemFacts, capped, redeem_refusal},
         retry_read, retry_rolled_back,
     },
 };
@@ -104,6 +104,10 @@ impl CodeStore for PgStore {
                    ), access as (
                        insert into access_tokens (jti, family_id, issued_at, expires_at)
                        select $14, id, $15, $16 from family
+                   ), audit as (
+                       insert into audit_events (at, kind, username, client_id, family_id, ip,
+                                                 outcome, target)
+                       select $2, $17, $18, $4, id, $19, $20, null from family
                    )
                    select exists (select 1 from spent),
                           exists (select 1 from code),
@@ -127,6 +131,10 @@ impl CodeStore for PgStore {
             .bind(f.access.jti)
             .bind(f.access.issued_at)
             .bind(f.access.expires_at)
+            .bind(r.audit.kind.as_str())
+            .bind(r.audit.username.as_deref().map(capped))
+            .bind(r.audit.ip.as_deref().map(capped))
+            .bind(r.audit.outcome.as_str())
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;

@@ -8,7 +8,7 @@ use crate::{
     store::{
         AuthorizationCodeRecord, CodeStore, NewAuthorizationCode, Redeem, RedeemOutcome,
         StoreError, StoreResult,
-        codec::{CodeRow, RedeemFacts, redeem_refusal},
+        codec::{CodeRow, RedeemFacts, capped, redeem_refusal},
         retry_read, retry_rolled_back,
     },
 };
@@ -81,6 +81,21 @@ impl CodeStore for SqliteStore {
             .map_err(StoreError::from_sqlx)?;
             if spent.rows_affected() == 1 {
                 insert_family(&mut tx, &r.family).await?;
+                // language=SQLite
+                sqlx::query(
+                    r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                       values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+                )
+                .bind(ts(r.now))
+                .bind(r.audit.kind.as_str())
+                .bind(r.audit.username.as_deref().map(capped))
+                .bind(&r.family.client_id)
+                .bind(id(r.family.family_id))
+                .bind(r.audit.ip.as_deref().map(capped))
+                .bind(r.audit.outcome.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
                 tx.commit().await.map_err(StoreError::from_sqlx)?;
                 return Ok(RedeemOutcome::Redeemed);
             }
