@@ -36,6 +36,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub cleanup: CleanupSettings,
     pub metrics: MetricsSettings,
+    pub console: ConsoleSettings,
     pub lockout: LockoutSettings,
     pub audit: AuditSettings,
     pub session: SessionSettings,
@@ -79,6 +80,14 @@ pub struct AuthorizeSettings {
 
 /// The longest an authorization code may live.
 pub const MAX_CODE_TTL: Duration = Duration::from_secs(60);
+
+/// The admin console at `/admin/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Serve the console (the admin API under `/admin/api/v1/` is served either way).
+    pub enabled: bool,
+}
 
 /// The audit trail.
 #[derive(Debug, Clone, Deserialize)]

@@ -98,14 +98,18 @@ pub fn operations(settings: &Settings) -> Vec<Operation> {
 
 /// Every route module's routes.
 fn routes(settings: &Settings) -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .merge(oauth::router())
         .merge(api::router())
         .merge(admin_api::router())
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
-        .merge(pages::router())
-        .merge(console::router())
+        .merge(pages::router());
+    if settings.console.enabled {
+        routes.merge(console::router())
+    } else {
+        routes
+    }
 }
 
 /// The whole application's routes and layers.

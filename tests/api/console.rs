@@ -5,7 +5,7 @@
 use rotor::store::{AuditFilter, AuditKind};
 
 use crate::browser::{Browser, Seen};
-use crate::helpers::{Db, TestApp, add_user, spawn_app};
+use crate::helpers::{Db, TestApp, add_user, spawn_app, spawn_app_with};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -15,6 +15,7 @@ on_both_stores!(
     a_forged_post_without_csrf_token_is_refused_and_changes_nothing,
     a_client_created_through_the_form_shows_its_secret_once_and_is_audited,
     signing_out_ends_the_console_session_and_its_token,
+    a_console_switched_off_is_not_served_but_the_admin_api_is,
 );
 
 const ISSUER: &str = "https://rotor.test";
@@ -300,4 +301,16 @@ async fn signing_out_ends_the_console_session_and_its_token(db: Db) {
     assert_eq!(api.status, 401);
     let again = browser.get("/admin/").await;
     assert_eq!(again.status, 302);
+}
+
+async fn a_console_switched_off_is_not_served_but_the_admin_api_is(db: Db) {
+    // Arrange
+    let app = spawn_app_with(db, |s| s.console.enabled = false).await;
+    let mut browser = Browser::new(&app);
+    // Act
+    let console = browser.get("/admin/").await;
+    let api = app.get("/admin/api/v1/clients", None).await;
+    // Assert
+    assert_eq!(console.status, 404, "{}", console.html);
+    api.assert_error(401, "invalid_token");
 }
