@@ -89,10 +89,10 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     let settings = state.settings();
     let issuer = &settings.tokens.issuer;
     let now = time::OffsetDateTime::now_utc();
-    if settings.console.enabled {
-        if let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
-            tracing::warn!(error = %e, "the admin console's client could not be registered");
-        }
+    if settings.console.enabled
+        && let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await
+    {
+        tracing::warn!(error = %e, "the admin console's client could not be registered");
     }
     tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
     app.run_until_stopped().await.context("serving")
