@@ -361,10 +361,8 @@ fn checked_form(
     now: OffsetDateTime,
 ) -> Result<Params, WebError> {
     let mut form = Params::from_form(body).map_err(WebError::from)?;
-    let issued: Option<i64> = form.get("issued").and_then(|t| t.parse().ok());
-    let ttl = i64::try_from(state.settings().authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
-    let now = now.unix_timestamp();
-    let Some(issued) = issued.filter(|&t| t <= now + 60 && now - t <= ttl) else {
+    let Some(issued) = super::pages::fresh_issue_time(&state.settings(), form.get("issued"), now)
+    else {
         return Err(WebError::stale_form());
     };
     let presented = form.take("csrf_token").unwrap_or_default();

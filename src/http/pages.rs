@@ -42,6 +42,21 @@ async fn stylesheet() -> Response {
     response
 }
 
+/// When a form's page was shown (its `issued` input), if that is within
+/// `authorize.page_ttl` and not in the future beyond a minute of clock skew between
+/// instances: the freshness rule of every form of the login, consent, logout and
+/// console pages.
+pub fn fresh_issue_time(
+    settings: &crate::config::Settings,
+    issued: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Option<i64> {
+    let issued: i64 = issued?.parse().ok()?;
+    let now = now.unix_timestamp();
+    let ttl = i64::try_from(settings.authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
+    (issued <= now + 60 && now - issued <= ttl).then_some(issued)
+}
+
 /// Adds the security headers of every page to `headers`.
 pub fn secure(headers: &mut HeaderMap) {
     headers.insert(

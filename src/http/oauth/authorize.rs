@@ -19,7 +19,9 @@ use time::OffsetDateTime;
 use super::super::{
     AppState, Routes,
     extract::{ClientIp, CookieJar, Cookies},
-    pages::{ConsentPage, LoginPage, LogoutPage, MessagePage, Page, Redirect, WebError},
+    pages::{
+        ConsentPage, LoginPage, LogoutPage, MessagePage, Page, Redirect, WebError, fresh_issue_time,
+    },
 };
 use crate::{
     crypto::{
@@ -102,7 +104,7 @@ async fn post_authorize(
         Err(e) => return WebError::from(e).into_response(),
     };
     let raw = form.take("request").unwrap_or_default();
-    let Some(issued) = fresh_issue_time(&state, form.get("issued"), now) else {
+    let Some(issued) = fresh_issue_time(&state.settings(), form.get("issued"), now) else {
         return WebError::stale_form().into_response();
     };
     let presented = form.take("csrf_token").unwrap_or_default();
@@ -276,7 +278,7 @@ async fn post_logout(State(state): State<AppState>, cookies: Cookies, body: Byte
         Ok(form) => form,
         Err(e) => return WebError::from(e).into_response(),
     };
-    let Some(issued) = fresh_issue_time(&state, form.get("issued"), now) else {
+    let Some(issued) = fresh_issue_time(&state.settings(), form.get("issued"), now) else {
         return WebError::stale_form().into_response();
     };
     let Some(token) = cookies.get(jar.session_name()).map(session_token) else {
@@ -382,15 +384,6 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
         },
     )
     .into_response()
-}
-
-/// When the page was shown, if that is within `authorize.page_ttl` (and not in
-/// the future beyond a minute of clock skew between instances).
-fn fresh_issue_time(state: &AppState, issued: Option<&str>, now: OffsetDateTime) -> Option<i64> {
-    let issued: i64 = issued?.parse().ok()?;
-    let now = now.unix_timestamp();
-    let ttl = i64::try_from(state.settings().authorize.page_ttl.as_secs()).unwrap_or(i64::MAX);
-    (issued <= now + 60 && now - issued <= ttl).then_some(issued)
 }
 
 fn jar(state: &AppState) -> CookieJar {
