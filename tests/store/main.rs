@@ -58,6 +58,7 @@ contract!(
     clients_are_unique_by_id_and_removal_cascades_to_their_tokens,
     a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
+    a_consume_whose_last_write_fails_keeps_nothing,
     rotation_stops_at_the_family_limit,
     rotation_of_a_revoked_family_or_disabled_user_is_refused,
     rotation_without_spending_keeps_the_token_live,
@@ -294,6 +295,53 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
     assert_eq!(
         store.consume_refresh_token(&r2).await.unwrap(),
         ConsumeOutcome::Consumed { refresh_count: 2 }
+    );
+}
+
+/// The successor is the consume's last write: when it fails (here on a hash that
+/// is taken), the spend, the counter, the access token and the audit row before it
+/// are all undone, and the store goes on writing — no transaction is left open.
+async fn a_consume_whose_last_write_fails_keeps_nothing(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, first) = login(store.as_ref(), &user).await;
+    let audited = |store: Arc<dyn Store>| async move {
+        store
+            .audit_events(&AuditFilter {
+                family_id: Some(family_id),
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = audited(store.clone()).await;
+    let (mut clash, _) = rotation(&first, family_id, 0);
+    let taken = clash.successor.as_mut().unwrap();
+    taken.hash = first.hash();
+    let failed = store.consume_refresh_token(&clash).await;
+    assert!(
+        matches!(failed, Err(StoreError::Conflict { .. })),
+        "{failed:?}"
+    );
+    let record = store
+        .find_refresh_token(&first.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.used_at.is_none());
+    assert_eq!(audited(store.clone()).await, before);
+    assert!(
+        store
+            .find_access_token(clash.access.jti)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (r, _) = rotation(&first, family_id, 0);
+    assert_eq!(
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
     );
 }
 

@@ -7,6 +7,12 @@
 //! their own beside it, which WAL mode lets run while a write is under way. Every
 //! write transaction begins `immediate`, so it holds the write lock from its start
 //! and never fails upgrading a read.
+//!
+//! The hot writes (a refresh, a code exchange) are one step: the whole transaction,
+//! `begin immediate` to `commit`, is one multi-statement query, so the single writer
+//! hands it to SQLite's worker thread once instead of once per statement. The write
+//! lock is held for the statements' own time, not for a round trip each
+//! ([`SqliteStore::write_in_one_step`]).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -81,7 +87,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(size)
                 .acquire_timeout(BUSY_TIMEOUT)
-                .after_release(|conn, _| Box::pin(keep_after_release(conn)))
+                .after_release(|conn, _| keep_after_release(conn))
         };
         let in_memory = path == Path::new(":memory:");
         let write = pool(if in_memory { max_connections } else { 1 })
@@ -114,6 +120,39 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `query` — a whole transaction, `begin immediate; …; commit;` — on the
+    /// writer as one command, and returns the rows its statements return; `failed`
+    /// sorts a driver error.
+    ///
+    /// Later statements see what earlier ones did through the database itself (a
+    /// guard on `changes()` or on a value only this request wrote), so there is no
+    /// Rust between them and nothing to wait for while the write lock is held. A
+    /// statement that fails stops the query inside its transaction, and a cancelled
+    /// request may stop it part-way: either way the transaction is rolled back when
+    /// the connection returns to the pool ([`keep_after_release`]), before anyone
+    /// else can use it.
+    ///
+    /// The statements share one list of numbered parameters (`?1` … `?N`), each
+    /// using some of them. The driver also binds, in turn, each number below a
+    /// statement's highest that the statement does not use, taking values from a
+    /// running position in the list, and stops binding a statement when that
+    /// position passes the list's end — leaving its later parameters NULL. Unused
+    /// values appended to the list keep the position inside it.
+    async fn write_in_one_step<'q, T>(
+        &self,
+        query: sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>,
+        failed: impl FnOnce(sqlx::Error) -> StoreError,
+    ) -> StoreResult<Vec<T>>
+    where
+        T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
+        /// More than the unused numbers of all the statements of one step together.
+        const SKIPPED_NUMBERS: usize = 64;
+        let query = (0..SKIPPED_NUMBERS).fold(query, |q, _| q.bind(None::<i64>));
+        let mut conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
+        query.fetch_all(&mut *conn).await.map_err(failed)
+    }
+
     /// Begins a write transaction that holds the write lock from its first
     /// statement.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -131,10 +170,24 @@ impl SqliteStore {
 /// and the next `begin` on that connection would open only a savepoint: a
 /// transaction that never commits, holds the write lock, and answers later reads
 /// with its own uncommitted rows. Such a connection is closed instead.
-async fn keep_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
-    // Runs the rollback queued by a dropped transaction before looking.
-    conn.ping().await?;
-    Ok(!conn.is_in_transaction())
+///
+/// A one-step write ([`SqliteStore::write_in_one_step`]) opens its transaction in
+/// SQL, which the driver does not count; if a statement failed, or its request was
+/// cancelled part-way, that transaction may still be open. The rollback sent here
+/// ends it, and in every other case fails with "no transaction is active"; it runs
+/// after the rollback queued by a dropped driver transaction, so it also waits for
+/// that one. A connection whose rollback failed otherwise is closed.
+fn keep_after_release(
+    conn: &mut SqliteConnection,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        let clean = match sqlx::Executor::execute(&mut *conn, "rollback").await {
+            Ok(_) => true,
+            Err(sqlx::Error::Database(e)) => e.message().contains("no transaction is active"),
+            Err(e) => return Err(e),
+        };
+        Ok(clean && !conn.is_in_transaction())
+    })
 }
 
 /// Why a database that failed to open cannot be written, if that is the reason.
