@@ -87,6 +87,11 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(size)
                 .acquire_timeout(BUSY_TIMEOUT)
+                // Each round trip to a connection's worker thread is two thread
+                // switches, and the writer's are on everyone's path. A connection to
+                // a file in this process does not go stale the way a socket does, so
+                // it is not pinged before each use.
+                .test_before_acquire(false)
                 .after_release(|conn, _| keep_after_release(conn))
         };
         let in_memory = path == Path::new(":memory:");
@@ -149,8 +154,17 @@ impl SqliteStore {
         /// More than the unused numbers of all the statements of one step together.
         const SKIPPED_NUMBERS: usize = 64;
         let query = (0..SKIPPED_NUMBERS).fold(query, |q, _| q.bind(None::<i64>));
-        let mut conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
-        query.fetch_all(&mut *conn).await.map_err(failed)
+        let conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
+        let mut step = OneStep {
+            conn,
+            settled: false,
+        };
+        let answer = query.fetch_all(&mut *step.conn).await;
+        step.settled = match &answer {
+            Ok(_) => true,
+            Err(_) => roll_back_sql_transaction(&mut step.conn).await,
+        };
+        answer.map_err(failed)
     }
 
     /// Begins a write transaction that holds the write lock from its first
@@ -171,23 +185,49 @@ impl SqliteStore {
 /// transaction that never commits, holds the write lock, and answers later reads
 /// with its own uncommitted rows. Such a connection is closed instead.
 ///
-/// A one-step write ([`SqliteStore::write_in_one_step`]) opens its transaction in
-/// SQL, which the driver does not count; if a statement failed, or its request was
-/// cancelled part-way, that transaction may still be open. The rollback sent here
-/// ends it, and in every other case fails with "no transaction is active"; it runs
-/// after the rollback queued by a dropped driver transaction, so it also waits for
-/// that one. A connection whose rollback failed otherwise is closed.
+/// A dropped driver transaction queues its rollback, and the driver counts the
+/// transaction open until that has run: only then is a round trip needed, to wait
+/// for it. A one-step write's transaction, begun in SQL, is settled by
+/// [`OneStep`] instead.
 fn keep_after_release(
     conn: &mut SqliteConnection,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
     Box::pin(async move {
-        let clean = match sqlx::Executor::execute(&mut *conn, "rollback").await {
-            Ok(_) => true,
-            Err(sqlx::Error::Database(e)) => e.message().contains("no transaction is active"),
-            Err(e) => return Err(e),
-        };
-        Ok(clean && !conn.is_in_transaction())
+        if conn.is_in_transaction() {
+            conn.ping().await?;
+        }
+        Ok(!conn.is_in_transaction())
     })
+}
+
+/// The writer while it runs a one-step write, whose transaction is begun in SQL
+/// and so not known to the driver. Until the step is settled — it answered, or it
+/// failed and its transaction was rolled back — the transaction may be open: a
+/// request cancelled part-way drops this early, and then the connection is closed
+/// rather than handed to the next writer inside someone else's transaction.
+struct OneStep {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    settled: bool,
+}
+
+impl Drop for OneStep {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Rolls back a transaction begun in SQL after one of its statements failed, and
+/// says whether the connection is clean again: rolled back, or ended by SQLite
+/// itself (on a full disk or an I/O error), which answers "no transaction is
+/// active".
+async fn roll_back_sql_transaction(conn: &mut SqliteConnection) -> bool {
+    match sqlx::Executor::execute(&mut *conn, "rollback").await {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) => e.message().contains("no transaction is active"),
+        Err(_) => false,
+    }
 }
 
 /// Why a database that failed to open cannot be written, if that is the reason.
