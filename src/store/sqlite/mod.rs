@@ -95,8 +95,16 @@ impl SqliteStore {
                 .after_release(|conn, _| keep_after_release(conn))
         };
         let in_memory = path == Path::new(":memory:");
+        // The writer does not copy the WAL back into the database itself (SQLite's
+        // default, every 1,000 pages): that copy would stall every write queued
+        // behind it. A task beside it does, without the write lock.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
         let write = pool(if in_memory { max_connections } else { 1 })
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await
             .map_err(failed)?;
         // SQLite opens a file it may not write read-only, without a word (a
@@ -109,10 +117,15 @@ impl SqliteStore {
         let read = if in_memory {
             write.clone()
         } else {
-            pool(max_connections.max(1))
+            let checkpoints = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(failed)?;
+            let read = pool(max_connections.max(1))
                 .connect_with(options)
                 .await
-                .map_err(failed)?
+                .map_err(failed)?;
+            tokio::spawn(checkpoint_beside_the_writer(checkpoints, read.clone()));
+            read
         };
         Ok(SqliteStore { read, write })
     }
@@ -175,6 +188,29 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from_sqlx)
     }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Copies the WAL's committed pages back into the database file every
+/// [`CHECKPOINT_INTERVAL`], on a connection of its own, until the store closes.
+///
+/// A passive checkpoint takes no write lock and waits for nobody: writes go on
+/// while it runs, and SQLite starts the WAL over from its beginning on the first
+/// write after a checkpoint that copied everything. A page written many times
+/// between two checkpoints is copied once.
+async fn checkpoint_beside_the_writer(mut conn: SqliteConnection, open: SqlitePool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !open.is_closed() {
+        ticks.tick().await;
+        if let Err(e) = sqlx::Executor::execute(&mut conn, "pragma wal_checkpoint(passive)").await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed; trying again at the next tick");
+        }
+    }
+    let _ = conn.close().await;
 }
 
 /// Whether a connection handed back to the pool may be reused.
