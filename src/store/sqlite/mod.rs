@@ -205,8 +205,7 @@ async fn checkpoint_beside_the_writer(mut conn: SqliteConnection, open: SqlitePo
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !open.is_closed() {
         ticks.tick().await;
-        if let Err(e) = sqlx::Executor::execute(&mut conn, "pragma wal_checkpoint(passive)").await
-        {
+        if let Err(e) = sqlx::Executor::execute(&mut conn, "pragma wal_checkpoint(passive)").await {
             tracing::debug!(error = %e, "WAL checkpoint failed; trying again at the next tick");
         }
     }
