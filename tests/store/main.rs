@@ -182,6 +182,7 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshT
             ip: Some("192.0.2.1".into()),
             outcome: Outcome::Success,
             target: None,
+            actor: None,
         },
     };
     (r, next)
@@ -874,6 +875,7 @@ async fn old_audit_events_and_ended_lockout_counters_are_purged(store: Arc<dyn S
                 ip: None,
                 outcome: Outcome::InvalidCredentials,
                 target: None,
+                actor: None,
             })
             .await
             .unwrap();
@@ -1130,6 +1132,7 @@ fn redeem(
             ip: None,
             outcome: Outcome::Success,
             target: None,
+            actor: None,
         },
     };
     (r, token)
@@ -1329,6 +1332,7 @@ fn setting_change(
         ip: None,
         outcome: Outcome::Success,
         target: Some(format!("setting {key}")),
+        actor: Some("cli".into()),
     };
     (setting, audit)
 }

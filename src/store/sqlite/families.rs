@@ -8,7 +8,7 @@ use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
+        Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
         NewRefreshToken, RefreshTokenRecord, StoreError, StoreResult,
         codec::{
             ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
@@ -225,6 +225,47 @@ impl FamilyStore for SqliteStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn revoke_families_of(
+        &self,
+        owner: &FamilyOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (column, value) = match owner {
+            FamilyOwner::User(user_id) => ("user_id", id(*user_id)),
+            FamilyOwner::Client(client_id) => ("client_id", client_id.clone()),
+        };
+        let (column, value) = (&column, &value);
+        retry_rolled_back(move || async move {
+            // One transaction, as in `revoke_family`: no retry answer outlives its
+            // family's revocation.
+            let mut tx = self.begin_write().await?;
+            // language=SQLite
+            sqlx::query(&format!(
+                r#"update refresh_tokens set retry_answer = null, retry_until = null
+                   where retry_answer is not null
+                     and family_id in (select id from token_families
+                                       where {column} = ?1 and revoked_at is null)"#
+            ))
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            // language=SQLite
+            let done = sqlx::query(&format!(
+                r#"update token_families set revoked_at = ?2
+                   where {column} = ?1 and revoked_at is null"#
+            ))
+            .bind(value)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 
