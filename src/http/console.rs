@@ -66,8 +66,7 @@ pub fn router() -> Routes {
         .get("/admin/assets/console.css", stylesheet)
         .get_post("/admin/clients", get_clients, post_clients)
         .post("/admin/clients/delete", post_delete_client)
-        .get("/admin/clients/{client_id}", get_client)
-        .post("/admin/clients/edit", post_edit_client)
+        .get_post("/admin/clients/edit", get_client, post_edit_client)
         .post("/admin/clients/secret", post_client_secret)
         .post("/admin/clients/revoke-logins", post_revoke_client_logins)
         .get_post("/admin/users", get_users, post_users)
@@ -533,7 +532,7 @@ async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, A
 
 pub struct ClientRow {
     pub id: String,
-    /// `/admin/clients/{id}`, encoded.
+    /// `/admin/clients/edit?client_id=ID`, encoded.
     pub link: String,
     pub kind: &'static str,
     pub grants: String,
@@ -829,15 +828,21 @@ async fn client_page(
     })
 }
 
+/// `GET /admin/clients/edit?client_id=ID`: the client's page. The id is in the
+/// query, so that no client id is mistaken for one of the page's actions.
 async fn get_client(
     State(state): State<AppState>,
     console: Console,
-    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    let Ok(Path(id)) = path else {
-        return WebError::not_found("no such client").into_response();
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
     };
-    match client_page(&state, &console, &id, None, None, None).await {
+    let Some(id) = params.get("client_id") else {
+        return WebError::bad_request("Choose a client on the clients page.").into_response();
+    };
+    match client_page(&state, &console, id, None, None, None).await {
         Ok(page) => render(StatusCode::OK, &page),
         Err(e) => web_error(e).into_response(),
     }
@@ -915,10 +920,12 @@ async fn post_edit_client(
     }
 }
 
-/// `/admin/clients/{id}`, encoded.
+/// `/admin/clients/edit?client_id=ID`, encoded.
 fn client_link(id: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-    format!("/admin/clients/{}", id.replace('+', "%20"))
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", id)
+        .finish();
+    format!("/admin/clients/edit?{query}")
 }
 
 async fn post_client_secret(
