@@ -46,6 +46,9 @@ pub struct ChainEvent {
     pub ip: Option<String>,
     /// Who, when an admin revoked the family.
     pub by: Option<String>,
+    /// How many times, for `retried`: the retries one spent token answered,
+    /// the last of them at `at`. 1 for every other event.
+    pub times: u32,
 }
 
 impl ChainEvent {
@@ -66,6 +69,7 @@ impl ChainEvent {
             outcome: e.outcome.as_str(),
             ip: e.ip.clone(),
             by,
+            times: 1,
         }
     }
 }
@@ -91,7 +95,20 @@ pub async fn chain(
         })
         .await?;
     events.reverse();
-    Ok((family, events.iter().map(ChainEvent::of).collect()))
+    let mut chain: Vec<ChainEvent> = events.iter().map(ChainEvent::of).collect();
+    for r in store.family_retries(id).await? {
+        chain.push(ChainEvent {
+            kind: "retried",
+            at: r.last_at,
+            outcome: "success",
+            ip: None,
+            by: None,
+            times: r.count,
+        });
+    }
+    // Stable: events of one second keep the trail's order.
+    chain.sort_by_key(|e| e.at);
+    Ok((family, chain))
 }
 
 /// Revokes a login: its refresh and access tokens stop working at once.

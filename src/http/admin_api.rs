@@ -936,6 +936,10 @@ struct ChainEventView {
     /// Who, when an admin revoked the family.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<String>,
+    /// For `retried`: how many retries one spent token answered inside its
+    /// window, the last at `at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    times: Option<u32>,
 }
 
 impl ChainEventView {
@@ -944,6 +948,7 @@ impl ChainEventView {
             kind: e.kind,
             at: rfc3339(e.at),
             outcome: e.outcome,
+            times: (e.kind == "retried").then_some(e.times),
             ip: e.ip,
             by: e.by,
         }

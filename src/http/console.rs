@@ -1343,6 +1343,8 @@ async fn get_families(
 
 pub struct ChainRow {
     pub kind: &'static str,
+    /// `×N` for retries; else empty.
+    pub times: String,
     pub at: String,
     pub outcome: &'static str,
     pub ip: String,
@@ -1385,6 +1387,11 @@ async fn get_family(
                     chain: chain
                         .into_iter()
                         .map(|e| ChainRow {
+                            times: if e.kind == "retried" {
+                                format!("×{}", e.times)
+                            } else {
+                                String::new()
+                            },
                             kind: e.kind,
                             at: when(e.at),
                             outcome: e.outcome,

@@ -122,6 +122,12 @@ pub trait FamilyStore: Send + Sync {
         owner: &FamilyOwner,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+    /// Counts a retry that the spent token `hash` answered inside its retry
+    /// window: one counter on the token's row, so that retries show in the chain
+    /// without one row each.
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()>;
+    /// The retries the tokens of a family answered, oldest last retry first.
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>>;
 }
 
 /// Browser sessions of the login page, known by the hash of their cookie and

@@ -595,6 +595,13 @@ pub struct AuditCount {
     pub count: u64,
 }
 
+/// The retries one spent refresh token answered inside its retry window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    pub count: u32,
+    pub last_at: OffsetDateTime,
+}
+
 /// Whose families [`FamilyStore::revoke_families_of`](super::FamilyStore) revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FamilyOwner {

@@ -21,6 +21,7 @@ on_both_stores!(
     the_overview_counts_what_happened_in_the_last_hour_and_day,
     the_audit_is_filtered_paged_by_key_and_exported_as_json_lines,
     a_pasted_token_is_found_by_its_hash_and_never_shown_back,
+    retries_inside_the_window_show_in_the_chain_as_one_counted_event,
 );
 
 /// The admin changes whose target is `target`, newest first.
@@ -484,4 +485,55 @@ async fn a_pasted_token_is_found_by_its_hash_and_never_shown_back(db: Db) {
     )
     .await
     .assert_error(400, "invalid_request");
+}
+
+async fn retries_inside_the_window_show_in_the_chain_as_one_counted_event(db: Db) {
+    // Arrange: a refresh whose answer was lost, retried three times.
+    let app = spawn_app_with(db.clone(), |s| {
+        s.refresh.grace_period = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let ops = ops_client(&app).await;
+    let admin = admin_token(&app, &ops).await;
+    let old = app.login().await.refresh_token();
+    app.refresh(&old).await.assert_ok();
+    let events = db.count("select count(*) from audit_events").await;
+
+    // Act
+    for _ in 0..3 {
+        app.advance(std::time::Duration::from_secs(2));
+        app.refresh(&old).await.assert_ok();
+    }
+    let found = call(
+        &app,
+        "POST",
+        "tokens/lookup",
+        Some(&admin),
+        Some(json!({ "token": old })),
+    )
+    .await;
+    let family = found.str("family_id").to_owned();
+    let chain = call(
+        &app,
+        "GET",
+        &format!("families/{family}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+
+    // Assert: one event counting three, and no audit row per retry.
+    let kinds: Vec<(&str, Option<u64>)> = chain.body["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["times"].as_u64()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("issued", None), ("refreshed", None), ("retried", Some(3))],
+        "{}",
+        chain.body
+    );
+    assert_eq!(db.count("select count(*) from audit_events").await, events);
 }

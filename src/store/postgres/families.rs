@@ -9,7 +9,7 @@ use crate::{
     crypto::token::TokenHash,
     store::{
         Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewFamily,
-        RefreshTokenRecord, StoreError, StoreResult,
+        RefreshTokenRecord, Retries, StoreError, StoreResult,
         codec::{
             ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
         },
@@ -300,5 +300,42 @@ impl FamilyStore for PgStore {
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
+    }
+
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            sqlx::query(
+                r#"update refresh_tokens set retry_count = retry_count + 1, last_retry_at = $2
+                   where token_hash = $1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>> {
+        // language=PostgreSQL
+        let rows: Vec<(i32, OffsetDateTime)> = sqlx::query_as(
+            r#"select retry_count, last_retry_at from refresh_tokens
+               where family_id = $1 and retry_count > 0 and last_retry_at is not null
+               order by last_retry_at"#,
+        )
+        .bind(family_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(count, last_at)| Retries {
+                count: u32::try_from(count).unwrap_or(0),
+                last_at,
+            })
+            .collect())
     }
 }

@@ -9,9 +9,10 @@ use crate::{
     crypto::token::TokenHash,
     store::{
         Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
-        NewRefreshToken, RefreshTokenRecord, StoreError, StoreResult,
+        NewRefreshToken, RefreshTokenRecord, Retries, StoreError, StoreResult,
         codec::{
-            ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
+            ConsumeFacts, DbCount, DbTime, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped,
+            consume_refusal,
         },
         retry_read, retry_rolled_back,
     },
@@ -266,6 +267,44 @@ impl FamilyStore for SqliteStore {
             Ok(done.rows_affected())
         })
         .await
+    }
+
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            sqlx::query(
+                r#"update refresh_tokens set retry_count = retry_count + 1, last_retry_at = ?2
+                   where token_hash = ?1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .bind(ts(now))
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>> {
+        // language=SQLite
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            r#"select retry_count, last_retry_at from refresh_tokens
+               where family_id = ?1 and retry_count > 0 and last_retry_at is not null
+               order by last_retry_at"#,
+        )
+        .bind(id(family_id))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter()
+            .map(|(count, at)| {
+                Ok(Retries {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    last_at: at.into_time()?,
+                })
+            })
+            .collect()
     }
 }
 
