@@ -1200,7 +1200,8 @@ fn audit_query(query: Option<&str>) -> Result<admin::audit::Query, ApiError> {
                 "a filter contains a control character",
             ));
         }
-        let value = Some(value.into_owned());
+        let text = value.into_owned();
+        let value = Some(text.clone());
         match name.as_ref() {
             "user" => q.user = value,
             "client" => q.client = value,
@@ -1210,9 +1211,7 @@ fn audit_query(query: Option<&str>) -> Result<admin::audit::Query, ApiError> {
             "before" => q.before = value,
             "limit" => {
                 q.limit = Some(
-                    value
-                        .unwrap_or_default()
-                        .parse()
+                    text.parse()
                         .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
                 );
             }
