@@ -90,11 +90,19 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     let issuer = &settings.tokens.issuer;
     let now = time::OffsetDateTime::now_utc();
     if settings.console.enabled
-        && let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await
+        && let Err(e) = admin::console::ensure_client(
+            state.store.as_ref(),
+            settings.console.base_url(issuer),
+            now,
+        )
+        .await
     {
         tracing::warn!(error = %e, "the admin console's client could not be registered");
     }
     tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
+    if let Some(console) = app.console_addr()? {
+        tracing::info!(addr = %console, "the admin console listening");
+    }
     app.run_until_stopped().await.context("serving")
 }
 

@@ -96,8 +96,20 @@ async fn stylesheet() -> Response {
     response
 }
 
+/// The console's cookies, for where the console is reached (`console.url` on a
+/// listener of its own, else the issuer).
 fn jar(state: &AppState) -> CookieJar {
-    CookieJar::for_issuer(&state.settings().tokens.issuer)
+    let settings = state.settings();
+    CookieJar::for_issuer(settings.console.base_url(&settings.tokens.issuer))
+}
+
+/// Where the console is reached, and so where its redirect URI points.
+fn console_base(state: &AppState) -> String {
+    let settings = state.settings();
+    settings
+        .console
+        .base_url(&settings.tokens.issuer)
+        .to_owned()
 }
 
 // --- the console session -----------------------------------------------------
@@ -167,9 +179,9 @@ async fn signed_out(state: &AppState, post: bool) -> Response {
 /// challenge (RFC 7636 §4.1–4.3, S256), which the login cookie keeps.
 async fn start_login(state: &AppState) -> Response {
     let settings = state.settings();
-    let issuer = &settings.tokens.issuer;
+    let base = console_base(state);
     if let Err(e) =
-        admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await
+        admin::console::ensure_client(state.store.as_ref(), &base, state.clock.now()).await
     {
         return web_error(e).into_response();
     }
@@ -179,7 +191,7 @@ async fn start_login(state: &AppState) -> Response {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", admin::console::CLIENT_ID)
-        .append_pair("redirect_uri", &admin::console::redirect_uri(issuer))
+        .append_pair("redirect_uri", &admin::console::redirect_uri(&base))
         .append_pair("scope", ADMIN_SCOPE)
         .append_pair("state", &login_state)
         .append_pair("code_challenge", &challenge)
@@ -194,7 +206,17 @@ async fn start_login(state: &AppState) -> Response {
         "Lax",
         Some(state.settings().authorize.page_ttl.as_secs()),
     );
-    Redirect::found(format!("/oauth2/authorize?{query}"))
+    // On a listener of its own, the console sends the browser to the issuer's
+    // sign-in; on the main one, a relative address does.
+    let authorize = if settings.console.bind.is_some() {
+        format!(
+            "{}/oauth2/authorize",
+            settings.tokens.issuer.trim_end_matches('/')
+        )
+    } else {
+        "/oauth2/authorize".to_owned()
+    };
+    Redirect::found(format!("{authorize}?{query}"))
         .with_cookie(cookie)
         .into_response()
 }
@@ -243,7 +265,8 @@ async fn get_callback(
         return refuse("The sign-in answer has no code.");
     };
     let now = state.clock.now();
-    let client = match admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
+    let base = console_base(&state);
+    let client = match admin::console::ensure_client(state.store.as_ref(), &base, now).await {
         Ok(client) => client,
         Err(e) => return web_error(e).into_response(),
     };
@@ -254,7 +277,7 @@ async fn get_callback(
         &ctx,
         &AuthenticatedClient(client),
         AuthorizationCode::parse(code.clone()),
-        Some(admin::console::redirect_uri(issuer)),
+        Some(admin::console::redirect_uri(&base)),
         Some(verifier.to_owned()),
         now,
     )

@@ -23,6 +23,7 @@ on_both_stores!(
     a_pasted_token_is_looked_up_and_never_shown_back,
     the_audit_page_filters_pages_and_exports,
     every_new_form_refuses_a_post_without_its_token,
+    with_console_bind_the_console_has_a_listener_of_its_own,
 );
 
 const ISSUER: &str = "https://rotor.test";
@@ -735,4 +736,63 @@ async fn every_new_form_refuses_a_post_without_its_token(db: Db) {
     );
     assert!(app.store.list_settings().await.unwrap().is_empty());
     app.login().await.assert_ok();
+}
+
+async fn with_console_bind_the_console_has_a_listener_of_its_own(db: Db) {
+    // Arrange: a free loopback port for the console's listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console_url = format!("http://127.0.0.1:{port}");
+    let mut settings = crate::helpers::test_settings();
+    settings.console.bind = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    settings.console.url = Some(console_url.clone());
+    let store = db.open_store().await;
+    let server = rotor::Application::with_store(settings, store.clone())
+        .await
+        .unwrap();
+    let main = format!("http://{}", server.local_addr().unwrap());
+    let console = format!("http://{}", server.console_addr().unwrap().unwrap());
+    tokio::spawn(server.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Act
+    let on_main = http.get(format!("{main}/admin/")).send().await.unwrap();
+    let on_console = http.get(format!("{console}/admin/")).send().await.unwrap();
+    let token_on_console = http
+        .post(format!("{console}/oauth2/token"))
+        .send()
+        .await
+        .unwrap();
+    let api_on_main = http
+        .get(format!("{main}/admin/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(console, console_url);
+    assert_eq!(on_main.status(), 404);
+    assert_eq!(on_console.status(), 302);
+    let location = on_console.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://rotor.test/oauth2/authorize?"),
+        "{location}"
+    );
+    let redirect_uri = format!("{console_url}/admin/callback");
+    assert!(
+        location.contains(
+            &form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>()
+        ),
+        "{location}"
+    );
+    let client = store.find_client("rotor-console").await.unwrap().unwrap();
+    assert_eq!(client.code_flow.redirect_uris, [redirect_uri]);
+    assert_eq!(token_on_console.status(), 404);
+    assert_eq!(api_on_main.status(), 401);
 }
