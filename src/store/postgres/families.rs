@@ -162,7 +162,7 @@ impl FamilyStore for PgStore {
             .bind(c.access.issued_at)
             .fetch_one(&self.pool)
             .await
-            .map_err(StoreError::from_sqlx)?;
+            .map_err(unique("refresh_tokens_pkey"))?;
             let (counted, found, used, revoked, subject_disabled, wrong_client, expired) = row;
             if let Some(refresh_count) = counted {
                 return Ok(ConsumeOutcome::Consumed {
