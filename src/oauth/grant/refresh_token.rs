@@ -179,6 +179,11 @@ async fn spent_token_presented(
 ) -> Result<TokenResponse, OAuthError> {
     if let Some(answer) = retry_answer(client, token, record, now) {
         tracing::info!(family_id = %record.family_id, "retried refresh answered with the same tokens");
+        // Shown in the family's chain as `retried`; a counter, not an audit row
+        // per retry, so that retries cannot grow the trail.
+        if let Err(e) = ctx.store.note_retry(&record.hash, now).await {
+            tracing::error!(error = %e, "counting a retry failed");
+        }
         return Ok(answer);
     }
     Err(reuse_detected(ctx, record, now).await)
