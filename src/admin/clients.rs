@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::AdminError;
+use super::{AdminError, lists};
 use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
     oauth::{Scope, policy::OFFLINE_TTL_RANGE, redirect, request::syntax},
-    store::{ClientRecord, CodeFlowSettings, Consent, Pkce, Store, StoreError},
+    store::{ClientRecord, CodeFlowSettings, Consent, KeyPage, Pkce, Store, StoreError},
     wire::GrantType,
 };
 
@@ -216,6 +216,19 @@ pub async fn create(
 /// The store failed.
 pub async fn list(store: &dyn Store) -> Result<Vec<ClientRecord>, AdminError> {
     Ok(store.list_clients().await?)
+}
+
+/// One page of the clients whose id contains [`KeyPage::contains`] (ignoring
+/// case), by id.
+///
+/// # Errors
+/// The store failed.
+pub async fn page(
+    store: &dyn Store,
+    page: &KeyPage,
+) -> Result<lists::Page<ClientRecord>, AdminError> {
+    let rows = store.clients_page(&lists::probe(page)).await?;
+    Ok(lists::cut(rows, page.limit, |c| &c.id))
 }
 
 /// Removes a client; its tokens stop working at once. The console's own client

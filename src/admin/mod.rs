@@ -10,6 +10,7 @@ pub mod consents;
 pub mod console;
 pub mod families;
 pub mod keys;
+pub mod lists;
 pub mod lookup;
 pub mod overview;
 pub mod sessions;

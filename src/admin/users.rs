@@ -7,14 +7,17 @@ use anyhow::Context;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::AdminError;
+use super::{
+    AdminError,
+    lists::{self, Page},
+};
 use crate::{
     crypto::{
         password::{Password, PasswordHasher},
         token::generate_password,
     },
     oauth::credentials::username_lockout_key,
-    store::{Store, StoreError, UserRecord},
+    store::{KeyPage, Store, StoreError, UserRecord},
 };
 
 /// A username that passed the rule: 1 to 255 bytes without control characters.
@@ -203,36 +206,41 @@ pub struct UserState {
     pub locked_until: Option<OffsetDateTime>,
 }
 
-/// The users whose name contains `query` (ignoring case; every user when it is
-/// empty), by name, each with its lockout.
+/// One page of the users whose name contains [`KeyPage::contains`] (ignoring
+/// case; every user when there is none), by name, each with its lockout. The
+/// search runs in the store, so that a page costs the same however many users
+/// there are.
 ///
 /// # Errors
 /// The store failed.
 pub async fn search(
     store: &dyn Store,
-    query: &str,
+    page: &KeyPage,
     now: OffsetDateTime,
-) -> Result<Vec<UserState>, AdminError> {
-    let query = query.trim().to_lowercase();
-    let users: Vec<UserRecord> = store
-        .list_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.username.to_lowercase().contains(&query))
-        .collect();
+) -> Result<Page<UserState>, AdminError> {
+    let users = lists::cut(
+        store.users_page(&lists::probe(page)).await?,
+        page.limit,
+        |u| &u.username,
+    );
     let keys: Vec<String> = users
+        .items
         .iter()
         .map(|u| username_lockout_key(&u.username))
         .collect();
     let locked = store.locked_keys(&keys, now).await?;
-    Ok(users
-        .into_iter()
-        .map(|user| {
-            let key = username_lockout_key(&user.username);
-            let locked_until = locked.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
-            UserState { user, locked_until }
-        })
-        .collect())
+    Ok(Page {
+        items: users
+            .items
+            .into_iter()
+            .map(|user| {
+                let key = username_lockout_key(&user.username);
+                let locked_until = locked.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+                UserState { user, locked_until }
+            })
+            .collect(),
+        next: users.next,
+    })
 }
 
 /// Ends a lockout of `username` and forgets its failures, so that the next

@@ -451,13 +451,26 @@ fn yes() -> bool {
     true
 }
 
+/// `GET clients`: a JSON array of one page of the clients, by id (`q`: those
+/// whose id contains the text); when there are more, the `Link` header names the
+/// next page (`rel="next"`, its `after` this page's last id: keyset pagination).
 async fn list_clients(
     State(state): State<AppState>,
     Admin(_): Admin,
-) -> Result<Json<Vec<ClientView>>, ApiError> {
-    let clients = clients::list(state.store.as_ref()).await?;
-    Ok(Json(
-        clients.iter().map(|c| ClientView::of(c, None)).collect(),
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let page = list_query(query.as_deref())?.page()?;
+    let clients = clients::page(state.store.as_ref(), &page).await?;
+    let views: Vec<ClientView> = clients
+        .items
+        .iter()
+        .map(|c| ClientView::of(c, None))
+        .collect();
+    Ok(with_next(
+        Json(views).into_response(),
+        "/admin/api/v1/clients",
+        query.as_deref(),
+        clients.next.map(|id| ("after", id)),
     ))
 }
 
@@ -741,26 +754,48 @@ struct UserPatch {
     admin: Option<bool>,
 }
 
-/// `GET users`, or `GET users?q=TEXT`: the users whose name contains the text.
+/// `GET users`, or `GET users?q=TEXT`: a JSON array of one page of the users
+/// whose name contains the text, by name; when there are more, the `Link` header
+/// names the next page (`rel="next"`, its `after` this page's last name).
 async fn list_users(
     State(state): State<AppState>,
     Admin(_): Admin,
     RawQuery(query): RawQuery,
-) -> Result<Json<Vec<UserView>>, ApiError> {
-    let mut q = String::new();
+) -> Result<Response, ApiError> {
+    let page = list_query(query.as_deref())?.page()?;
+    let users = users::search(state.store.as_ref(), &page, state.clock.now()).await?;
+    let views: Vec<UserView> = users.items.iter().map(UserView::of_state).collect();
+    Ok(with_next(
+        Json(views).into_response(),
+        "/admin/api/v1/users",
+        query.as_deref(),
+        users.next.map(|name| ("after", name)),
+    ))
+}
+
+/// The `q`, `after` and `limit` of a list's query.
+fn list_query(query: Option<&str>) -> Result<admin::lists::Query, ApiError> {
+    let mut q = admin::lists::Query::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if value.chars().any(syntax::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "{name} must not contain a control character"
+            )));
+        }
         match name.as_ref() {
-            "q" if !value.chars().any(syntax::is_control) => q = value.into_owned(),
-            "q" => {
-                return Err(ApiError::bad_request(
-                    "the search contains a control character",
-                ));
+            "q" => q.q = Some(value.into_owned()),
+            "after" => q.after = Some(value.into_owned()),
+            "limit" => {
+                q.limit = Some(
+                    value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
+                );
             }
-            _ => return Err(ApiError::bad_request("unknown parameter; use q")),
+            _ => return Err(ApiError::bad_request("unknown parameter; use q, after or limit")),
         }
     }
-    let users = users::search(state.store.as_ref(), &q, state.clock.now()).await?;
-    Ok(Json(users.iter().map(UserView::of_state).collect()))
+    Ok(q)
 }
 
 #[derive(Deserialize)]
@@ -1276,7 +1311,11 @@ async fn audit(
         .map(|e| AuditView::of(e.event))
         .collect();
     let mut response = Json(events).into_response();
-    if let Some(link) = next_link("/admin/api/v1/audit", query.as_deref(), page.next) {
+    if let Some(link) = next_link(
+        "/admin/api/v1/audit",
+        query.as_deref(),
+        page.next.map(|c| ("before", c.as_text())),
+    ) {
         response.headers_mut().insert(header::LINK, link);
     }
     Ok(response)
@@ -1324,27 +1363,37 @@ pub(crate) async fn json_lines(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
-    if let Some(link) = next_link(path, query, page.next) {
+    if let Some(link) = next_link(path, query, page.next.map(|c| ("before", c.as_text()))) {
         headers.insert(header::LINK, link);
     }
     Ok(response)
 }
 
-/// `<PATH?QUERY>; rel="next"`: `query` with `before` set to `next`.
-fn next_link(
-    path: &str,
-    query: Option<&str>,
-    next: Option<crate::store::AuditCursor>,
-) -> Option<HeaderValue> {
-    let next = next?;
+/// `<PATH?QUERY>; rel="next"`: `query` with the position parameter set to
+/// `next`'s value (RFC 8288 link).
+fn next_link(path: &str, query: Option<&str>, next: Option<(&str, String)>) -> Option<HeaderValue> {
+    let (key, value) = next?;
     let mut rest = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if name != "before" {
-            rest.append_pair(&name, &value);
+    for (name, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != key {
+            rest.append_pair(&name, &v);
         }
     }
-    let rest = rest.append_pair("before", &next.as_text()).finish();
+    let rest = rest.append_pair(key, &value).finish();
     HeaderValue::from_str(&format!("<{path}?{rest}>; rel=\"next\"")).ok()
+}
+
+/// `response` with the `Link` header of [`next_link`] when there is a next page.
+fn with_next(
+    mut response: Response,
+    path: &str,
+    query: Option<&str>,
+    next: Option<(&str, String)>,
+) -> Response {
+    if let Some(link) = next_link(path, query, next) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
 }
 
 // --- settings ---------------------------------------------------------------

@@ -588,31 +588,50 @@ struct ClientsPage {
     actor: String,
     csrf: Csrf,
     clients: Vec<ClientRow>,
+    /// The address of the next page, when there is one.
+    next: Option<String>,
     error: Option<String>,
     created: Option<Created>,
     form: ClientForm,
 }
 
+/// The clients page, listing the page of clients that starts after `after`
+/// (the first page when `None`).
 async fn clients_page(
     state: &AppState,
     console: &Console,
+    after: Option<String>,
     error: Option<String>,
     created: Option<Created>,
     form: ClientForm,
 ) -> Result<ClientsPage, AdminError> {
-    let clients = clients::list(state.store.as_ref()).await?;
+    let page = admin::lists::Query {
+        after,
+        ..admin::lists::Query::default()
+    }
+    .page()?;
+    let clients = clients::page(state.store.as_ref(), &page).await?;
     Ok(ClientsPage {
         actor: console.actor.name().to_owned(),
         csrf: Csrf::of(console, state.clock.now()),
-        clients: clients.iter().map(client_row).collect(),
+        clients: clients.items.iter().map(client_row).collect(),
+        next: clients.next.map(|id| page_address("/admin/clients", None, &id)),
         error,
         created,
         form,
     })
 }
 
-async fn get_clients(State(state): State<AppState>, console: Console) -> Response {
-    match clients_page(&state, &console, None, None, ClientForm::default()).await {
+async fn get_clients(
+    State(state): State<AppState>,
+    console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let after = match query_params(query.as_deref()) {
+        Ok(mut params) => params.remove("after"),
+        Err(e) => return e.into_response(),
+    };
+    match clients_page(&state, &console, after, None, None, ClientForm::default()).await {
         Ok(page) => render(StatusCode::OK, &page),
         Err(e) => web_error(e).into_response(),
     }
@@ -707,7 +726,7 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
         id: record.id.clone(),
         secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
     };
-    match clients_page(&state, &console, None, Some(created), ClientForm::default()).await {
+    match clients_page(&state, &console, None, None, Some(created), ClientForm::default()).await {
         Ok(page) => render(StatusCode::CREATED, &page),
         Err(e) => web_error(e).into_response(),
     }
@@ -719,7 +738,7 @@ async fn refused_client(
     message: String,
     form: ClientForm,
 ) -> Response {
-    match clients_page(state, console, Some(message), None, form).await {
+    match clients_page(state, console, None, Some(message), None, form).await {
         Ok(page) => render(StatusCode::BAD_REQUEST, &page),
         Err(e) => web_error(e).into_response(),
     }
@@ -1033,6 +1052,8 @@ struct UsersPage {
     /// The search typed, if any.
     q: String,
     users: Vec<UserRow>,
+    /// The address of the next page, when there is one.
+    next: Option<String>,
     error: Option<String>,
     created: Option<NewUser>,
     /// A password just reset, shown this once.
@@ -1045,10 +1066,21 @@ struct UsersPage {
 #[derive(Default)]
 struct UsersNotice {
     q: String,
+    /// The last name of the page before, from the address's `after`.
+    after: Option<String>,
     error: Option<String>,
     created: Option<NewUser>,
     reset: Option<NewUser>,
     done: Option<String>,
+}
+
+/// The address of a list's next page: `path?q=Q&after=AFTER`, without an empty `q`.
+fn page_address(path: &str, q: Option<&str>, after: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(q) = q.filter(|q| !q.trim().is_empty()) {
+        query.append_pair("q", q);
+    }
+    format!("{path}?{}", query.append_pair("after", after).finish())
 }
 
 fn families_link(username: &str) -> String {
@@ -1064,11 +1096,21 @@ async fn users_page(
     notice: UsersNotice,
 ) -> Result<UsersPage, AdminError> {
     let now = state.clock.now();
-    let users = users::search(state.store.as_ref(), &notice.q, now).await?;
+    let page = admin::lists::Query {
+        q: Some(notice.q.clone()),
+        after: notice.after,
+        limit: None,
+    }
+    .page()?;
+    let users = users::search(state.store.as_ref(), &page, now).await?;
     Ok(UsersPage {
         actor: console.actor.name().to_owned(),
         csrf: Csrf::of(console, now),
+        next: users
+            .next
+            .map(|name| page_address("/admin/users", Some(&notice.q), &name)),
         users: users
+            .items
             .into_iter()
             .map(|u| UserRow {
                 logins: families_link(&u.user.username),
@@ -1098,6 +1140,7 @@ async fn get_users(
     };
     let notice = UsersNotice {
         q: params.get("q").cloned().unwrap_or_default(),
+        after: params.get("after").cloned(),
         ..UsersNotice::default()
     };
     match users_page(&state, &console, notice).await {

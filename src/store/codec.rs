@@ -102,6 +102,22 @@ pub(crate) fn grant_list(grants: &[GrantType]) -> String {
         .join(" ")
 }
 
+/// The `like` pattern (escape character `\`) of the keys that contain `text`,
+/// lowercased: its wildcards `%` and `_`, and the escape itself, match only
+/// themselves.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// The longest text kept in an audit or lockout row. Usernames are refused above
 /// this length at parse time; the cap keeps any other caller from storing more.
 pub(crate) const MAX_STORED_TEXT: usize = 256;

@@ -52,6 +52,9 @@ pub trait UserStore: Send + Sync {
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     /// Every user, by name.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// One page of the users, by name: those whose name contains
+    /// [`KeyPage::contains`], after [`KeyPage::after`], at most [`KeyPage::limit`].
+    async fn users_page(&self, page: &KeyPage) -> StoreResult<Vec<UserRecord>>;
     /// Disables or enables a user. `NotFound` when there is no such user.
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()>;
     /// Grants or withdraws the admin role. `NotFound` when there is no such user.
@@ -69,6 +72,9 @@ pub trait ClientStore: Send + Sync {
     async fn find_client(&self, id: &str) -> StoreResult<Option<ClientRecord>>;
     /// Every client, by id.
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>>;
+    /// One page of the clients, by id: those whose id contains
+    /// [`KeyPage::contains`], after [`KeyPage::after`], at most [`KeyPage::limit`].
+    async fn clients_page(&self, page: &KeyPage) -> StoreResult<Vec<ClientRecord>>;
     /// Removes a client and, by cascade, every family and token issued to it.
     /// `NotFound` when there is no such client.
     async fn remove_client(&self, id: &str) -> StoreResult<()>;

@@ -539,6 +539,19 @@ pub struct AuditEvent {
     pub actor: Option<String>,
 }
 
+/// One page of a list ordered by a unique text key — a username, a client id —
+/// read by key rather than by offset, so that rows added or removed meanwhile
+/// neither repeat nor vanish from the pages after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Only rows whose key contains this text, ignoring case (ASCII case on
+    /// SQLite, whose `like` folds no other); `%`, `_` and `\` in it are literal.
+    pub contains: Option<String>,
+    /// Only rows whose key sorts after this one: the last key of the page before.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
 /// Which audit events to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -7,8 +7,8 @@ use super::{PgStore, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        ClientRecord, ClientStore, StoreError, StoreResult,
-        codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
+        ClientRecord, ClientStore, KeyPage, StoreError, StoreResult,
+        codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, contains_pattern, grant_list, secs},
         retry_read,
     },
 };
@@ -75,6 +75,24 @@ impl ClientStore for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn clients_page(&self, page: &KeyPage) -> StoreResult<Vec<ClientRecord>> {
+        // language=PostgreSQL
+        let sql = format!(
+            r#"select {CLIENT_COLUMNS} from clients
+               where ($1::text is null or lower(id) like $1 escape '\')
+                 and ($2::text is null or id > $2)
+               order by id limit $3"#
+        );
+        let rows: Vec<Row> = sqlx::query_as(&sql)
+            .bind(page.contains.as_deref().map(contains_pattern))
+            .bind(&page.after)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

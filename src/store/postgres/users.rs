@@ -5,7 +5,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{PgStore, unique};
-use crate::store::{StoreError, StoreResult, UserRecord, UserStore, codec::UserRow, retry_read};
+use crate::store::{
+    KeyPage, StoreError, StoreResult, UserRecord, UserStore,
+    codec::{UserRow, contains_pattern},
+    retry_read,
+};
 
 type Row = UserRow<Uuid, OffsetDateTime>;
 
@@ -51,6 +55,24 @@ impl UserStore for PgStore {
             r#"select id, username, password_hash, disabled, admin, created_at
                from users order by username"#,
         )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn users_page(&self, page: &KeyPage) -> StoreResult<Vec<UserRecord>> {
+        // language=PostgreSQL
+        let rows: Vec<Row> = sqlx::query_as(
+            r#"select id, username, password_hash, disabled, admin, created_at
+               from users
+               where ($1::text is null or lower(username) like $1 escape '\')
+                 and ($2::text is null or username > $2)
+               order by username limit $3"#,
+        )
+        .bind(page.contains.as_deref().map(contains_pattern))
+        .bind(&page.after)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

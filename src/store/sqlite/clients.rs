@@ -6,8 +6,8 @@ use super::{SqliteStore, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        ClientRecord, ClientStore, StoreError, StoreResult,
-        codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
+        ClientRecord, ClientStore, KeyPage, StoreError, StoreResult,
+        codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, contains_pattern, grant_list, secs},
         retry_read,
     },
 };
@@ -70,6 +70,24 @@ impl ClientStore for SqliteStore {
                 .fetch_all(&self.read)
                 .await
                 .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn clients_page(&self, page: &KeyPage) -> StoreResult<Vec<ClientRecord>> {
+        // language=SQLite
+        let sql = format!(
+            r#"select {CLIENT_COLUMNS} from clients
+               where (?1 is null or lower(id) like ?1 escape '\')
+                 and (?2 is null or id > ?2)
+               order by id limit ?3"#
+        );
+        let rows: Vec<Row> = sqlx::query_as(&sql)
+            .bind(page.contains.as_deref().map(contains_pattern))
+            .bind(&page.after)
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 

@@ -3,7 +3,11 @@
 use async_trait::async_trait;
 
 use super::{SqliteStore, id, ts, unique};
-use crate::store::{StoreError, StoreResult, UserRecord, UserStore, codec::UserRow, retry_read};
+use crate::store::{
+    KeyPage, StoreError, StoreResult, UserRecord, UserStore,
+    codec::{UserRow, contains_pattern},
+    retry_read,
+};
 
 type Row = UserRow<String, i64>;
 
@@ -49,6 +53,24 @@ impl UserStore for SqliteStore {
             r#"select id, username, password_hash, disabled, admin, created_at
                from users order by username"#,
         )
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn users_page(&self, page: &KeyPage) -> StoreResult<Vec<UserRecord>> {
+        // language=SQLite
+        let rows: Vec<Row> = sqlx::query_as(
+            r#"select id, username, password_hash, disabled, admin, created_at
+               from users
+               where (?1 is null or lower(username) like ?1 escape '\')
+                 and (?2 is null or username > ?2)
+               order by username limit ?3"#,
+        )
+        .bind(page.contains.as_deref().map(contains_pattern))
+        .bind(&page.after)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.read)
         .await
         .map_err(StoreError::from_sqlx)?;
