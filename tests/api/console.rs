@@ -69,7 +69,7 @@ fn set_cookie<'a>(page: &'a Seen, name: &str) -> &'a str {
 }
 
 /// A signed-in admin's browser.
-async fn admin_browser(app: &TestApp) -> Browser<'_> {
+pub(crate) async fn admin_browser(app: &TestApp) -> Browser<'_> {
     add_admin(app).await;
     let mut browser = Browser::new(app);
     let callback = sign_in(&mut browser, "root", ROOT_PASSWORD).await;

@@ -10,6 +10,7 @@ mod postgres;
 mod admin;
 mod admin_api;
 mod admin_api_more;
+mod admin_lists;
 mod authorization_code;
 mod bearer;
 mod bodies;

@@ -14,7 +14,7 @@ use rotor::{
     },
     store::{
         AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
-        FamilyOwner, LoginAttempt, NewAccessToken, NewAuthorizationCode, NewBrowserSession,
+        FamilyOwner, KeyPage, LoginAttempt, NewAccessToken, NewAuthorizationCode, NewBrowserSession,
         NewFamily, NewRefreshToken, Outcome, Purged, Redeem, RedeemOutcome, SettingRecord, Store,
         StoreError, Subject, UserRecord,
     },
@@ -48,6 +48,8 @@ macro_rules! contract {
 }
 
 contract!(
+    users_are_paged_by_name_and_searched_with_literal_wildcards,
+    clients_are_paged_by_id_and_searched_ignoring_case,
     a_client_is_edited_and_its_secret_replaced_keeping_the_rest,
     revoking_all_families_of_a_user_or_client_spares_the_others,
     the_audit_trail_pages_by_position_without_repeats_and_counts_by_kind,
@@ -222,6 +224,81 @@ async fn users_are_unique_by_name_and_can_be_disabled(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.list_users().await.unwrap().len(), 1);
+}
+
+/// The keys of one page read with `contains`, `after` and `limit`.
+fn page(contains: Option<&str>, after: Option<&str>, limit: u32) -> KeyPage {
+    KeyPage {
+        contains: contains.map(str::to_owned),
+        after: after.map(str::to_owned),
+        limit,
+    }
+}
+
+async fn users_are_paged_by_name_and_searched_with_literal_wildcards(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    for name in ["bob_1", "bobx1", "Carol%", "dave\\x", "erin"] {
+        store
+            .create_user(&UserRecord {
+                id: Uuid::new_v4(),
+                username: name.into(),
+                ..user.clone()
+            })
+            .await
+            .unwrap();
+    }
+    let names = |users: Vec<UserRecord>| -> Vec<String> {
+        users.into_iter().map(|u| u.username).collect::<Vec<_>>()
+    };
+    let all = |p: KeyPage| {
+        let store = store.clone();
+        async move { names(store.users_page(&p).await.unwrap()) }
+    };
+    // Byte order, as both backends sort text here: capitals first.
+    assert_eq!(all(page(None, None, 3)).await, ["Carol%", "alice", "bob_1"]);
+    assert_eq!(all(page(None, Some("bob_1"), 3)).await, ["bobx1", "dave\\x", "erin"]);
+    assert!(all(page(None, Some("erin"), 3)).await.is_empty());
+    assert_eq!(all(page(Some("BOB"), None, 10)).await, ["bob_1", "bobx1"]);
+    assert_eq!(all(page(Some("b_"), None, 10)).await, ["bob_1"]);
+    assert_eq!(all(page(Some("%"), None, 10)).await, ["Carol%"]);
+    assert_eq!(all(page(Some("carol"), None, 10)).await, ["Carol%"]);
+    assert_eq!(all(page(Some("\\"), None, 10)).await, ["dave\\x"]);
+    assert_eq!(all(page(Some("bob"), Some("bob_1"), 10)).await, ["bobx1"]);
+    assert!(all(page(Some("nobody"), None, 10)).await.is_empty());
+}
+
+async fn clients_are_paged_by_id_and_searched_ignoring_case(store: Arc<dyn Store>) {
+    let (_, client) = seed(store.as_ref()).await;
+    for id in ["web_1", "webx", "Mobile"] {
+        store
+            .create_client(&ClientRecord {
+                id: id.into(),
+                ..client.clone()
+            })
+            .await
+            .unwrap();
+    }
+    let ids = |p: KeyPage| {
+        let store = store.clone();
+        async move {
+            store
+                .clients_page(&p)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(page(None, None, 2)).await, ["Mobile", "app"]);
+    assert_eq!(ids(page(None, Some("app"), 2)).await, ["web_1", "webx"]);
+    assert!(ids(page(None, Some("webx"), 2)).await.is_empty());
+    assert_eq!(ids(page(Some("WEB"), None, 5)).await, ["web_1", "webx"]);
+    assert_eq!(ids(page(Some("_"), None, 5)).await, ["web_1"]);
+    assert_eq!(ids(page(Some("mob"), None, 5)).await, ["Mobile"]);
+    let found = store.clients_page(&page(Some("app"), None, 5)).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].scopes, client.scopes);
 }
 
 async fn clients_are_unique_by_id_and_removal_cascades_to_their_tokens(store: Arc<dyn Store>) {
