@@ -792,7 +792,11 @@ fn list_query(query: Option<&str>) -> Result<admin::lists::Query, ApiError> {
                         .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
                 );
             }
-            _ => return Err(ApiError::bad_request("unknown parameter; use q, after or limit")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown parameter; use q, after or limit",
+                ));
+            }
         }
     }
     Ok(q)

@@ -615,7 +615,9 @@ async fn clients_page(
         actor: console.actor.name().to_owned(),
         csrf: Csrf::of(console, state.clock.now()),
         clients: clients.items.iter().map(client_row).collect(),
-        next: clients.next.map(|id| page_address("/admin/clients", None, &id)),
+        next: clients
+            .next
+            .map(|id| page_address("/admin/clients", None, &id)),
         error,
         created,
         form,
@@ -726,7 +728,16 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
         id: record.id.clone(),
         secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
     };
-    match clients_page(&state, &console, None, None, Some(created), ClientForm::default()).await {
+    match clients_page(
+        &state,
+        &console,
+        None,
+        None,
+        Some(created),
+        ClientForm::default(),
+    )
+    .await
+    {
         Ok(page) => render(StatusCode::CREATED, &page),
         Err(e) => web_error(e).into_response(),
     }

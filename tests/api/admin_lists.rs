@@ -77,7 +77,10 @@ async fn users_are_searched_in_the_store_and_paged_by_name(db: Db) {
     assert_eq!(names(&first, "username"), ["list-a%1", "list-b_2"]);
     assert_eq!(next, "users?q=LIST&limit=2&after=list-b_2");
     assert_eq!(names(&second, "username"), ["list-c3", "list-d4"]);
-    assert!(next_of(&second).is_none(), "an exact last page names no next");
+    assert!(
+        next_of(&second).is_none(),
+        "an exact last page names no next"
+    );
     assert_eq!(names(&percent, "username"), ["list-a%1"]);
     assert_eq!(names(&underscore, "username"), ["list-b_2"]);
     let every = names(&every, "username");
@@ -204,6 +207,10 @@ async fn the_console_lists_users_and_clients_a_page_at_a_time(db: Db) {
     assert_eq!(clients.status, 200);
     assert!(!clients.html.contains("<code>zz-100</code>"));
     assert_eq!(last_clients.status, 200);
-    assert!(last_clients.html.contains("<code>zz-100</code>"), "{}", last_clients.html);
+    assert!(
+        last_clients.html.contains("<code>zz-100</code>"),
+        "{}",
+        last_clients.html
+    );
     assert!(next_href(&last_clients.html).is_none());
 }

@@ -14,9 +14,9 @@ use rotor::{
     },
     store::{
         AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
-        FamilyOwner, KeyPage, LoginAttempt, NewAccessToken, NewAuthorizationCode, NewBrowserSession,
-        NewFamily, NewRefreshToken, Outcome, Purged, Redeem, RedeemOutcome, SettingRecord, Store,
-        StoreError, Subject, UserRecord,
+        FamilyOwner, KeyPage, LoginAttempt, NewAccessToken, NewAuthorizationCode,
+        NewBrowserSession, NewFamily, NewRefreshToken, Outcome, Purged, Redeem, RedeemOutcome,
+        SettingRecord, Store, StoreError, Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -256,7 +256,10 @@ async fn users_are_paged_by_name_and_searched_with_literal_wildcards(store: Arc<
     };
     // Byte order, as both backends sort text here: capitals first.
     assert_eq!(all(page(None, None, 3)).await, ["Carol%", "alice", "bob_1"]);
-    assert_eq!(all(page(None, Some("bob_1"), 3)).await, ["bobx1", "dave\\x", "erin"]);
+    assert_eq!(
+        all(page(None, Some("bob_1"), 3)).await,
+        ["bobx1", "dave\\x", "erin"]
+    );
     assert!(all(page(None, Some("erin"), 3)).await.is_empty());
     assert_eq!(all(page(Some("BOB"), None, 10)).await, ["bob_1", "bobx1"]);
     assert_eq!(all(page(Some("b_"), None, 10)).await, ["bob_1"]);
@@ -296,7 +299,10 @@ async fn clients_are_paged_by_id_and_searched_ignoring_case(store: Arc<dyn Store
     assert_eq!(ids(page(Some("WEB"), None, 5)).await, ["web_1", "webx"]);
     assert_eq!(ids(page(Some("_"), None, 5)).await, ["web_1"]);
     assert_eq!(ids(page(Some("mob"), None, 5)).await, ["Mobile"]);
-    let found = store.clients_page(&page(Some("app"), None, 5)).await.unwrap();
+    let found = store
+        .clients_page(&page(Some("app"), None, 5))
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].scopes, client.scopes);
 }
