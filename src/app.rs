@@ -79,6 +79,13 @@ impl Application {
         )
         .await
         .context("loading signing keys")?;
+        let nonces = keyring::nonce_key(
+            store.as_ref(),
+            &keyring::cipher(&settings.keys),
+            clock.now(),
+        )
+        .await
+        .context("loading the DPoP nonce key")?;
         let hasher = {
             let passwords = settings.passwords.clone();
             tokio::task::spawn_blocking(move || PasswordHasher::new(&passwords))
@@ -91,6 +98,7 @@ impl Application {
             settings: live,
             keys: Arc::new(keys),
             hasher,
+            nonces: Arc::new(nonces),
             clock,
             metrics: Arc::new(Metrics::new()),
             lifecycle: Lifecycle::default(),

@@ -10,7 +10,7 @@ use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
     oauth::{Scope, policy::OFFLINE_TTL_RANGE, redirect, request::syntax},
-    store::{ClientRecord, CodeFlowSettings, Pkce, Store, StoreError},
+    store::{ClientRecord, CodeFlowSettings, DpopClientSettings, Pkce, Store, StoreError},
     wire::GrantType,
 };
 
@@ -34,6 +34,8 @@ pub struct NewClient {
     pub public: bool,
     /// How the client uses the authorization code flow.
     pub code_flow: CodeFlowSettings,
+    /// How the client uses DPoP (RFC 9449).
+    pub dpop: DpopClientSettings,
 }
 
 /// A [`NewClient`] that passed every rule; only [`NewClient::validate`] makes one.
@@ -47,6 +49,7 @@ pub struct ValidClient {
     max_refreshes: Option<u32>,
     grace_period: Option<Duration>,
     code_flow: CodeFlowSettings,
+    dpop: DpopClientSettings,
 }
 
 impl ValidClient {
@@ -83,6 +86,7 @@ impl NewClient {
             max_refreshes: self.max_refreshes,
             grace_period: self.grace_period,
             code_flow: self.code_flow,
+            dpop: self.dpop,
         })
     }
 }
@@ -201,6 +205,7 @@ pub async fn create(
         max_refreshes: client.max_refreshes,
         grace_period: client.grace_period,
         code_flow: client.code_flow,
+        dpop: client.dpop,
         created_at: now,
     };
     match store.create_client(&record).await {

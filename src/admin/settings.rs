@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::{Actor, AdminError};
 use crate::{
-    config::{SessionTimeout, Settings},
+    config::{DpopAlg, SessionTimeout, Settings},
     store::{AuditEvent, AuditKind, Outcome, SettingRecord, Store},
 };
 
@@ -39,11 +39,17 @@ pub enum Key {
     RefreshGracePeriod,
     /// `tokens.session_timeout`: the access-token lifetime, or `unlimited`.
     TokensSessionTimeout,
+    /// `dpop.require_nonce`: DPoP proofs must carry a server nonce.
+    DpopRequireNonce,
+    /// `dpop.proof_max_age`: how old a DPoP proof may be, at most 300s.
+    DpopProofMaxAge,
+    /// `dpop.allowed_algs`: the algorithms accepted in DPoP proofs.
+    DpopAllowedAlgs,
 }
 
 impl Key {
     /// Every key that can be changed at run time, in the order they are shown.
-    pub const ALL: [Key; 8] = [
+    pub const ALL: [Key; 11] = [
         Key::RefreshEnabled,
         Key::RefreshRotate,
         Key::RefreshMaxRefreshes,
@@ -52,6 +58,9 @@ impl Key {
         Key::RefreshTtl,
         Key::RefreshGracePeriod,
         Key::TokensSessionTimeout,
+        Key::DpopRequireNonce,
+        Key::DpopProofMaxAge,
+        Key::DpopAllowedAlgs,
     ];
 
     /// The dotted key of the configuration file.
@@ -65,6 +74,9 @@ impl Key {
             Key::RefreshTtl => "refresh.ttl",
             Key::RefreshGracePeriod => "refresh.grace_period",
             Key::TokensSessionTimeout => "tokens.session_timeout",
+            Key::DpopRequireNonce => "dpop.require_nonce",
+            Key::DpopProofMaxAge => "dpop.proof_max_age",
+            Key::DpopAllowedAlgs => "dpop.allowed_algs",
         }
     }
 
@@ -100,6 +112,15 @@ impl Key {
                 SessionTimeout::Limited(d) => duration(d),
                 SessionTimeout::Unlimited => UNLIMITED.to_owned(),
             },
+            Key::DpopRequireNonce => settings.dpop.require_nonce.to_string(),
+            Key::DpopProofMaxAge => duration(settings.dpop.proof_max_age),
+            Key::DpopAllowedAlgs => settings
+                .dpop
+                .allowed_algs
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 
@@ -148,6 +169,21 @@ impl Key {
                 } else {
                     SessionTimeout::Limited(span("a duration like 20m, or unlimited")?)
                 };
+            }
+            Key::DpopRequireNonce => settings.dpop.require_nonce = boolean()?,
+            Key::DpopProofMaxAge => settings.dpop.proof_max_age = span(A_DURATION)?,
+            Key::DpopAllowedAlgs => {
+                // `ES256,EdDSA`, as in the environment, or the file's list.
+                let names = text.trim_start_matches('[').trim_end_matches(']');
+                settings.dpop.allowed_algs = names
+                    .split([',', ' '])
+                    .map(|n| n.trim().trim_matches('"'))
+                    .filter(|n| !n.is_empty())
+                    .map(|n| {
+                        DpopAlg::parse(n)
+                            .ok_or_else(|| refused("ES256, EdDSA, RS256 or PS256, comma-separated"))
+                    })
+                    .collect::<Result<_, _>>()?;
             }
         }
         Ok(())

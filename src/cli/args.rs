@@ -174,6 +174,14 @@ pub struct ClientAdd {
     /// Refresh tokens from the authorization code flow only with offline_access.
     #[arg(long)]
     pub refresh_requires_offline: bool,
+    /// Every token request must carry a DPoP proof (RFC 9449
+    /// dpop_bound_access_tokens): the client's access tokens are all DPoP-bound.
+    #[arg(long)]
+    pub require_dpop: bool,
+    /// Whether this client's DPoP proofs need a server nonce, instead of
+    /// dpop.require_nonce.
+    #[arg(long, value_name = "true|false")]
+    pub dpop_nonce: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,8 +32,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord, Outcome,
-        Pkce, StoreError, UserRecord,
+        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, DpopClientSettings,
+        FamilyRecord, Outcome, Pkce, StoreError, UserRecord,
     },
     wire::GrantType,
 };
@@ -299,6 +299,11 @@ struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     offline_ttl: Option<String>,
     refresh_requires_offline: bool,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: bool,
+    /// Whether its proofs need a nonce; absent: the server's `dpop.require_nonce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_require_nonce: Option<bool>,
     created_at: String,
     /// Shown once, in the answer that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,6 +340,8 @@ impl ClientView {
             offline_access: c.code_flow.offline_access,
             offline_ttl: c.code_flow.offline_ttl.map(duration_text),
             refresh_requires_offline: c.code_flow.refresh_requires_offline,
+            dpop_bound_access_tokens: c.dpop.bound_access_tokens,
+            dpop_require_nonce: c.dpop.require_nonce,
             created_at: rfc3339(c.created_at),
             client_secret: secret.map(|s| s.expose().to_owned()),
         }
@@ -376,6 +383,10 @@ struct NewClientBody {
     offline_ttl: Option<std::time::Duration>,
     #[serde(default)]
     refresh_requires_offline: bool,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    #[serde(default)]
+    dpop_require_nonce: Option<bool>,
 }
 
 fn default_grants() -> Vec<String> {
@@ -455,6 +466,10 @@ async fn create_client(
             offline_access: body.offline_access,
             offline_ttl: body.offline_ttl,
             refresh_requires_offline: body.refresh_requires_offline,
+        },
+        dpop: DpopClientSettings {
+            bound_access_tokens: body.dpop_bound_access_tokens,
+            require_nonce: body.dpop_require_nonce,
         },
     }
     .validate()?;

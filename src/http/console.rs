@@ -44,7 +44,10 @@ use crate::{
         grant::authorization_code,
         request::syntax,
     },
-    store::{AuditEvent, AuditFilter, CodeFlowSettings, Consent, FamilyRecord, Pkce, StoreError},
+    store::{
+        AuditEvent, AuditFilter, CodeFlowSettings, Consent, DpopClientSettings, FamilyRecord, Pkce,
+        StoreError,
+    },
     wire::GrantType,
 };
 
@@ -241,9 +244,12 @@ async fn get_callback(
     let answer = authorization_code::grant(
         &ctx,
         &AuthenticatedClient(client),
-        AuthorizationCode::parse(code.clone()),
-        Some(admin::console::redirect_uri(issuer)),
-        Some(verifier.to_owned()),
+        authorization_code::Exchange {
+            code: AuthorizationCode::parse(code.clone()),
+            redirect_uri: Some(admin::console::redirect_uri(issuer)),
+            code_verifier: Some(verifier.to_owned()),
+        },
+        None,
         now,
     )
     .await;
@@ -506,6 +512,8 @@ pub struct ClientRow {
     pub refresh_tokens: bool,
     pub offline_access: bool,
     pub third_party: bool,
+    /// RFC 9449 §5.2: its token requests must carry a DPoP proof.
+    pub dpop_required: bool,
     pub created: String,
 }
 
@@ -565,6 +573,7 @@ async fn clients_page(
                 refresh_tokens: c.refresh_tokens,
                 offline_access: c.code_flow.offline_access,
                 third_party: c.code_flow.consent == Consent::ThirdParty,
+                dpop_required: c.dpop.bound_access_tokens,
                 created: when(c.created_at),
                 id: c.id,
             })
@@ -616,6 +625,7 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
         .collect();
     let offline_access = checked(&form, "offline_access");
     let third_party = checked(&form, "third_party");
+    let dpop_required = checked(&form, "dpop_required");
     let shown = ClientForm {
         client_id: field(&mut form, "client_id"),
         public,
@@ -651,6 +661,10 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
             offline_access,
             offline_ttl: None,
             refresh_requires_offline: false,
+        },
+        dpop: DpopClientSettings {
+            bound_access_tokens: dpop_required,
+            require_nonce: None,
         },
     }
     .validate();

@@ -234,6 +234,23 @@ pub trait SettingStore: Send + Sync {
     async fn remove_setting(&self, key: &str, audit: &AuditEvent) -> StoreResult<bool>;
 }
 
+/// DPoP (RFC 9449): the proofs seen, and the key of the server's nonces.
+#[async_trait]
+pub trait DpopStore: Send + Sync {
+    /// Records a proof as used, in one atomic insert under a unique key; returns
+    /// false, changing nothing, when a proof with its `jti`, key and URL is
+    /// recorded already (a replay, §11.1), whichever instance saw it.
+    async fn record_dpop_proof(&self, proof: &ProofUse) -> StoreResult<bool>;
+    /// The server secret kept as `name`, storing `candidate` first when there is
+    /// none: of instances starting together every one gets the same value.
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<u8>>;
+}
+
 /// Retention: every delete of rows that have outlived their use, in bounded
 /// batches. Instances may run these at the same time.
 #[async_trait]
@@ -253,6 +270,9 @@ pub trait CleanupStore: Send + Sync {
         before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<u64>;
+    /// Deletes up to `limit` DPoP proof records that expired by `now`; returns how
+    /// many.
+    async fn purge_dpop_proofs(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` audit events older than `before`; returns how many.
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` lockout counters whose window started before
@@ -279,6 +299,7 @@ pub trait Store:
     + LockoutStore
     + AuditStore
     + SettingStore
+    + DpopStore
     + CleanupStore
     + std::fmt::Debug
 {
@@ -297,6 +318,7 @@ impl<T> Store for T where
         + LockoutStore
         + AuditStore
         + SettingStore
+        + DpopStore
         + CleanupStore
         + std::fmt::Debug
 {
@@ -306,8 +328,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccessTokenStore, AuditStore, CleanupStore, ClientStore, CodeStore, ConsentStore,
-        DatabaseStore, FamilyStore, KeyStore, LockoutStore, SessionStore, SettingStore, Store,
-        UserStore,
+        DatabaseStore, DpopStore, FamilyStore, KeyStore, LockoutStore, SessionStore, SettingStore,
+        Store, UserStore,
     };
 }
 

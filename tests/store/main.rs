@@ -119,6 +119,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
         max_refreshes: Some(5),
         grace_period: None,
         code_flow: Default::default(),
+        dpop: Default::default(),
         created_at: now(),
     };
     store.create_client(&client).await.unwrap();

@@ -21,9 +21,10 @@ impl ClientStore for PgStore {
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
                                     refresh_ttl_secs, max_refreshes, created_at, grace_period_secs,
                                     redirect_uris, third_party, pkce_optional, offline_access,
-                                    offline_ttl_secs, refresh_requires_offline)
+                                    offline_ttl_secs, refresh_requires_offline,
+                                    dpop_bound_access_tokens, dpop_require_nonce)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                       $10, $11, $12, $13, $14, $15)"#,
+                       $10, $11, $12, $13, $14, $15, $16, $17)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -44,6 +45,8 @@ impl ClientStore for PgStore {
         .bind(flow.offline_access)
         .bind(flow.offline_ttl_secs)
         .bind(flow.refresh_requires_offline)
+        .bind(client.dpop.bound_access_tokens)
+        .bind(client.dpop.require_nonce)
         .execute(&self.pool)
         .await
         .map_err(unique("clients_pkey"))?;

@@ -17,6 +17,7 @@ mod cleanup;
 mod clients;
 mod codes;
 mod consents;
+mod dpop;
 mod families;
 mod keys;
 mod lockout;

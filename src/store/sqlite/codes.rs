@@ -20,8 +20,8 @@ impl CodeStore for SqliteStore {
         sqlx::query(
             r#"insert into authorization_codes
                    (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
-                    code_challenge, scope, offline, created_at, expires_at)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+                    code_challenge, scope, offline, created_at, expires_at, dpop_jkt)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
         )
         .bind(c.hash.as_bytes().as_slice())
         .bind(&c.client_id)
@@ -34,6 +34,7 @@ impl CodeStore for SqliteStore {
         .bind(c.offline)
         .bind(ts(c.created_at))
         .bind(ts(c.expires_at))
+        .bind(c.dpop_jkt.as_deref())
         .execute(&self.write)
         .await
         .map_err(unique("authorization_codes_pkey"))?;
@@ -46,7 +47,7 @@ impl CodeStore for SqliteStore {
             let row: Option<CodeRow<String, i64>> = sqlx::query_as(
                 r#"select c.client_id, c.user_id, u.username, u.disabled as user_disabled,
                           c.session_id, s.expires_at as session_expires_at, c.redirect_uri, c.redirect_uri_sent, c.code_challenge,
-                          c.scope, c.offline, c.expires_at, c.used_at, c.family_id
+                          c.scope, c.offline, c.dpop_jkt, c.expires_at, c.used_at, c.family_id
                    from authorization_codes c join users u on u.id = c.user_id
                    left join browser_sessions s on s.id = c.session_id
                    where c.code_hash = ?1"#,

@@ -47,7 +47,7 @@ impl FamilyStore for SqliteStore {
                 r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                           coalesce(u.disabled, 0) as subject_disabled, f.scope, f.refresh_count,
                           f.revoked_at is not null as family_revoked,
-                          f.session_id, f.offline, f.expires_at as family_expires_at,
+                          f.session_id, f.offline, f.expires_at as family_expires_at, f.dpop_jkt,
                           rt.issued_at, rt.expires_at, rt.used_at,
                           s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                    from refresh_tokens rt
@@ -69,7 +69,8 @@ impl FamilyStore for SqliteStore {
         retry_rolled_back(move || async move {
             // One `begin immediate` transaction: it holds the write lock from the
             // guarded update on, so of concurrent requests for one token exactly one
-            // finds it unspent.
+            // finds it unspent. The DPoP proof is inserted in it under its unique
+            // key; a replayed one rolls the whole refresh back.
             let mut tx = self.begin_write().await?;
             let rotate = c.successor.is_some();
             // language=SQLite
@@ -84,7 +85,8 @@ impl FamilyStore for SqliteStore {
                                  left join users u on u.id = f.user_id
                                  where f.id = refresh_tokens.family_id and f.client_id = ?3
                                    and f.revoked_at is null and not coalesce(u.disabled, 0)
-                                   and (?4 = 0 or f.refresh_count < ?4))
+                                   and (?4 = 0 or f.refresh_count < ?4)
+                                   and (f.dpop_jkt is null or f.dpop_jkt = ?9))
                    returning family_id"#,
             )
             .bind(c.token.as_bytes().as_slice())
@@ -95,18 +97,41 @@ impl FamilyStore for SqliteStore {
             .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
             .bind(c.retry.as_ref().map(|a| a.ciphertext.clone()))
             .bind(c.retry.as_ref().map(|a| ts(a.until)))
+            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
             .fetch_optional(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
             let Some((family_id,)) = guarded else {
                 return refusal(&mut tx, c).await;
             };
+            if let Some(proof) = &c.proof {
+                // language=SQLite
+                let recorded = sqlx::query(
+                    r#"insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
+                       values (?1, ?2, ?3, ?4) on conflict do nothing"#,
+                )
+                .bind(proof.jti_hash.as_bytes().as_slice())
+                .bind(&proof.jkt)
+                .bind(&proof.htu)
+                .bind(ts(proof.expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+                if recorded.rows_affected() == 0 {
+                    // Dropping the transaction rolls the spent token back.
+                    return Ok(ConsumeOutcome::ProofReplayed);
+                }
+            }
             // language=SQLite
             let (refresh_count,): (i64,) = sqlx::query_as(
-                r#"update token_families set refresh_count = refresh_count + 1
+                r#"update token_families
+                   set refresh_count = refresh_count + 1,
+                       dpop_jkt = case when ?2 then coalesce(dpop_jkt, ?3) else dpop_jkt end
                    where id = ?1 returning refresh_count"#,
             )
             .bind(&family_id)
+            .bind(c.bind_family)
+            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
             .fetch_one(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -233,8 +258,8 @@ pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()>
     // language=SQLite
     sqlx::query(
         r#"insert into token_families (id, client_id, user_id, scope, refresh_count,
-                                       created_at, session_id, offline, expires_at)
-           values (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)"#,
+                                       created_at, session_id, offline, expires_at, dpop_jkt)
+           values (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9)"#,
     )
     .bind(id(f.family_id))
     .bind(&f.client_id)
@@ -244,6 +269,7 @@ pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()>
     .bind(f.session_id.map(id))
     .bind(f.offline)
     .bind(f.expires_at.map(ts))
+    .bind(f.dpop_jkt.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(unique("token_families_pkey"))?;
@@ -260,7 +286,9 @@ async fn refusal(tx: &mut Tx, c: &Consume) -> StoreResult<ConsumeOutcome> {
         r#"select 1 as found, rt.used_at is not null as used,
                   f.revoked_at is not null as revoked,
                   coalesce(u.disabled, 0) as subject_disabled,
-                  f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired
+                  f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired,
+                  (f.dpop_jkt is not null and (?4 is null or f.dpop_jkt <> ?4)) as wrong_key,
+                  0 as replayed
            from refresh_tokens rt
            join token_families f on f.id = rt.family_id
            left join users u on u.id = f.user_id
@@ -269,6 +297,7 @@ async fn refusal(tx: &mut Tx, c: &Consume) -> StoreResult<ConsumeOutcome> {
     .bind(c.token.as_bytes().as_slice())
     .bind(ts(c.now))
     .bind(&c.client_id)
+    .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
     .fetch_optional(&mut **tx)
     .await
     .map_err(StoreError::from_sqlx)?;
