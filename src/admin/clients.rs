@@ -250,6 +250,7 @@ mod tests {
             grace_period: None,
             public: false,
             code_flow: CodeFlowSettings::default(),
+            dpop: DpopClientSettings::default(),
         }
     }
 

@@ -536,6 +536,23 @@ mod tests {
     }
 
     #[test]
+    fn dpop_settings_are_written_as_in_the_file_and_checked_like_it() {
+        let mut settings = file();
+        Key::DpopAllowedAlgs
+            .apply(&mut settings, r#"["ES256", "EdDSA"]"#)
+            .unwrap();
+        assert_eq!(Key::DpopAllowedAlgs.value(&settings), "ES256,EdDSA");
+        Key::DpopAllowedAlgs.apply(&mut settings, "PS256").unwrap();
+        assert_eq!(settings.dpop.allowed_algs, [DpopAlg::PS256]);
+        assert!(Key::DpopAllowedAlgs.apply(&mut settings, "HS256").is_err());
+        assert!(Key::DpopAllowedAlgs.apply(&mut settings, "none").is_err());
+        Key::DpopRequireNonce.apply(&mut settings, "true").unwrap();
+        assert!(settings.dpop.require_nonce);
+        Key::DpopProofMaxAge.apply(&mut settings, "10m").unwrap();
+        assert!(checked(&settings).is_err());
+    }
+
+    #[test]
     fn a_key_that_cannot_change_at_run_time_is_refused_naming_it() {
         for name in ["server.bind", "refresh.nonsense", ""] {
             let message = Key::parse(name).unwrap_err().to_string();
@@ -545,7 +562,7 @@ mod tests {
                 )),
                 "{message}"
             );
-            assert!(message.ends_with("tokens.session_timeout"), "{message}");
+            assert!(message.ends_with("dpop.allowed_algs"), "{message}");
         }
     }
 

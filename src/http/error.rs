@@ -265,6 +265,14 @@ mod tests {
             (503, "temporarily_unavailable")
         );
         assert_eq!(
+            status_and_code(OAuthError::InvalidDpopProof(s())),
+            (400, "invalid_dpop_proof")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::UseDpopNonce { nonce: s() }),
+            (400, "use_dpop_nonce")
+        );
+        assert_eq!(
             status_and_code(OAuthError::Internal(anyhow::anyhow!("boom"))),
             (500, "server_error")
         );
@@ -278,6 +286,21 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(value.starts_with("Basic "));
+    }
+
+    #[test]
+    fn use_dpop_nonce_answers_with_exactly_one_nonce_that_scripts_may_read() {
+        let response = OAuthError::UseDpopNonce {
+            nonce: "n0nce".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let nonces: Vec<_> = response.headers().get_all(DPOP_NONCE).iter().collect();
+        assert_eq!(nonces, ["n0nce"]);
+        assert_eq!(
+            response.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+            "DPoP-Nonce"
+        );
     }
 
     #[test]

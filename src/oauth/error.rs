@@ -228,6 +228,8 @@ mod tests {
             OAuthError::LoginRequired(d()),
             OAuthError::ConsentRequired(d()),
             OAuthError::TemporarilyUnavailable(d()),
+            OAuthError::InvalidDpopProof(d()),
+            OAuthError::UseDpopNonce { nonce: d() },
             OAuthError::Internal(anyhow::anyhow!("{hostile}")),
         ];
         // No wildcard: a new variant does not compile until it is listed above.
@@ -250,6 +252,8 @@ mod tests {
                 | OAuthError::LoginRequired(_)
                 | OAuthError::ConsentRequired(_)
                 | OAuthError::TemporarilyUnavailable(_)
+                | OAuthError::InvalidDpopProof(_)
+                | OAuthError::UseDpopNonce { .. }
                 | OAuthError::Internal(_) => {}
             }
         }

@@ -156,6 +156,7 @@ async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: Some(refresh(&token)),
             access: access(),
         })
@@ -174,6 +175,8 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshT
         successor: Some(refresh(&next)),
         access: access(),
         retry: None,
+        proof: None,
+        bind_family: false,
         audit: AuditEvent {
             at: now(),
             kind: AuditKind::Refresh,
@@ -485,6 +488,7 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: None,
             access: token.clone(),
         })
@@ -824,6 +828,7 @@ async fn a_family_of_a_client_has_the_client_as_its_subject(store: Arc<dyn Store
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: None,
             access: token.clone(),
         })
@@ -1091,6 +1096,7 @@ async fn code(
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
             scope: "read".into(),
             offline: false,
+            dpop_jkt: None,
             created_at: now(),
             expires_at: now() + ttl,
         })
@@ -1119,6 +1125,7 @@ fn redeem(
             session_id: Some(session),
             offline,
             expires_at: Some(now() + Duration::from_secs(3600)),
+            dpop_jkt: None,
             refresh: Some(refresh(&token)),
             access: access(),
         },
