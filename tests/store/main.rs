@@ -15,8 +15,8 @@ use rotor::{
     store::{
         AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome, LoginAttempt,
         NewAccessToken, NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken,
-        Outcome, Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError, Subject,
-        UserRecord,
+        Outcome, ProofUse, Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError,
+        Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -78,6 +78,12 @@ contract!(
     concurrent_purges_delete_each_family_once,
     of_instances_starting_together_exactly_one_adds_a_signing_key,
     settings_are_stored_replaced_and_removed_each_with_its_audit_event,
+    a_dpop_proof_is_recorded_once_per_key_and_url_and_purged_when_expired,
+    concurrent_records_of_one_dpop_proof_succeed_exactly_once,
+    a_bound_family_is_rotated_only_with_a_proof_of_its_key,
+    a_replayed_proof_in_a_rotation_spends_nothing,
+    a_public_clients_first_proof_binds_an_unbound_family,
+    of_instances_starting_together_every_one_gets_the_same_server_secret,
 );
 
 /// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
@@ -1400,4 +1406,208 @@ async fn settings_are_stored_replaced_and_removed_each_with_its_audit_event(stor
     assert!(removed && !again);
     assert_eq!(store.list_settings().await.unwrap().len(), 1);
     assert_eq!(events("carol").await, [removal]);
+}
+
+fn proof(jti: &str, jkt: &str) -> ProofUse {
+    ProofUse {
+        jti_hash: TokenHash::of(jti),
+        jkt: jkt.into(),
+        htu: "https://rotor.test/oauth2/token".into(),
+        expires_at: now() + Duration::from_secs(65),
+    }
+}
+
+/// A login whose refresh tokens are bound to the DPoP key `jkt`.
+async fn bound_login(store: &dyn Store, user: &UserRecord, jkt: &str) -> (Uuid, RefreshToken) {
+    let token = RefreshToken::generate();
+    let family_id = Uuid::new_v4();
+    store
+        .create_family(&NewFamily {
+            family_id,
+            client_id: "app".into(),
+            user_id: Some(user.id),
+            scope: "read".into(),
+            created_at: now(),
+            session_id: None,
+            offline: false,
+            expires_at: None,
+            dpop_jkt: Some(jkt.into()),
+            refresh: Some(refresh(&token)),
+            access: access(),
+        })
+        .await
+        .unwrap();
+    (family_id, token)
+}
+
+async fn unspent(store: &dyn Store, token: &RefreshToken) -> bool {
+    store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .used_at
+        .is_none()
+}
+
+async fn a_dpop_proof_is_recorded_once_per_key_and_url_and_purged_when_expired(
+    store: Arc<dyn Store>,
+) {
+    let first = proof("j1", "k1");
+    assert!(store.record_dpop_proof(&first).await.unwrap());
+    assert!(!store.record_dpop_proof(&first).await.unwrap());
+    let other_key = proof("j1", "k2");
+    assert!(store.record_dpop_proof(&other_key).await.unwrap());
+    let other_url = ProofUse {
+        htu: "https://rotor.test/api/v1/me".into(),
+        ..first.clone()
+    };
+    assert!(store.record_dpop_proof(&other_url).await.unwrap());
+    // Nothing is purged before it expires, everything after.
+    assert_eq!(store.purge_dpop_proofs(now(), 100).await.unwrap(), 0);
+    let later = now() + Duration::from_secs(65);
+    assert_eq!(store.purge_dpop_proofs(later, 2).await.unwrap(), 2);
+    assert_eq!(store.purge_dpop_proofs(later, 2).await.unwrap(), 1);
+    assert!(store.record_dpop_proof(&first).await.unwrap());
+}
+
+async fn concurrent_records_of_one_dpop_proof_succeed_exactly_once(store: Arc<dyn Store>) {
+    let p = proof("raced", "k1");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let p = p.clone();
+        tasks.spawn(async move { store.record_dpop_proof(&p).await.unwrap() });
+    }
+    let recorded = tasks.join_all().await.into_iter().filter(|r| *r).count();
+    assert_eq!(recorded, 1);
+}
+
+async fn a_bound_family_is_rotated_only_with_a_proof_of_its_key(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = bound_login(store.as_ref(), &user, "k1").await;
+    let record = store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.dpop_jkt.as_deref(), Some("k1"));
+    let (without, _) = rotation(&token, family_id, 0);
+    let with_other = Consume {
+        proof: Some(proof("j1", "k2")),
+        ..without.clone()
+    };
+    assert_eq!(
+        store.consume_refresh_token(&without).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert_eq!(
+        store.consume_refresh_token(&with_other).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert!(unspent(store.as_ref(), &token).await);
+    let (mut own, next) = rotation(&token, family_id, 0);
+    own.proof = Some(proof("j2", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&own).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
+    );
+    // The successor inherits the binding; a spent token of another key is
+    // reported as the wrong key before it is reported as spent.
+    let (mut successor, _) = rotation(&next, family_id, 0);
+    successor.proof = Some(proof("j3", "k2"));
+    assert_eq!(
+        store.consume_refresh_token(&successor).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert_eq!(
+        store.consume_refresh_token(&with_other).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+}
+
+async fn a_replayed_proof_in_a_rotation_spends_nothing(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let (mut first, next) = rotation(&token, family_id, 0);
+    first.proof = Some(proof("j1", "k1"));
+    assert!(matches!(
+        store.consume_refresh_token(&first).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
+    ));
+    // The proof was recorded by the rotation itself.
+    assert!(!store.record_dpop_proof(&proof("j1", "k1")).await.unwrap());
+    let (mut replay, after) = rotation(&next, family_id, 0);
+    replay.proof = Some(proof("j1", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&replay).await.unwrap(),
+        ConsumeOutcome::ProofReplayed
+    );
+    assert!(unspent(store.as_ref(), &next).await);
+    assert!(
+        store
+            .find_refresh_token(&after.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    replay.proof = Some(proof("j2", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&replay).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 2 }
+    );
+}
+
+async fn a_public_clients_first_proof_binds_an_unbound_family(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let (mut bind, next) = rotation(&token, family_id, 0);
+    bind.proof = Some(proof("j1", "k1"));
+    bind.bind_family = true;
+    assert!(matches!(
+        store.consume_refresh_token(&bind).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
+    ));
+    let successor = store
+        .find_refresh_token(&next.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(successor.dpop_jkt.as_deref(), Some("k1"));
+    let (without, _) = rotation(&next, family_id, 0);
+    assert_eq!(
+        store.consume_refresh_token(&without).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+}
+
+async fn of_instances_starting_together_every_one_gets_the_same_server_secret(
+    store: Arc<dyn Store>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0u8..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .server_secret("dpop-nonce", &[i; 32], now())
+                .await
+                .unwrap()
+        });
+    }
+    let got: Vec<Vec<u8>> = tasks.join_all().await;
+    assert!(got.iter().all(|g| *g == got[0]), "{got:?}");
+    assert_eq!(
+        store
+            .server_secret("dpop-nonce", &[99; 32], now())
+            .await
+            .unwrap(),
+        got[0]
+    );
+    assert_ne!(
+        store
+            .server_secret("other", &[99; 32], now())
+            .await
+            .unwrap(),
+        got[0]
+    );
 }
