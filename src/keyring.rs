@@ -316,7 +316,8 @@ pub async fn rotate(
     Ok(key)
 }
 
-/// Seals every stored key under the current secret (after `keys.secret` changed).
+/// Seals every stored key, and the DPoP nonce key, under the current secret
+/// (after `keys.secret` changed). Returns how many signing keys it resealed.
 ///
 /// # Errors
 /// A key cannot be opened with the configured secrets, or the store failed.
@@ -326,6 +327,13 @@ pub async fn reseal(store: &dyn Store, cipher: &KeyCipher) -> anyhow::Result<usi
         let der = cipher.open(&key.kid, &key.private_key)?;
         store
             .update_signing_key(&key.kid, &cipher.seal(&key.kid, &der))
+            .await?;
+    }
+    // The DPoP nonce key is sealed the same way, and moves with them.
+    if let Some(stored) = store.find_server_secret(NONCE_KEY_NAME).await? {
+        let plain = cipher.open(NONCE_KEY_NAME, &stored)?;
+        store
+            .replace_server_secret(NONCE_KEY_NAME, &cipher.seal(NONCE_KEY_NAME, &plain))
             .await?;
     }
     Ok(keys.len())

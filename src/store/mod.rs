@@ -249,6 +249,11 @@ pub trait DpopStore: Send + Sync {
         candidate: &[u8],
         now: OffsetDateTime,
     ) -> StoreResult<Vec<u8>>;
+    /// The server secret kept as `name`, if any.
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces the stored value of the server secret `name` (re-sealing under a
+    /// new `keys.secret`).
+    async fn replace_server_secret(&self, name: &str, value: &[u8]) -> StoreResult<()>;
 }
 
 /// Retention: every delete of rows that have outlived their use, in bounded

@@ -51,4 +51,26 @@ impl DpopStore for SqliteStore {
         })
         .await
     }
+
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        // language=SQLite
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as(r#"select value from server_secrets where name = ?1"#)
+                .bind(name)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    async fn replace_server_secret(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        // language=SQLite
+        sqlx::query(r#"update server_secrets set value = ?2 where name = ?1"#)
+            .bind(name)
+            .bind(value)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
 }
