@@ -6,7 +6,8 @@
 # postgres://postgres@127.0.0.1:5432/postgres), then, on SQLite, requests-oauthlib
 # (S256 must work, plain must be refused) and a headless chromium through
 # playwright-core, which saves docs/login.png and docs/consent.png, and drives the
-# admin console (console.mjs), which saves docs/console/*.png.
+# admin console (console.mjs), which saves docs/console/*.png; last, oauth4webapi's
+# DPoP support (RFC 9449) against a rotor with dpop.require_nonce on.
 #
 # Installs what is missing: Debian's chromium, the npm packages of
 # tests/clients/package-lock.json (npm ci), and a pinned requests-oauthlib in
@@ -85,9 +86,10 @@ check() {
 
 # Starts rotor on the database URL $2 with the users and clients the checks use,
 # waits until it is ready, and exports what the checks read. $1 names the run and
-# its working directory. A failure to set the run up stops the script.
+# its working directory; $3, if given, is more TOML for its configuration. A
+# failure to set the run up stops the script.
 start_rotor() {
-  local label=$1 url=$2
+  local label=$1 url=$2 extra=${3:-}
   local dir="$work/$label"
   mkdir -p "$dir"
   local port
@@ -105,6 +107,7 @@ memory_kib = 64
 iterations = 1
 [log]
 filter = "warn"
+$extra
 CONFIG
   rotor() { "$bin" --config "$dir/rotor.toml" "$@"; }
 
@@ -169,6 +172,10 @@ finish_rotor sqlite
 start_rotor postgres "$pg_url"
 check "oauth4webapi on postgres" node "$here/oauth4webapi.mjs"
 finish_rotor postgres
+
+start_rotor dpop "sqlite://$work/dpop/rotor.db" $'[dpop]\nrequire_nonce = true'
+check "oauth4webapi DPoP with nonces on sqlite" node "$here/oauth4webapi_dpop.mjs"
+finish_rotor dpop
 
 echo "client checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
