@@ -107,7 +107,8 @@ pub enum SettingsCommand {
     Set {
         /// A dotted key: refresh.enabled, refresh.rotate, refresh.max_refreshes,
         /// refresh.reuse_detection, refresh.extra_ttl, refresh.ttl,
-        /// refresh.grace_period or tokens.session_timeout.
+        /// refresh.grace_period, tokens.session_timeout, dpop.require_nonce,
+        /// dpop.proof_max_age or dpop.allowed_algs.
         key: String,
         /// The value as in the file: true, 3, 20m, unlimited, none.
         value: String,

@@ -235,7 +235,7 @@ async fn spent_token_presented(
         Retry::WrongKey => Err(OAuthError::InvalidGrant(
             "a retried refresh must carry a new DPoP proof of the same key".into(),
         )),
-        Retry::NotARetry => Err(reuse_detected(ctx, record, now).await),
+        Retry::Reuse => Err(reuse_detected(ctx, record, now).await),
     }
 }
 
@@ -247,7 +247,7 @@ enum Retry {
     /// A retry inside the window whose proof is not of the answer's key.
     WrongKey,
     /// Not a retry: reuse.
-    NotARetry,
+    Reuse,
 }
 
 /// The sealed answer, when this presentation is a retry: same client, inside the
@@ -267,7 +267,7 @@ fn retry_answer(
         || record.family_revoked
         || record.subject_disabled
     {
-        return Retry::NotARetry;
+        return Retry::Reuse;
     }
     let Some(answer) = record
         .retry_answer
@@ -275,7 +275,7 @@ fn retry_answer(
         .and_then(|sealed| retry::open(token, &record.hash, sealed))
         .and_then(|plain| serde_json::from_slice::<RetryAnswer>(&plain).ok())
     else {
-        return Retry::NotARetry;
+        return Retry::Reuse;
     };
     if answer.jkt.as_deref() != proof.map(|p| p.jkt.as_str()) {
         return Retry::WrongKey;
@@ -425,7 +425,7 @@ mod tests {
         let token = RefreshToken::generate();
         assert!(matches!(
             retry_answer(&client("app"), &token, &spent(&token), None, at(10)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
     }
 
@@ -435,7 +435,7 @@ mod tests {
         let record = spent(&token);
         assert!(matches!(
             retry_answer(&client("other"), &token, &record, None, at(1)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
         let moved_on = RefreshTokenRecord {
             successor_used: true,
@@ -443,7 +443,7 @@ mod tests {
         };
         assert!(matches!(
             retry_answer(&client("app"), &token, &moved_on, None, at(1)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
         let revoked = RefreshTokenRecord {
             family_revoked: true,
@@ -451,7 +451,7 @@ mod tests {
         };
         assert!(matches!(
             retry_answer(&client("app"), &token, &revoked, None, at(1)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
     }
 
@@ -462,7 +462,7 @@ mod tests {
         let guess = RefreshToken::generate();
         assert!(matches!(
             retry_answer(&client("app"), &guess, &record, None, at(1)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
     }
 
@@ -507,7 +507,7 @@ mod tests {
         // Outside the window a wrong key is no retry at all.
         assert!(matches!(
             retry_answer(&app, &token, &record, None, at(11)),
-            Retry::NotARetry
+            Retry::Reuse
         ));
     }
 }
