@@ -58,6 +58,8 @@ contract!(
     clients_are_unique_by_id_and_removal_cascades_to_their_tokens,
     a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
+    a_consume_whose_last_write_fails_keeps_nothing,
+    a_consume_cut_off_by_a_cancelled_request_is_whole_or_absent,
     rotation_stops_at_the_family_limit,
     rotation_of_a_revoked_family_or_disabled_user_is_refused,
     rotation_without_spending_keeps_the_token_live,
@@ -305,6 +307,95 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
         store.consume_refresh_token(&r2).await.unwrap(),
         ConsumeOutcome::Consumed { refresh_count: 2 }
     );
+}
+
+/// The successor is the consume's last write: when it fails (here on a hash that
+/// is taken), the spend, the counter, the access token and the audit row before it
+/// are all undone, and the store goes on writing — no transaction is left open.
+async fn a_consume_whose_last_write_fails_keeps_nothing(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, first) = login(store.as_ref(), &user).await;
+    let audited = |store: Arc<dyn Store>| async move {
+        store
+            .audit_events(&AuditFilter {
+                family_id: Some(family_id),
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = audited(store.clone()).await;
+    let (mut clash, _) = rotation(&first, family_id, 0);
+    let taken = clash.successor.as_mut().unwrap();
+    taken.hash = first.hash();
+    let failed = store.consume_refresh_token(&clash).await;
+    assert!(
+        matches!(failed, Err(StoreError::Conflict { .. })),
+        "{failed:?}"
+    );
+    let record = store
+        .find_refresh_token(&first.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.used_at.is_none());
+    assert_eq!(audited(store.clone()).await, before);
+    assert!(
+        store
+            .find_access_token(clash.access.jti)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (r, _) = rotation(&first, family_id, 0);
+    assert_eq!(
+        store.consume_refresh_token(&r).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
+    );
+}
+
+/// Polls `f` up to `polls` times, letting other tasks and threads run between
+/// polls, then drops it: a request cancelled at some moment of its work.
+async fn polled_then_dropped<F: std::future::Future>(f: F, polls: usize) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    for _ in 0..polls {
+        let poll = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(out) = poll {
+            return Some(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// A request cancelled while its consume runs (the client went away) drops the
+/// store call part-way, at one of many moments. Each time, the consume happened
+/// wholly or not at all, and the next write on the token goes through and sees
+/// which: no transaction is left open on the writer, nothing is half-done.
+async fn a_consume_cut_off_by_a_cancelled_request_is_whole_or_absent(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    for polls in 0..300 {
+        let (family_id, first) = login(store.as_ref(), &user).await;
+        let (cut, cut_successor) = rotation(&first, family_id, 0);
+        let cut_off = polled_then_dropped(store.consume_refresh_token(&cut), polls).await;
+        let wait = format!("{polls} polls");
+        // Queued behind the cut-off one on the writer (or the token's row lock).
+        let (again, successor) = rotation(&first, family_id, 0);
+        let outcome = store.consume_refresh_token(&again).await;
+        let kept = match outcome {
+            Ok(ConsumeOutcome::Consumed { refresh_count: 1 }) => successor,
+            Ok(ConsumeOutcome::AlreadyUsed) => cut_successor,
+            other => panic!("after a consume cut off at {wait:?} ({cut_off:?}): {other:?}"),
+        };
+        let (next, _) = rotation(&kept, family_id, 0);
+        assert_eq!(
+            store.consume_refresh_token(&next).await.unwrap(),
+            ConsumeOutcome::Consumed { refresh_count: 2 },
+            "the successor of the consume that happened, cut off at {wait:?}"
+        );
+    }
 }
 
 async fn rotation_stops_at_the_family_limit(store: Arc<dyn Store>) {

@@ -189,7 +189,7 @@ impl FamilyStore for PgStore {
                 .bind(c.bind_family)
                 .fetch_one(&self.pool)
                 .await
-                .map_err(StoreError::from_sqlx)?;
+                .map_err(unique("refresh_tokens_pkey"))?;
             let (counted, found, used, revoked, subject_disabled, wrong_client, expired, wrong_key, replayed) =
                 row;
             if let Some(refresh_count) = counted {

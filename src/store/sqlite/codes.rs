@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, families::insert_family, id, ts, unique};
+use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
@@ -63,62 +63,97 @@ impl CodeStore for SqliteStore {
 
     async fn redeem_code(&self, r: &Redeem) -> StoreResult<RedeemOutcome> {
         retry_rolled_back(move || async move {
-            // One `begin immediate` transaction: of concurrent redeems exactly one
-            // finds the code unspent, and a logout runs wholly before or after it.
-            let mut tx = self.begin_write().await?;
+            // One `begin immediate` transaction in one step: of concurrent redeems
+            // exactly one finds the code unspent, and a logout runs wholly before or
+            // after it. The code then names this request's new family (`?3`, fresh
+            // and random), which is what every later write checks for: they all
+            // happen, or none does. The last statement reads the code's state under
+            // the same lock, for the answer either way.
+            let f = &r.family;
             // language=SQLite
-            let spent = sqlx::query(
-                r#"update authorization_codes set used_at = ?2, family_id = ?3
+            let query = sqlx::query_as(
+                r#"begin immediate;
+                   update authorization_codes set used_at = ?2, family_id = ?3
                    where code_hash = ?1 and used_at is null and expires_at > ?2
                      and exists (select 1 from browser_sessions s
                                  where s.id = authorization_codes.session_id
-                                   and s.ended_at is null and s.expires_at > ?2)"#,
+                                   and s.ended_at is null and s.expires_at > ?2);
+                   insert into token_families (id, client_id, user_id, scope, refresh_count,
+                                               created_at, session_id, offline, expires_at,
+                                               dpop_jkt)
+                   select ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?21 from authorization_codes
+                   where code_hash = ?1 and family_id = ?3;
+                   insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+                   select ?11, ?3, ?12, ?13 from authorization_codes
+                   where ?11 is not null and code_hash = ?1 and family_id = ?3;
+                   insert into access_tokens (jti, family_id, issued_at, expires_at)
+                   select ?14, ?3, ?15, ?16 from authorization_codes
+                   where code_hash = ?1 and family_id = ?3;
+                   insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   select ?2, ?17, ?18, ?4, ?3, ?19, ?20 from authorization_codes
+                   where code_hash = ?1 and family_id = ?3;
+                   select coalesce(family_id = ?3, 0) as redeemed, 1 as found, used_at is not null as used,
+                          family_id, expires_at <= ?2 as expired
+                   from authorization_codes where code_hash = ?1;
+                   commit;"#,
             )
             .bind(r.code.as_bytes().as_slice())
             .bind(ts(r.now))
-            .bind(id(r.family.family_id))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if spent.rows_affected() == 1 {
-                insert_family(&mut tx, &r.family).await?;
-                // language=SQLite
-                sqlx::query(
-                    r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-                       values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
-                )
-                .bind(ts(r.now))
-                .bind(r.audit.kind.as_str())
-                .bind(r.audit.username.as_deref().map(capped))
-                .bind(&r.family.client_id)
-                .bind(id(r.family.family_id))
-                .bind(r.audit.ip.as_deref().map(capped))
-                .bind(r.audit.outcome.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-                tx.commit().await.map_err(StoreError::from_sqlx)?;
-                return Ok(RedeemOutcome::Redeemed);
+            .bind(id(f.family_id))
+            .bind(&f.client_id)
+            .bind(f.user_id.map(id))
+            .bind(&f.scope)
+            .bind(ts(f.created_at))
+            .bind(f.session_id.map(id))
+            .bind(f.offline)
+            .bind(f.expires_at.map(ts))
+            .bind(f.refresh.as_ref().map(|rt| rt.hash.as_bytes().to_vec()))
+            .bind(f.refresh.as_ref().map(|rt| ts(rt.issued_at)))
+            .bind(f.refresh.as_ref().map(|rt| ts(rt.expires_at)))
+            .bind(id(f.access.jti))
+            .bind(ts(f.access.issued_at))
+            .bind(ts(f.access.expires_at))
+            .bind(r.audit.kind.as_str())
+            .bind(r.audit.username.as_deref().map(capped))
+            .bind(r.audit.ip.as_deref().map(capped))
+            .bind(r.audit.outcome.as_str())
+            .bind(f.dpop_jkt.as_deref());
+            let rows: Vec<RedeemStep> = self
+                .write_in_one_step(query, unique("token_families_pkey"))
+                .await?;
+            match rows.into_iter().next() {
+                Some(RedeemStep { redeemed: true, .. }) => Ok(RedeemOutcome::Redeemed),
+                Some(RedeemStep {
+                    found,
+                    used,
+                    family_id,
+                    expired,
+                    ..
+                }) => redeem_refusal(RedeemFacts {
+                    found,
+                    used,
+                    family_id,
+                    expired,
+                }),
+                None => redeem_refusal(RedeemFacts::<String> {
+                    found: false,
+                    used: false,
+                    family_id: None,
+                    expired: false,
+                }),
             }
-            // language=SQLite
-            let facts: Option<(bool, Option<String>, bool)> = sqlx::query_as(
-                r#"select used_at is not null, family_id, expires_at <= ?2
-                   from authorization_codes where code_hash = ?1"#,
-            )
-            .bind(r.code.as_bytes().as_slice())
-            .bind(ts(r.now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            let found = facts.is_some();
-            let (used, family_id, expired) = facts.unwrap_or((false, None, false));
-            redeem_refusal(RedeemFacts {
-                found,
-                used,
-                family_id,
-                expired,
-            })
         })
         .await
     }
+}
+
+/// The code's state after the one-step redeem, under its write lock.
+#[derive(sqlx::FromRow)]
+struct RedeemStep {
+    /// The code now names this request's family: it was redeemed by it.
+    redeemed: bool,
+    found: bool,
+    used: bool,
+    family_id: Option<String>,
+    expired: bool,
 }

@@ -67,100 +67,115 @@ impl FamilyStore for SqliteStore {
 
     async fn consume_refresh_token(&self, c: &Consume) -> StoreResult<ConsumeOutcome> {
         retry_rolled_back(move || async move {
-            // One `begin immediate` transaction: it holds the write lock from the
-            // guarded update on, so of concurrent requests for one token exactly one
-            // finds it unspent. The DPoP proof is inserted in it under its unique
-            // key; a replayed one rolls the whole refresh back.
-            let mut tx = self.begin_write().await?;
-            let rotate = c.successor.is_some();
+            // One `begin immediate` transaction in one step: it holds the write lock
+            // from the guarded update on, so of concurrent requests for one token
+            // exactly one finds it unspent. Each write after the guarded update runs
+            // only if the one before it changed its row (`changes() = 1`), so they
+            // all happen or none does; the successor comes last, as with rotation
+            // off there is none. The refusal's facts are read under the same lock.
+            //
+            // The DPoP proof (?19, RFC 9449 §11.1) goes in first, under its unique
+            // key and the same guard as the update, which then runs only if the
+            // proof was new: a replayed proof spends nothing. A family bound to a
+            // key (?18) is refreshed only with a proof of it.
             // language=SQLite
-            let guarded: Option<(String,)> = sqlx::query_as(
-                r#"update refresh_tokens
+            let query = sqlx::query_as(
+                r#"begin immediate;
+                   insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
+                   select ?19, ?18, ?20, ?21 from refresh_tokens rt
+                   where ?19 is not null and rt.token_hash = ?1 and rt.used_at is null
+                     and rt.expires_at > ?2
+                     and exists (select 1 from token_families f
+                                 left join users u on u.id = f.user_id
+                                 where f.id = rt.family_id and f.client_id = ?3
+                                   and f.revoked_at is null and not coalesce(u.disabled, 0)
+                                   and (?4 = 0 or f.refresh_count < ?4)
+                                   and (f.dpop_jkt is null or f.dpop_jkt = ?18))
+                   on conflict do nothing;
+                   update refresh_tokens
                    set used_at = case when ?5 then ?2 else used_at end,
                        successor_hash = case when ?5 then ?6 else successor_hash end,
                        retry_answer = case when ?5 then ?7 else retry_answer end,
                        retry_until = case when ?5 then ?8 else retry_until end
-                   where token_hash = ?1 and used_at is null and expires_at > ?2
+                   where (?19 is null or changes() = 1)
+                     and token_hash = ?1 and used_at is null and expires_at > ?2
                      and exists (select 1 from token_families f
                                  left join users u on u.id = f.user_id
                                  where f.id = refresh_tokens.family_id and f.client_id = ?3
                                    and f.revoked_at is null and not coalesce(u.disabled, 0)
                                    and (?4 = 0 or f.refresh_count < ?4)
-                                   and (f.dpop_jkt is null or f.dpop_jkt = ?9))
-                   returning family_id"#,
+                                   and (f.dpop_jkt is null or f.dpop_jkt = ?18));
+                   update token_families
+                   set refresh_count = refresh_count + 1,
+                       dpop_jkt = case when ?22 then coalesce(dpop_jkt, ?18) else dpop_jkt end
+                   where changes() = 1
+                     and id = (select family_id from refresh_tokens where token_hash = ?1)
+                   returning 1 as consumed, refresh_count, 1 as found, 0 as used,
+                             0 as revoked, 0 as subject_disabled, 0 as wrong_client,
+                             0 as expired, 0 as wrong_key, 0 as replayed;
+                   insert into access_tokens (jti, family_id, issued_at, expires_at)
+                   select ?11, family_id, ?12, ?13 from refresh_tokens
+                   where changes() = 1 and token_hash = ?1;
+                   insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
+                   select ?2, ?14, ?15, ?3, family_id, ?16, ?17 from refresh_tokens
+                   where changes() = 1 and token_hash = ?1;
+                   insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
+                   select ?6, family_id, ?9, ?10 from refresh_tokens
+                   where ?5 and changes() = 1 and token_hash = ?1;
+                   select 0 as consumed, 0 as refresh_count, 1 as found,
+                          rt.used_at is not null as used, f.revoked_at is not null as revoked,
+                          coalesce(u.disabled, 0) as subject_disabled,
+                          f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired,
+                          (f.dpop_jkt is not null and (?18 is null or f.dpop_jkt <> ?18))
+                            as wrong_key,
+                          -- Nothing changed, yet the guard held: the proof was seen before.
+                          (?19 is not null and rt.used_at is null and rt.expires_at > ?2
+                           and f.client_id = ?3 and f.revoked_at is null
+                           and not coalesce(u.disabled, 0)
+                           and (?4 = 0 or f.refresh_count < ?4)
+                           and (f.dpop_jkt is null or f.dpop_jkt = ?18)) as replayed
+                   from refresh_tokens rt
+                   join token_families f on f.id = rt.family_id
+                   left join users u on u.id = f.user_id
+                   where rt.token_hash = ?1;
+                   commit;"#,
             )
             .bind(c.token.as_bytes().as_slice())
             .bind(ts(c.now))
             .bind(&c.client_id)
             .bind(i64::from(c.max_refreshes))
-            .bind(rotate)
+            .bind(c.successor.is_some())
             .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
             .bind(c.retry.as_ref().map(|a| a.ciphertext.clone()))
             .bind(c.retry.as_ref().map(|a| ts(a.until)))
-            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            let Some((family_id,)) = guarded else {
-                return refusal(&mut tx, c).await;
-            };
-            if let Some(proof) = &c.proof {
-                // language=SQLite
-                let recorded = sqlx::query(
-                    r#"insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
-                       values (?1, ?2, ?3, ?4) on conflict do nothing"#,
-                )
-                .bind(proof.jti_hash.as_bytes().as_slice())
-                .bind(&proof.jkt)
-                .bind(&proof.htu)
-                .bind(ts(proof.expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-                if recorded.rows_affected() == 0 {
-                    // Dropping the transaction rolls the spent token back.
-                    return Ok(ConsumeOutcome::ProofReplayed);
-                }
-            }
-            // language=SQLite
-            let (refresh_count,): (i64,) = sqlx::query_as(
-                r#"update token_families
-                   set refresh_count = refresh_count + 1,
-                       dpop_jkt = case when ?2 then coalesce(dpop_jkt, ?3) else dpop_jkt end
-                   where id = ?1 returning refresh_count"#,
-            )
-            .bind(&family_id)
-            .bind(c.bind_family)
-            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            let family = family_id
-                .parse::<Uuid>()
-                .map_err(|_| StoreError::Corrupt(format!("not a uuid: {family_id:?}")))?;
-            if let Some(successor) = &c.successor {
-                insert_refresh_token(&mut tx, family, successor).await?;
-            }
-            insert_access_token(&mut tx, family, &c.access).await?;
-            // language=SQLite
-            sqlx::query(
-                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome)
-                   values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
-            )
-            .bind(ts(c.now))
+            .bind(c.successor.as_ref().map(|s| ts(s.issued_at)))
+            .bind(c.successor.as_ref().map(|s| ts(s.expires_at)))
+            .bind(id(c.access.jti))
+            .bind(ts(c.access.issued_at))
+            .bind(ts(c.access.expires_at))
             .bind(c.audit.kind.as_str())
             .bind(c.audit.username.as_deref().map(capped))
-            .bind(&c.client_id)
-            .bind(&family_id)
             .bind(c.audit.ip.as_deref().map(capped))
             .bind(c.audit.outcome.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            tx.commit().await.map_err(StoreError::from_sqlx)?;
-            Ok(ConsumeOutcome::Consumed {
-                refresh_count: refresh_count.into_count("refresh_count")?,
-            })
+            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
+            .bind(c.proof.as_ref().map(|p| p.jti_hash.as_bytes().to_vec()))
+            .bind(c.proof.as_ref().map(|p| p.htu.as_str()))
+            .bind(c.proof.as_ref().map(|p| ts(p.expires_at)))
+            .bind(c.bind_family);
+            let rows: Vec<ConsumeStep> = self
+                .write_in_one_step(query, unique("refresh_tokens_pkey"))
+                .await?;
+            match rows.iter().find(|row| row.consumed).or(rows.first()) {
+                Some(ConsumeStep {
+                    consumed: true,
+                    refresh_count,
+                    ..
+                }) => Ok(ConsumeOutcome::Consumed {
+                    refresh_count: refresh_count.into_count("refresh_count")?,
+                }),
+                Some(refused) => Ok(consume_refusal(refused.facts)),
+                None => Ok(ConsumeOutcome::Unknown),
+            }
         })
         .await
     }
@@ -279,29 +294,14 @@ pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()>
     insert_access_token(tx, f.family_id, &f.access).await
 }
 
-/// Why the guarded update changed nothing, read under the same write lock.
-async fn refusal(tx: &mut Tx, c: &Consume) -> StoreResult<ConsumeOutcome> {
-    // language=SQLite
-    let facts: Option<ConsumeFacts> = sqlx::query_as(
-        r#"select 1 as found, rt.used_at is not null as used,
-                  f.revoked_at is not null as revoked,
-                  coalesce(u.disabled, 0) as subject_disabled,
-                  f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired,
-                  (f.dpop_jkt is not null and (?4 is null or f.dpop_jkt <> ?4)) as wrong_key,
-                  0 as replayed
-           from refresh_tokens rt
-           join token_families f on f.id = rt.family_id
-           left join users u on u.id = f.user_id
-           where rt.token_hash = ?1"#,
-    )
-    .bind(c.token.as_bytes().as_slice())
-    .bind(ts(c.now))
-    .bind(&c.client_id)
-    .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    Ok(facts.map_or(ConsumeOutcome::Unknown, consume_refusal))
+/// A row of the one-step consume: the family's new counter when the token was
+/// consumed, else the token's state under the same write lock.
+#[derive(sqlx::FromRow)]
+struct ConsumeStep {
+    consumed: bool,
+    refresh_count: i64,
+    #[sqlx(flatten)]
+    facts: ConsumeFacts,
 }
 
 async fn insert_refresh_token(

@@ -7,6 +7,12 @@
 //! their own beside it, which WAL mode lets run while a write is under way. Every
 //! write transaction begins `immediate`, so it holds the write lock from its start
 //! and never fails upgrading a read.
+//!
+//! The hot writes (a refresh, a code exchange) are one step: the whole transaction,
+//! `begin immediate` to `commit`, is one multi-statement query, so the single writer
+//! hands it to SQLite's worker thread once instead of once per statement. The write
+//! lock is held for the statements' own time, not for a round trip each
+//! ([`SqliteStore::write_in_one_step`]).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -82,11 +88,24 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(size)
                 .acquire_timeout(BUSY_TIMEOUT)
-                .after_release(|conn, _| Box::pin(keep_after_release(conn)))
+                // Each round trip to a connection's worker thread is two thread
+                // switches, and the writer's are on everyone's path. A connection to
+                // a file in this process does not go stale the way a socket does, so
+                // it is not pinged before each use.
+                .test_before_acquire(false)
+                .after_release(|conn, _| keep_after_release(conn))
         };
         let in_memory = path == Path::new(":memory:");
+        // The writer does not copy the WAL back into the database itself (SQLite's
+        // default, every 1,000 pages): that copy would stall every write queued
+        // behind it. A task beside it does, without the write lock.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
         let write = pool(if in_memory { max_connections } else { 1 })
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await
             .map_err(failed)?;
         // SQLite opens a file it may not write read-only, without a word (a
@@ -99,10 +118,15 @@ impl SqliteStore {
         let read = if in_memory {
             write.clone()
         } else {
-            pool(max_connections.max(1))
+            let checkpoints = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(failed)?;
+            let read = pool(max_connections.max(1))
                 .connect_with(options)
                 .await
-                .map_err(failed)?
+                .map_err(failed)?;
+            tokio::spawn(checkpoint_beside_the_writer(checkpoints, read.clone()));
+            read
         };
         Ok(SqliteStore { read, write })
     }
@@ -115,6 +139,48 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `query` — a whole transaction, `begin immediate; …; commit;` — on the
+    /// writer as one command, and returns the rows its statements return; `failed`
+    /// sorts a driver error.
+    ///
+    /// Later statements see what earlier ones did through the database itself (a
+    /// guard on `changes()` or on a value only this request wrote), so there is no
+    /// Rust between them and nothing to wait for while the write lock is held. A
+    /// statement that fails stops the query inside its transaction, and a cancelled
+    /// request may stop it part-way: either way the transaction is rolled back when
+    /// the connection returns to the pool ([`keep_after_release`]), before anyone
+    /// else can use it.
+    ///
+    /// The statements share one list of numbered parameters (`?1` … `?N`), each
+    /// using some of them. The driver also binds, in turn, each number below a
+    /// statement's highest that the statement does not use, taking values from a
+    /// running position in the list, and stops binding a statement when that
+    /// position passes the list's end — leaving its later parameters NULL. Unused
+    /// values appended to the list keep the position inside it.
+    async fn write_in_one_step<'q, T>(
+        &self,
+        query: sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>,
+        failed: impl FnOnce(sqlx::Error) -> StoreError,
+    ) -> StoreResult<Vec<T>>
+    where
+        T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+    {
+        /// More than the unused numbers of all the statements of one step together.
+        const SKIPPED_NUMBERS: usize = 128;
+        let query = (0..SKIPPED_NUMBERS).fold(query, |q, _| q.bind(None::<i64>));
+        let conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
+        let mut step = OneStep {
+            conn,
+            settled: false,
+        };
+        let answer = query.fetch_all(&mut *step.conn).await;
+        step.settled = match &answer {
+            Ok(_) => true,
+            Err(_) => roll_back_sql_transaction(&mut step.conn).await,
+        };
+        answer.map_err(failed)
+    }
+
     /// Begins a write transaction that holds the write lock from its first
     /// statement.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -125,6 +191,28 @@ impl SqliteStore {
     }
 }
 
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Copies the WAL's committed pages back into the database file every
+/// [`CHECKPOINT_INTERVAL`], on a connection of its own, until the store closes.
+///
+/// A passive checkpoint takes no write lock and waits for nobody: writes go on
+/// while it runs, and SQLite starts the WAL over from its beginning on the first
+/// write after a checkpoint that copied everything. A page written many times
+/// between two checkpoints is copied once.
+async fn checkpoint_beside_the_writer(mut conn: SqliteConnection, open: SqlitePool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !open.is_closed() {
+        ticks.tick().await;
+        if let Err(e) = sqlx::Executor::execute(&mut conn, "pragma wal_checkpoint(passive)").await {
+            tracing::debug!(error = %e, "WAL checkpoint failed; trying again at the next tick");
+        }
+    }
+    let _ = conn.close().await;
+}
+
 /// Whether a connection handed back to the pool may be reused.
 ///
 /// When a write fails with SQLITE_FULL or an I/O error, SQLite may end the
@@ -132,10 +220,50 @@ impl SqliteStore {
 /// and the next `begin` on that connection would open only a savepoint: a
 /// transaction that never commits, holds the write lock, and answers later reads
 /// with its own uncommitted rows. Such a connection is closed instead.
-async fn keep_after_release(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
-    // Runs the rollback queued by a dropped transaction before looking.
-    conn.ping().await?;
-    Ok(!conn.is_in_transaction())
+///
+/// A dropped driver transaction queues its rollback, and the driver counts the
+/// transaction open until that has run: only then is a round trip needed, to wait
+/// for it. A one-step write's transaction, begun in SQL, is settled by
+/// [`OneStep`] instead.
+fn keep_after_release(
+    conn: &mut SqliteConnection,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if conn.is_in_transaction() {
+            conn.ping().await?;
+        }
+        Ok(!conn.is_in_transaction())
+    })
+}
+
+/// The writer while it runs a one-step write, whose transaction is begun in SQL
+/// and so not known to the driver. Until the step is settled — it answered, or it
+/// failed and its transaction was rolled back — the transaction may be open: a
+/// request cancelled part-way drops this early, and then the connection is closed
+/// rather than handed to the next writer inside someone else's transaction.
+struct OneStep {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    settled: bool,
+}
+
+impl Drop for OneStep {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Rolls back a transaction begun in SQL after one of its statements failed, and
+/// says whether the connection is clean again: rolled back, or ended by SQLite
+/// itself (on a full disk or an I/O error), which answers "no transaction is
+/// active".
+async fn roll_back_sql_transaction(conn: &mut SqliteConnection) -> bool {
+    match sqlx::Executor::execute(&mut *conn, "rollback").await {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(e)) => e.message().contains("no transaction is active"),
+        Err(_) => false,
+    }
 }
 
 /// Why a database that failed to open cannot be written, if that is the reason.
