@@ -37,6 +37,8 @@ on_both_stores!(
     a_retry_in_the_window_needs_a_new_proof_of_the_same_key,
     the_resource_takes_a_bound_token_only_with_its_proof,
     dpop_jkt_binds_the_authorization_code_to_a_key,
+    the_resource_asks_for_a_nonce_when_nonces_are_required,
+    proof_records_are_cleaned_up_after_their_window,
 );
 
 const TOKEN: &str = "/oauth2/token";
@@ -737,4 +739,66 @@ async fn dpop_jkt_binds_the_authorization_code_to_a_key(db: Db) {
         malformed.location_param("error").as_deref(),
         Some("invalid_request")
     );
+}
+
+async fn the_resource_asks_for_a_nonce_when_nonces_are_required(db: Db) {
+    // Arrange
+    let app = spawn_app_with(db, |s| s.dpop.require_nonce = true).await;
+    let key = Key::new();
+    let asked = login(&app, &app.client, &[&key.proof(&app)]).await;
+    let nonce = nonces(&asked).pop().unwrap();
+    let tokens = login(&app, &app.client, &[&key.proof_nonce(&app, &nonce)]).await;
+    tokens.assert_ok();
+    let token = tokens.str("access_token").to_owned();
+    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+    // Act
+    let without = get_me(&app, "DPoP", &token, &[&key.api_proof(&app, &token)]).await;
+    let api_nonce = nonces(&without).pop().unwrap();
+    let with = get_me(
+        &app,
+        "DPoP",
+        &token,
+        &[&key.proof_with(&app, "GET", ME, json!({"ath": ath, "nonce": api_nonce}))],
+    )
+    .await;
+    // Assert: 401 with a DPoP challenge and one nonce, then 200.
+    assert_eq!(without.status, 401, "{}", without.body);
+    assert!(
+        without
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with(r#"DPoP error="use_dpop_nonce""#)
+    );
+    assert_eq!(nonces(&without).len(), 1);
+    assert_eq!(
+        without.header("access-control-expose-headers"),
+        Some("DPoP-Nonce")
+    );
+    assert_eq!(with.status, 200, "{}", with.body);
+}
+
+async fn proof_records_are_cleaned_up_after_their_window(db: Db) {
+    // Arrange
+    let app = spawn_app_with(db.clone(), |s| {
+        s.cleanup.enabled = true;
+        s.cleanup.interval = Duration::from_secs(1);
+    })
+    .await;
+    let key = Key::new();
+    login(&app, &app.client, &[&key.proof(&app)])
+        .await
+        .assert_ok();
+    assert_eq!(db.count("select count(*) from dpop_proofs").await, 1);
+    app.advance(Duration::from_secs(66));
+    // Act: wait for the clean-up (bounded).
+    let mut left = 1;
+    for _ in 0..100 {
+        left = db.count("select count(*) from dpop_proofs").await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Assert
+    assert_eq!(left, 0, "proof records left after their window");
 }
