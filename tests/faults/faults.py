@@ -307,19 +307,23 @@ def kill(db, *specs):
     chains = [Chain(i, issued) for i in range(9)]
     stop = threading.Event()
     dead = threading.Event()
+    # Set just before the signal: a process that is being killed may still look
+    # alive for a moment after its sockets are gone.
+    signalled = threading.Event()
 
     def pick(chain, n):
         live = bases[:2] if dead.is_set() else bases
         return live[(chain.index + n) % len(live)]
 
     def no_answer_expected(base):
-        if base == victim_base and not alive(victim_pid):
+        if base == victim_base and (signalled.is_set() or not alive(victim_pid)):
             dead.set()
             return True
         return False
 
     threads = run_chains(chains, pick, stop, no_answer_expected)
     flowing = wait_for(lambda: successes(chains) >= 90, 30)
+    signalled.set()
     os.kill(victim_pid, 9)
     killed_at = time.monotonic()
     wait_for(lambda: not alive(victim_pid), 5)
