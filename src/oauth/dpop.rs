@@ -439,9 +439,9 @@ pub fn at_token_endpoint(
 }
 
 /// The key a new family's refresh tokens are bound to: the proof's, for a public
-/// client (RFC 9449 §5: refresh tokens issued to public clients "MUST be bound");
-/// a confidential client's refresh tokens are bound to its authentication
-/// instead.
+/// client (RFC 9449 §5: a refresh token issued to a public client that presents
+/// a valid DPoP proof "MUST be bound to the respective public key"); a
+/// confidential client's refresh tokens are bound to its authentication instead.
 pub fn family_binding(
     client: &AuthenticatedClient,
     proof: Option<&VerifiedProof>,

@@ -90,9 +90,9 @@ pub async fn grant(
     if record.family_revoked {
         return Err(OAuthError::InvalidGrant(REVOKED.into()));
     }
-    // RFC 9449 §5: "the authorization server MUST ... ensure that the DPoP proof
-    // was signed by the key the refresh token is bound to". Before reuse
-    // detection: a spent token without its key proves no theft worth a revocation.
+    // RFC 9449 §5: "The binding MUST be validated when the refresh token is later
+    // presented to get new access tokens." Before reuse detection: a spent token
+    // without its key proves no theft worth a revocation.
     if !dpop::matches_binding(record.dpop_jkt.as_deref(), proof) {
         return Err(wrong_key(ctx, client, &record, now).await);
     }
