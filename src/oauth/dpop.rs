@@ -412,8 +412,8 @@ pub fn at_token_endpoint(
 ) -> Result<Option<VerifiedProof>, OAuthError> {
     let proof = match presented {
         PresentedProof::Absent if client.0.dpop.bound_access_tokens => {
-            // RFC 9449 §5.2: "the authorization server MUST reject token requests
-            // from this client that do not contain the DPoP header".
+            // RFC 9449 §5.2: with dpop_bound_access_tokens, the server must reject
+            // the client's token requests that carry no DPoP header.
             return Err(OAuthError::InvalidRequest(
                 "this client must send a DPoP proof".into(),
             ));
