@@ -26,6 +26,8 @@ const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: Bound,
+    /// The console's own listener (`console.bind`).
+    console: Option<Bound>,
     state: AppState,
 }
 
@@ -93,6 +95,20 @@ impl Application {
                 .context("preparing the password hasher")??
         };
         let listener = Bound::bind(&settings.server).await?;
+        let console = match (settings.console.enabled, settings.console.bind) {
+            (true, Some(bind)) => {
+                let server = crate::config::ServerSettings {
+                    bind,
+                    ..settings.server.clone()
+                };
+                Some(
+                    Bound::bind(&server)
+                        .await
+                        .context("binding the console's listener (console.bind)")?,
+                )
+            }
+            _ => None,
+        };
         let state = AppState {
             store,
             settings: live,
@@ -104,7 +120,11 @@ impl Application {
             lifecycle: Lifecycle::default(),
             caches: Arc::default(),
         };
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            console,
+            state,
+        })
     }
 
     /// The address actually bound (port 0 picks one).
@@ -113,6 +133,14 @@ impl Application {
     /// The socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the console's own listener, with `console.bind`.
+    ///
+    /// # Errors
+    /// The socket has no local address.
+    pub fn console_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.console.as_ref().map(Bound::local_addr).transpose()
     }
 
     /// Whether the listener speaks HTTPS.
@@ -182,6 +210,18 @@ impl Application {
             tokio::time::sleep(server.shutdown_delay + server.shutdown_timeout).await;
         };
         let store = state.store.clone();
+        // The console's own listener stops accepting as the shutdown begins.
+        if let Some(console) = self.console {
+            let router = http::console_router(state.clone());
+            let lifecycle = lifecycle.clone();
+            let timeout = server.header_read_timeout;
+            tokio::spawn(async move {
+                let stop = async move { lifecycle.drained().await };
+                if let Err(e) = serve(console, router, timeout, stop).await {
+                    tracing::error!(error = %e, "the console's listener failed");
+                }
+            });
+        }
         let router = http::router(state);
         let result = tokio::select! {
             result = serve(self.listener, router, server.header_read_timeout, stop_accepting) => result,

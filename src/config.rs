@@ -140,6 +140,25 @@ pub const MAX_CODE_TTL: Duration = Duration::from_secs(60);
 pub struct ConsoleSettings {
     /// Serve the console (the admin API under `/admin/api/v1/` is served either way).
     pub enabled: bool,
+    /// Serve the console on a listener of its own at this address (e.g. one
+    /// reachable only from inside), instead of on `server.bind`.
+    #[serde(default)]
+    pub bind: Option<SocketAddr>,
+    /// The console's public URL when it has a listener of its own: its redirect
+    /// URI is `{url}/admin/callback`. The sign-in itself stays at `tokens.issuer`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl ConsoleSettings {
+    /// Where the console is reached: `console.url` with a listener of its own,
+    /// else the issuer.
+    pub fn base_url<'a>(&'a self, issuer: &'a str) -> &'a str {
+        match (&self.bind, &self.url) {
+            (Some(_), Some(url)) => url.trim_end_matches('/'),
+            _ => issuer.trim_end_matches('/'),
+        }
+    }
 }
 
 /// The audit trail.
@@ -546,6 +565,22 @@ impl Settings {
         if self.tokens.issuer.trim().is_empty() {
             return fail("tokens.issuer", "must not be empty");
         }
+        if self.console.bind.is_some()
+            && self
+                .console
+                .url
+                .as_deref()
+                .is_none_or(|u| u.trim().is_empty())
+        {
+            return fail(
+                "console.url",
+                "is required with console.bind: the console's redirect URI is {console.url}/admin/callback",
+            );
+        }
+        if self.console.bind.is_some_and(|b| b == self.server.bind) && self.server.bind.port() != 0
+        {
+            return fail("console.bind", "must differ from server.bind");
+        }
         if self.tokens.audience.trim().is_empty() {
             return fail("tokens.audience", "must not be empty");
         }
@@ -674,6 +709,23 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_bind_needs_the_console_s_url() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.console.bind = Some("127.0.0.1:8081".parse().unwrap());
+        let refused = settings.validate().unwrap_err().to_string();
+        assert!(
+            refused.contains("console.url: is required with console.bind"),
+            "{refused}"
+        );
+        settings.console.url = Some("http://127.0.0.1:8081".into());
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.console.base_url("https://auth.example.com"),
+            "http://127.0.0.1:8081"
+        );
+    }
 
     #[test]
     fn defaults_load_and_validate() {

@@ -10,7 +10,7 @@ use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
     oauth::{Scope, policy::OFFLINE_TTL_RANGE, redirect, request::syntax},
-    store::{ClientRecord, CodeFlowSettings, DpopClientSettings, Pkce, Store, StoreError},
+    store::{ClientRecord, CodeFlowSettings, Consent, DpopClientSettings, Pkce, Store, StoreError},
     wire::GrantType,
 };
 
@@ -223,13 +223,188 @@ pub async fn list(store: &dyn Store) -> Result<Vec<ClientRecord>, AdminError> {
     Ok(store.list_clients().await?)
 }
 
-/// Removes a client; its tokens stop working at once.
+/// Removes a client; its tokens stop working at once. The console's own client
+/// stays: without it no admin could sign in to the console.
 ///
 /// # Errors
-/// [`AdminError::NoSuchClient`], or the store failed.
+/// [`AdminError::ConsoleClient`], [`AdminError::NoSuchClient`], or the store
+/// failed.
 pub async fn remove(store: &dyn Store, id: &str) -> Result<(), AdminError> {
+    if id == super::console::CLIENT_ID {
+        return Err(AdminError::ConsoleClient);
+    }
     match store.remove_client(id).await {
         Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchClient(id.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A lifetime typed into a form: empty for the server's setting.
+///
+/// # Errors
+/// [`AdminError::InvalidCodeFlow`] naming the option (`--refresh-ttl`, …).
+pub fn optional_duration(option: &str, text: &str) -> Result<Option<Duration>, AdminError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(text).map(Some).map_err(|_| {
+        AdminError::InvalidCodeFlow(format!(
+            "{option}: expected a duration like 90s, 12h or 30d, got {text:?}"
+        ))
+    })
+}
+
+/// A count typed into a form: empty for the server's setting.
+///
+/// # Errors
+/// [`AdminError::InvalidCodeFlow`] naming the option (`--max-refreshes`).
+pub fn optional_count(option: &str, text: &str) -> Result<Option<u32>, AdminError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        AdminError::InvalidCodeFlow(format!(
+            "{option}: expected a whole number, 0 for unlimited, got {text:?}"
+        ))
+    })
+}
+
+/// What an edit of a client changes; `None` keeps the value. An inner `None`
+/// (for the lifetimes and limits) goes back to the server's setting.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub refresh_tokens: Option<bool>,
+    pub refresh_ttl: Option<Option<Duration>>,
+    pub max_refreshes: Option<Option<u32>>,
+    pub grace_period: Option<Option<Duration>>,
+    pub third_party: Option<bool>,
+    pub pkce_required: Option<bool>,
+    pub offline_access: Option<bool>,
+    pub offline_ttl: Option<Option<Duration>>,
+    pub refresh_requires_offline: Option<bool>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`.
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Whether its DPoP proofs need a nonce; an inner `None` is the server's.
+    pub dpop_require_nonce: Option<Option<bool>>,
+}
+
+impl ClientChanges {
+    /// `client` as an operator would ask for it again with these changes, to be
+    /// checked by the rules of a new client ([`NewClient::validate`]). The type
+    /// (public or confidential) stays: a secret is made only by
+    /// [`regenerate_secret`].
+    fn over(self, client: &ClientRecord) -> NewClient {
+        let flow = &client.code_flow;
+        NewClient {
+            id: client.id.clone(),
+            grant_types: self.grant_types.unwrap_or_else(|| {
+                client
+                    .grant_types
+                    .iter()
+                    .map(|g| g.as_str().to_owned())
+                    .collect()
+            }),
+            scopes: self.scopes.unwrap_or_else(|| client.scopes.join(" ")),
+            refresh_tokens: self.refresh_tokens.unwrap_or(client.refresh_tokens),
+            refresh_ttl: self.refresh_ttl.unwrap_or(client.refresh_ttl),
+            max_refreshes: self.max_refreshes.unwrap_or(client.max_refreshes),
+            grace_period: self.grace_period.unwrap_or(client.grace_period),
+            public: client.is_public(),
+            code_flow: CodeFlowSettings {
+                redirect_uris: self
+                    .redirect_uris
+                    .unwrap_or_else(|| flow.redirect_uris.clone()),
+                consent: match self.third_party {
+                    Some(true) => Consent::ThirdParty,
+                    Some(false) => Consent::FirstParty,
+                    None => flow.consent,
+                },
+                pkce: match self.pkce_required {
+                    Some(true) => Pkce::Required,
+                    Some(false) => Pkce::Optional,
+                    None => flow.pkce,
+                },
+                offline_access: self.offline_access.unwrap_or(flow.offline_access),
+                offline_ttl: self.offline_ttl.unwrap_or(flow.offline_ttl),
+                refresh_requires_offline: self
+                    .refresh_requires_offline
+                    .unwrap_or(flow.refresh_requires_offline),
+            },
+            dpop: DpopClientSettings {
+                bound_access_tokens: self
+                    .dpop_bound_access_tokens
+                    .unwrap_or(client.dpop.bound_access_tokens),
+                require_nonce: self.dpop_require_nonce.unwrap_or(client.dpop.require_nonce),
+            },
+        }
+    }
+}
+
+/// Changes what a client may do, under the rules of a new client: its grants,
+/// scopes, redirect URIs, refresh and code-flow settings. Tokens issued already
+/// keep their scope; every later request is held to the new settings. Returns the
+/// client as now stored.
+///
+/// # Errors
+/// [`AdminError::ConsoleClient`], [`AdminError::NoSuchClient`], the first rule
+/// the edited client breaks, or the store failed.
+pub async fn update(
+    store: &dyn Store,
+    id: &str,
+    changes: ClientChanges,
+) -> Result<ClientRecord, AdminError> {
+    if id == super::console::CLIENT_ID {
+        return Err(AdminError::ConsoleClient);
+    }
+    let current = store
+        .find_client(id)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchClient(id.to_owned()))?;
+    let valid = changes.over(&current).validate()?;
+    let record = ClientRecord {
+        id: valid.id,
+        secret_hash: current.secret_hash,
+        grant_types: valid.grant_types,
+        scopes: valid.scopes.tokens().to_vec(),
+        refresh_tokens: valid.refresh_tokens,
+        refresh_ttl: valid.refresh_ttl,
+        max_refreshes: valid.max_refreshes,
+        grace_period: valid.grace_period,
+        code_flow: valid.code_flow,
+        dpop: valid.dpop,
+        created_at: current.created_at,
+    };
+    match store.update_client(&record).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchClient(id.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new secret for a confidential client, to show once; the old one stops
+/// working at once (the store keeps only the new one's hash). Tokens issued
+/// already stay valid: revoking them is [`super::families::revoke_all`].
+///
+/// # Errors
+/// [`AdminError::NoSuchClient`], [`AdminError::PublicClient`], or the store
+/// failed.
+pub async fn regenerate_secret(store: &dyn Store, id: &str) -> Result<ClientSecret, AdminError> {
+    let client = store
+        .find_client(id)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchClient(id.to_owned()))?;
+    if client.is_public() {
+        return Err(AdminError::PublicClient(id.to_owned()));
+    }
+    let secret = generate_secret();
+    match store.set_client_secret(id, &secret.hash()).await {
+        Ok(()) => Ok(secret),
         Err(StoreError::NotFound) => Err(AdminError::NoSuchClient(id.to_owned())),
         Err(e) => Err(e.into()),
     }
@@ -338,6 +513,52 @@ mod tests {
         let mut long = new_client("spa");
         long.code_flow.offline_ttl = Some(Duration::from_secs(366 * 24 * 3600));
         assert!(refusal(long).contains("--offline-ttl"));
+    }
+
+    fn record(client: NewClient) -> ClientRecord {
+        let valid = client.validate().unwrap();
+        ClientRecord {
+            id: valid.id,
+            secret_hash: None,
+            grant_types: valid.grant_types,
+            scopes: valid.scopes.tokens().to_vec(),
+            refresh_tokens: valid.refresh_tokens,
+            refresh_ttl: valid.refresh_ttl,
+            max_refreshes: valid.max_refreshes,
+            grace_period: valid.grace_period,
+            code_flow: valid.code_flow,
+            dpop: valid.dpop,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_edit_keeps_what_it_does_not_name_and_is_held_to_the_same_rules() {
+        let mut public = new_client("spa");
+        public.public = true;
+        let current = record(public);
+        let kept = ClientChanges {
+            scopes: Some("read".into()),
+            ..ClientChanges::default()
+        }
+        .over(&current);
+        assert!(kept.public);
+        assert_eq!(kept.grant_types, ["password", "refresh_token"]);
+        assert_eq!(kept.scopes, "read");
+        let refused = ClientChanges {
+            grant_types: Some(vec!["authorization_code".into()]),
+            ..ClientChanges::default()
+        }
+        .over(&current)
+        .validate();
+        assert!(matches!(refused, Err(AdminError::InvalidCodeFlow(_))));
+        let refused = ClientChanges {
+            pkce_required: Some(false),
+            ..ClientChanges::default()
+        }
+        .over(&current)
+        .validate();
+        assert!(matches!(refused, Err(AdminError::InvalidCodeFlow(_))));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The admin console's own client: `rotor-console`, a first-party public client
 //! of the authorization code flow with PKCE, allowed only the scope
-//! `rotor:admin`, whose one redirect URI is `{tokens.issuer}/admin/callback`.
+//! `rotor:admin`, whose one redirect URI is `{BASE}/admin/callback`, BASE being
+//! `tokens.issuer`, or `console.url` when the console has a listener of its own.
 //! It is registered when rotor serves and again whenever the console finds it
-//! missing; instances that race to register it all succeed.
+//! missing (or pointing elsewhere); instances that race to register it all
+//! succeed.
 
 use time::OffsetDateTime;
 
 use super::{AdminError, clients};
 use crate::{
-    oauth::bearer::ADMIN_SCOPE,
+    oauth::{bearer::ADMIN_SCOPE, redirect},
     store::{ClientRecord, CodeFlowSettings, Store},
     wire::GrantType,
 };
@@ -16,9 +18,9 @@ use crate::{
 /// The console's client id.
 pub const CLIENT_ID: &str = "rotor-console";
 
-/// The console's redirect URI for a server whose public URL is `issuer`.
-pub fn redirect_uri(issuer: &str) -> String {
-    format!("{}/admin/callback", issuer.trim_end_matches('/'))
+/// The console's redirect URI when it is reached at `base`.
+pub fn redirect_uri(base: &str) -> String {
+    format!("{}/admin/callback", base.trim_end_matches('/'))
 }
 
 /// The console's client, registered first when missing.
@@ -31,7 +33,14 @@ pub async fn ensure_client(
     issuer: &str,
     now: OffsetDateTime,
 ) -> Result<ClientRecord, AdminError> {
-    if let Some(client) = store.find_client(CLIENT_ID).await? {
+    if let Some(mut client) = store.find_client(CLIENT_ID).await? {
+        // Moved (another issuer, or `console.url`): its one redirect URI follows.
+        let expected = vec![redirect_uri(issuer)];
+        if client.code_flow.redirect_uris != expected {
+            redirect::check_registration(&expected[0]).map_err(AdminError::InvalidRedirectUri)?;
+            client.code_flow.redirect_uris = expected;
+            store.update_client(&client).await?;
+        }
         return Ok(client);
     }
     let client = clients::NewClient {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::AdminError;
-use crate::store::{AuditEvent, AuditFilter, AuditKind, FamilyRecord, Store};
+use crate::store::{AuditEvent, AuditFilter, AuditKind, FamilyOwner, FamilyRecord, Store};
 
 /// The most families or chain events one answer lists.
 pub const PAGE: u32 = 500;
@@ -46,6 +46,9 @@ pub struct ChainEvent {
     pub ip: Option<String>,
     /// Who, when an admin revoked the family.
     pub by: Option<String>,
+    /// How many times, for `retried`: the retries one spent token answered,
+    /// the last of them at `at`. 1 for every other event.
+    pub times: u32,
 }
 
 impl ChainEvent {
@@ -66,6 +69,7 @@ impl ChainEvent {
             outcome: e.outcome.as_str(),
             ip: e.ip.clone(),
             by,
+            times: 1,
         }
     }
 }
@@ -91,7 +95,20 @@ pub async fn chain(
         })
         .await?;
     events.reverse();
-    Ok((family, events.iter().map(ChainEvent::of).collect()))
+    let mut chain: Vec<ChainEvent> = events.iter().map(ChainEvent::of).collect();
+    for r in store.family_retries(id).await? {
+        chain.push(ChainEvent {
+            kind: "retried",
+            at: r.last_at,
+            outcome: "success",
+            ip: None,
+            by: None,
+            times: r.count,
+        });
+    }
+    // Stable: events of one second keep the trail's order.
+    chain.sort_by_key(|e| e.at);
+    Ok((family, chain))
 }
 
 /// Revokes a login: its refresh and access tokens stop working at once.
@@ -104,4 +121,52 @@ pub async fn revoke(store: &dyn Store, id: Uuid, now: OffsetDateTime) -> Result<
     }
     store.revoke_family(id, now).await?;
     Ok(())
+}
+
+/// Whose logins [`revoke_all`] ends, as an operator names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Every login of this user.
+    User(String),
+    /// Every login through this client.
+    Client(String),
+}
+
+impl Owner {
+    /// The audit target: `user NAME` or `client ID`.
+    pub fn target(&self) -> String {
+        match self {
+            Owner::User(name) => format!("user {name}"),
+            Owner::Client(id) => format!("client {id}"),
+        }
+    }
+}
+
+/// Revokes every live login of a user or of a client ("revoke all logins"): their
+/// refresh and access tokens stop working at once. Returns how many were live.
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], [`AdminError::NoSuchClient`], or the store failed.
+pub async fn revoke_all(
+    store: &dyn Store,
+    owner: &Owner,
+    now: OffsetDateTime,
+) -> Result<u64, AdminError> {
+    let owner = match owner {
+        Owner::User(name) => {
+            let user = store
+                .find_user(name)
+                .await?
+                .ok_or_else(|| AdminError::NoSuchUser(name.clone()))?;
+            FamilyOwner::User(user.id)
+        }
+        Owner::Client(id) => {
+            store
+                .find_client(id)
+                .await?
+                .ok_or_else(|| AdminError::NoSuchClient(id.clone()))?;
+            FamilyOwner::Client(id.clone())
+        }
+    };
+    Ok(store.revoke_families_of(&owner, now).await?)
 }

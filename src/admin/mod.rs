@@ -4,11 +4,15 @@
 //! console use it, so it knows nothing of them: no clap, no axum, no printing.
 //! Errors are typed ([`AdminError`]); their messages are what an operator reads.
 
+pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod console;
 pub mod families;
 pub mod keys;
+pub mod lookup;
+pub mod overview;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 
@@ -19,7 +23,7 @@ use time::OffsetDateTime;
 use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::{password::PasswordHasher, token::ClientSecret},
-    store::{CodeFlowSettings, Store, StoreError},
+    store::{AuditEvent, AuditKind, CodeFlowSettings, Outcome, Store, StoreError},
     wire::GrantType,
 };
 
@@ -70,6 +74,23 @@ pub enum AdminError {
     /// No token family has this id.
     #[error("no such family")]
     NoSuchFamily,
+    /// No live browser session has this id.
+    #[error("no live browser session with this id")]
+    NoSuchSession,
+    /// The console's own client, which the console needs to sign anyone in.
+    #[error("the console's own client (rotor-console) cannot be changed or removed")]
+    ConsoleClient,
+    /// A public client has no secret to regenerate.
+    #[error("client {0:?} is public: it has no secret")]
+    PublicClient(String),
+    /// A pasted token that is no token of this server.
+    #[error(
+        "no token of this server is this one (an access token past its expiry cannot be found)"
+    )]
+    UnknownToken,
+    /// A filter of the audit trail that names no kind, outcome or position.
+    #[error("{0}")]
+    InvalidFilter(String),
     /// The user gave this client no consent.
     #[error("user {username:?} has given client {client_id:?} no consent")]
     NoSuchConsent { username: String, client_id: String },
@@ -139,6 +160,35 @@ impl fmt::Display for Actor {
             Actor::User(name) => write!(f, "user {name}"),
             Actor::Client(id) => write!(f, "client {id}"),
         }
+    }
+}
+
+/// Records an administrative change of `target` (`client ID`, `user NAME`,
+/// `family ID`, `session ID`, `key KID`) made by `actor`, with `outcome`; the
+/// family when one is concerned, so that it shows in that login's chain. A
+/// failure to record is logged: the change is made already.
+pub async fn record_change(
+    store: &dyn Store,
+    actor: &Actor,
+    target: String,
+    outcome: Outcome,
+    family_id: Option<uuid::Uuid>,
+    now: OffsetDateTime,
+) {
+    let event = AuditEvent {
+        at: now,
+        kind: AuditKind::AdminChange,
+        username: actor.username().map(str::to_owned),
+        client_id: actor.client_id().map(str::to_owned),
+        family_id,
+        ip: None,
+        outcome,
+        target: Some(target),
+        actor: Some(actor.to_string()),
+    };
+    tracing::info!(kind = event.kind.as_str(), outcome = outcome.as_str(), actor = %actor, target = event.target, "audit");
+    if let Err(error) = store.record_audit(&event).await {
+        tracing::error!(error = %error, "recording an audit event failed");
     }
 }
 

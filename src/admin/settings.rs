@@ -437,8 +437,8 @@ pub async fn unset(
 }
 
 /// The audit event of a change of `key` by `actor`: an admin change whose target
-/// is `setting KEY`, naming the acting user or client (neither for the command
-/// line, which the stored row names as `cli`).
+/// is `setting KEY`, naming the actor (`cli` for the command line) and the acting
+/// user or client.
 fn audit_event(actor: &Actor, key: Key, now: OffsetDateTime) -> AuditEvent {
     AuditEvent {
         at: now,
@@ -449,6 +449,7 @@ fn audit_event(actor: &Actor, key: Key, now: OffsetDateTime) -> AuditEvent {
         ip: None,
         outcome: Outcome::Success,
         target: Some(format!("setting {key}")),
+        actor: Some(actor.to_string()),
     }
 }
 

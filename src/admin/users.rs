@@ -13,6 +13,7 @@ use crate::{
         password::{Password, PasswordHasher},
         token::generate_password,
     },
+    oauth::credentials::username_lockout_key,
     store::{Store, StoreError, UserRecord},
 };
 
@@ -106,11 +107,7 @@ pub async fn add_with_role(
     admin: bool,
     now: OffsetDateTime,
 ) -> Result<(), AdminError> {
-    let hasher = hasher.clone();
-    let password = Password::new(password.0.clone());
-    let password_hash = tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
-        .await
-        .context("hashing task")??;
+    let password_hash = hash(hasher, password).await?;
     let record = UserRecord {
         id: Uuid::new_v4(),
         username: username.0.clone(),
@@ -161,6 +158,96 @@ pub async fn set_admin(store: &dyn Store, username: &str, admin: bool) -> Result
         Err(StoreError::NotFound) => Err(AdminError::NoSuchUser(username.to_owned())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Sets a user's password: `chosen`, or a generated one. Returns the generated
+/// one, to show once. The user's logins stay; revoking them is
+/// [`super::families::revoke_all`].
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], the hasher failed, or the store failed.
+pub async fn reset_password(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    username: &str,
+    chosen: Option<NewPassword>,
+) -> Result<Option<NewPassword>, AdminError> {
+    let (password, generated) = match chosen {
+        Some(password) => (password, false),
+        None => (NewPassword::generate(), true),
+    };
+    let password_hash = hash(hasher, &password).await?;
+    match store.set_user_password(username, &password_hash).await {
+        Ok(()) => Ok(generated.then_some(password)),
+        Err(StoreError::NotFound) => Err(AdminError::NoSuchUser(username.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An argon2id hash of `password`, made on a blocking thread.
+async fn hash(hasher: &PasswordHasher, password: &NewPassword) -> Result<String, AdminError> {
+    let hasher = hasher.clone();
+    let password = Password::new(password.0.clone());
+    Ok(
+        tokio::task::spawn_blocking(move || hasher.hash_blocking(&password))
+            .await
+            .context("hashing task")??,
+    )
+}
+
+/// A user as the console and the admin API list them: with the end of a lockout
+/// of their username, if one holds.
+#[derive(Debug, Clone)]
+pub struct UserState {
+    pub user: UserRecord,
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// The users whose name contains `query` (ignoring case; every user when it is
+/// empty), by name, each with its lockout.
+///
+/// # Errors
+/// The store failed.
+pub async fn search(
+    store: &dyn Store,
+    query: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<UserState>, AdminError> {
+    let query = query.trim().to_lowercase();
+    let users: Vec<UserRecord> = store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.username.to_lowercase().contains(&query))
+        .collect();
+    let keys: Vec<String> = users
+        .iter()
+        .map(|u| username_lockout_key(&u.username))
+        .collect();
+    let locked = store.locked_keys(&keys, now).await?;
+    Ok(users
+        .into_iter()
+        .map(|user| {
+            let key = username_lockout_key(&user.username);
+            let locked_until = locked.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+            UserState { user, locked_until }
+        })
+        .collect())
+}
+
+/// Ends a lockout of `username` and forgets its failures, so that the next
+/// sign-in is checked at once.
+///
+/// # Errors
+/// [`AdminError::NoSuchUser`], or the store failed.
+pub async fn unlock(store: &dyn Store, username: &str) -> Result<(), AdminError> {
+    if store.find_user(username).await?.is_none() {
+        return Err(AdminError::NoSuchUser(username.to_owned()));
+    }
+    store
+        .clear_login_failures(&username_lockout_key(username))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -90,11 +90,19 @@ async fn serve(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> 
     let issuer = &settings.tokens.issuer;
     let now = time::OffsetDateTime::now_utc();
     if settings.console.enabled
-        && let Err(e) = admin::console::ensure_client(state.store.as_ref(), issuer, now).await
+        && let Err(e) = admin::console::ensure_client(
+            state.store.as_ref(),
+            settings.console.base_url(issuer),
+            now,
+        )
+        .await
     {
         tracing::warn!(error = %e, "the admin console's client could not be registered");
     }
     tracing::info!(%addr, tls = app.is_tls(), "rotor listening");
+    if let Some(console) = app.console_addr()? {
+        tracing::info!(addr = %console, "the admin console listening");
+    }
     app.run_until_stopped().await.context("serving")
 }
 
@@ -156,6 +164,7 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
             };
             let now = time::OffsetDateTime::now_utc();
             let record = clients::create(store.as_ref(), client, secret.as_ref(), now).await?;
+            cli_change(store.as_ref(), format!("client {}", record.id)).await;
             print!(
                 "{}",
                 render::client_added(&record, secret.as_ref().filter(|_| generated))
@@ -164,6 +173,7 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
         ClientCommand::List => print!("{}", render::clients(&clients::list(store.as_ref()).await?)),
         ClientCommand::Remove { client_id } => {
             clients::remove(store.as_ref(), &client_id).await?;
+            cli_change(store.as_ref(), format!("client {client_id}")).await;
             print!("{}", render::client_removed(&client_id));
         }
     }
@@ -190,6 +200,7 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
             let hasher = PasswordHasher::new(&settings.passwords)?;
             let now = time::OffsetDateTime::now_utc();
             users::add_with_role(store.as_ref(), &hasher, &username, &password, admin, now).await?;
+            cli_change(store.as_ref(), format!("user {username}")).await;
             print!(
                 "{}",
                 render::user_added(username.as_str(), generated.then_some(&password))
@@ -200,10 +211,12 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
         UserCommand::Enable { username } => set_disabled(store.as_ref(), &username, false).await?,
         UserCommand::GrantAdmin { username } => {
             users::set_admin(store.as_ref(), &username, true).await?;
+            cli_change(store.as_ref(), format!("user {username}")).await;
             println!("user {username:?} is an admin");
         }
         UserCommand::RevokeAdmin { username } => {
             users::set_admin(store.as_ref(), &username, false).await?;
+            cli_change(store.as_ref(), format!("user {username}")).await;
             println!("user {username:?} is no longer an admin");
         }
         UserCommand::Consents { username } => print!(
@@ -215,6 +228,11 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
             client_id,
         } => {
             consents::revoke(store.as_ref(), &username, &client_id).await?;
+            cli_change(
+                store.as_ref(),
+                format!("user {username} consent {client_id}"),
+            )
+            .await;
             print!("{}", render::consent_revoked(&username, &client_id));
         }
     }
@@ -223,8 +241,23 @@ async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
 
 async fn set_disabled(store: &dyn Store, username: &str, disabled: bool) -> anyhow::Result<()> {
     users::set_disabled(store, username, disabled).await?;
+    cli_change(store, format!("user {username}")).await;
     print!("{}", render::user_disabled(username, disabled));
     Ok(())
+}
+
+/// Records a change made with the command line: an admin change whose actor is
+/// `cli`, as the console and the admin API record theirs.
+async fn cli_change(store: &dyn Store, target: String) {
+    admin::record_change(
+        store,
+        &Actor::Cli,
+        target,
+        store::Outcome::Success,
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
 }
 
 async fn settings_command(cmd: SettingsCommand, settings: &Settings) -> anyhow::Result<()> {
@@ -273,6 +306,7 @@ async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
                 &crate::keyring::cipher(&settings.keys),
             )
             .await?;
+            cli_change(store.as_ref(), format!("key {}", key.kid)).await;
             print!(
                 "{}",
                 render::key_rotated(&key, settings.keys.reload_interval)
@@ -303,9 +337,9 @@ async fn audit(query: AuditArgs, settings: &Settings) -> anyhow::Result<()> {
         .audit_events(&crate::store::AuditFilter {
             username: query.user,
             client_id: query.client,
-            family_id: None,
             since,
             limit: query.limit,
+            ..crate::store::AuditFilter::default()
         })
         .await?;
     print!("{}", render::audit(&events));

@@ -23,16 +23,15 @@ use uuid::Uuid;
 
 use super::{AppState, Routes};
 use crate::{
-    admin::{AdminError, clients, families, keys, users},
+    admin::{self, AdminError, clients, families, keys, users},
     crypto::token::ClientSecret,
     oauth::{
         GrantReport,
-        audit::Audit,
         bearer::{Actor, AdminRefusal, BearerError, authenticate_admin},
         request::syntax,
     },
     store::{
-        AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, DpopClientSettings,
+        AuditEvent, AuditFilter, ClientRecord, CodeFlowSettings, Consent, DpopClientSettings,
         FamilyRecord, Outcome, Pkce, StoreError, UserRecord,
     },
     wire::GrantType,
@@ -50,9 +49,23 @@ pub fn router() -> Routes {
         )
         .resource(
             "/admin/api/v1/clients/{client_id}",
-            &[Method::GET, Method::DELETE],
-            "DELETE, GET",
-            routing::get(get_client).delete(delete_client),
+            &[Method::GET, Method::PATCH, Method::DELETE],
+            "DELETE, GET, PATCH",
+            routing::get(get_client)
+                .patch(patch_client)
+                .delete(delete_client),
+        )
+        .resource(
+            "/admin/api/v1/clients/{client_id}/secret",
+            &[Method::POST],
+            "POST",
+            routing::post(regenerate_secret),
+        )
+        .resource(
+            "/admin/api/v1/clients/{client_id}/families",
+            &[Method::DELETE],
+            "DELETE",
+            routing::delete(revoke_client_families),
         )
         .resource(
             "/admin/api/v1/users",
@@ -68,9 +81,45 @@ pub fn router() -> Routes {
         )
         .resource(
             "/admin/api/v1/users/{username}/families",
+            &[Method::GET, Method::DELETE],
+            "DELETE, GET",
+            routing::get(user_families).delete(revoke_user_families),
+        )
+        .resource(
+            "/admin/api/v1/users/{username}/password",
+            &[Method::POST],
+            "POST",
+            routing::post(reset_password),
+        )
+        .resource(
+            "/admin/api/v1/users/{username}/lockout",
+            &[Method::DELETE],
+            "DELETE",
+            routing::delete(unlock_user),
+        )
+        .resource(
+            "/admin/api/v1/users/{username}/sessions",
             &[Method::GET],
             "GET",
-            routing::get(user_families),
+            routing::get(user_sessions),
+        )
+        .resource(
+            "/admin/api/v1/sessions/{session_id}",
+            &[Method::DELETE],
+            "DELETE",
+            routing::delete(end_session),
+        )
+        .resource(
+            "/admin/api/v1/overview",
+            &[Method::GET],
+            "GET",
+            routing::get(get_overview),
+        )
+        .resource(
+            "/admin/api/v1/tokens/lookup",
+            &[Method::POST],
+            "POST",
+            routing::post(lookup_token),
         )
         .resource(
             "/admin/api/v1/families/{family_id}",
@@ -101,6 +150,12 @@ pub fn router() -> Routes {
             &[Method::GET],
             "GET",
             routing::get(audit),
+        )
+        .resource(
+            "/admin/api/v1/audit/export",
+            &[Method::GET],
+            "GET",
+            routing::get(export_audit),
         )
 }
 
@@ -164,9 +219,11 @@ impl From<AdminError> for ApiError {
             AdminError::ClientExists(_) | AdminError::UserExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) | AdminError::NoSuchFamily => {
-                ApiError::not_found(e.to_string())
-            }
+            AdminError::NoSuchClient(_)
+            | AdminError::NoSuchUser(_)
+            | AdminError::NoSuchFamily
+            | AdminError::NoSuchSession
+            | AdminError::UnknownToken => ApiError::not_found(e.to_string()),
             AdminError::Store(store) => store.into(),
             AdminError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "admin request failed");
@@ -265,15 +322,16 @@ fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 
 /// Records an admin change, naming the actor and the target.
 pub(crate) async fn audited(state: &AppState, actor: &Actor, target: String, now: OffsetDateTime) {
-    let report = GrantReport::default();
-    let settings = state.settings();
-    let ctx = state.grant_context(&settings, &report);
-    let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Success, now).target(target);
-    let audit = match actor {
-        Actor::User(name) => audit.username(name),
-        Actor::Client(id) => audit.client(id),
-    };
-    audit.record(&ctx).await;
+    let actor = crate::admin::Actor::from(actor.clone());
+    crate::admin::record_change(
+        state.store.as_ref(),
+        &actor,
+        target,
+        Outcome::Success,
+        None,
+        now,
+    )
+    .await;
 }
 
 // --- clients ---------------------------------------------------------------
@@ -483,6 +541,154 @@ async fn create_client(
     ))
 }
 
+/// `PATCH clients/{id}`: the fields to change, with the names of a new client;
+/// a lifetime or limit of `null` goes back to the server's setting.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientPatch {
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    refresh_tokens: Option<bool>,
+    #[serde(default, deserialize_with = "some_duration")]
+    refresh_ttl: Option<Option<std::time::Duration>>,
+    #[serde(default, deserialize_with = "some")]
+    max_refreshes: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "some_duration")]
+    grace_period: Option<Option<std::time::Duration>>,
+    #[serde(default)]
+    third_party: Option<bool>,
+    #[serde(default)]
+    pkce_required: Option<bool>,
+    #[serde(default)]
+    offline_access: Option<bool>,
+    #[serde(default, deserialize_with = "some_duration")]
+    offline_ttl: Option<Option<std::time::Duration>>,
+    #[serde(default)]
+    refresh_requires_offline: Option<bool>,
+    #[serde(default)]
+    dpop_bound_access_tokens: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
+    dpop_require_nonce: Option<Option<bool>>,
+}
+
+/// A field that is present (`Some`), perhaps as `null` (`Some(None)`).
+fn some<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// [`some`] for a human duration (`"30d"`).
+fn some_duration<'de, D>(d: D) -> Result<Option<Option<std::time::Duration>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    humantime_serde::deserialize(d).map(Some)
+}
+
+async fn patch_client(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<ClientPatch>, JsonRejection>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client_id = path_text(path)?;
+    let Json(p) = body?;
+    let changes = clients::ClientChanges {
+        grant_types: p.grant_types,
+        scopes: p.scope,
+        redirect_uris: p.redirect_uris,
+        refresh_tokens: p.refresh_tokens,
+        refresh_ttl: p.refresh_ttl,
+        max_refreshes: p.max_refreshes,
+        grace_period: p.grace_period,
+        third_party: p.third_party,
+        pkce_required: p.pkce_required,
+        offline_access: p.offline_access,
+        offline_ttl: p.offline_ttl,
+        refresh_requires_offline: p.refresh_requires_offline,
+        dpop_bound_access_tokens: p.dpop_bound_access_tokens,
+        dpop_require_nonce: p.dpop_require_nonce,
+    };
+    let record = clients::update(state.store.as_ref(), &client_id, changes).await?;
+    audited(
+        &state,
+        &actor,
+        format!("client {client_id}"),
+        state.clock.now(),
+    )
+    .await;
+    Ok(Json(ClientView::of(&record, None)))
+}
+
+/// `POST clients/{id}/secret`: a new secret, shown this once; the old one stops
+/// working at once.
+async fn regenerate_secret(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client_id = path_text(path)?;
+    let secret = clients::regenerate_secret(state.store.as_ref(), &client_id).await?;
+    audited(
+        &state,
+        &actor,
+        format!("client {client_id} secret"),
+        state.clock.now(),
+    )
+    .await;
+    let record = state
+        .store
+        .find_client(&client_id)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchClient(client_id.clone()))?;
+    Ok(Json(ClientView::of(&record, Some(&secret))))
+}
+
+/// How many logins a "revoke all" ended.
+#[derive(Serialize)]
+struct RevokedView {
+    revoked: u64,
+}
+
+async fn revoke_all(
+    state: &AppState,
+    actor: &Actor,
+    owner: families::Owner,
+) -> Result<Json<RevokedView>, ApiError> {
+    let now = state.clock.now();
+    let revoked = families::revoke_all(state.store.as_ref(), &owner, now).await?;
+    audited(state, actor, format!("{} families", owner.target()), now).await;
+    Ok(Json(RevokedView { revoked }))
+}
+
+/// `DELETE clients/{id}/families`: every login through the client.
+async fn revoke_client_families(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RevokedView>, ApiError> {
+    let client_id = path_text(path)?;
+    revoke_all(&state, &actor, families::Owner::Client(client_id)).await
+}
+
+/// `DELETE users/{name}/families`: every login of the user.
+async fn revoke_user_families(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RevokedView>, ApiError> {
+    let username = path_text(path)?;
+    revoke_all(&state, &actor, families::Owner::User(username)).await
+}
+
 async fn delete_client(
     State(state): State<AppState>,
     Admin(actor): Admin,
@@ -508,6 +714,9 @@ struct UserView {
     admin: bool,
     disabled: bool,
     created_at: String,
+    /// The end of a lockout of the username, while one holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until: Option<String>,
     /// A generated password, shown once in the answer that created the user.
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
@@ -520,7 +729,15 @@ impl UserView {
             admin: u.admin,
             disabled: u.disabled,
             created_at: rfc3339(u.created_at),
+            locked_until: None,
             password: None,
+        }
+    }
+
+    fn of_state(u: &users::UserState) -> UserView {
+        UserView {
+            locked_until: u.locked_until.map(rfc3339),
+            ..UserView::of(&u.user)
         }
     }
 }
@@ -545,12 +762,81 @@ struct UserPatch {
     admin: Option<bool>,
 }
 
+/// `GET users`, or `GET users?q=TEXT`: the users whose name contains the text.
 async fn list_users(
     State(state): State<AppState>,
     Admin(_): Admin,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    let users = users::list(state.store.as_ref()).await?;
-    Ok(Json(users.iter().map(UserView::of).collect()))
+    let mut q = String::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "q" if !value.chars().any(syntax::is_control) => q = value.into_owned(),
+            "q" => {
+                return Err(ApiError::bad_request(
+                    "the search contains a control character",
+                ));
+            }
+            _ => return Err(ApiError::bad_request("unknown parameter; use q")),
+        }
+    }
+    let users = users::search(state.store.as_ref(), &q, state.clock.now()).await?;
+    Ok(Json(users.iter().map(UserView::of_state).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    /// Generated (and shown once) when left out.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PasswordView {
+    /// The generated password, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<PasswordBody>, JsonRejection>,
+) -> Result<Json<PasswordView>, ApiError> {
+    let username = path_text(path)?;
+    let Json(body) = body?;
+    let chosen = body.password.map(users::NewPassword::parse).transpose()?;
+    let generated =
+        users::reset_password(state.store.as_ref(), &state.hasher, &username, chosen).await?;
+    audited(
+        &state,
+        &actor,
+        format!("user {username} password"),
+        state.clock.now(),
+    )
+    .await;
+    Ok(Json(PasswordView {
+        password: generated.map(|p| p.expose().to_owned()),
+    }))
+}
+
+async fn unlock_user(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let username = path_text(path)?;
+    users::unlock(state.store.as_ref(), &username).await?;
+    audited(
+        &state,
+        &actor,
+        format!("user {username} lockout"),
+        state.clock.now(),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn find_user(state: &AppState, username: &str) -> Result<UserRecord, ApiError> {
@@ -671,6 +957,10 @@ struct ChainEventView {
     /// Who, when an admin revoked the family.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<String>,
+    /// For `retried`: how many retries one spent token answered inside its
+    /// window, the last at `at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    times: Option<u32>,
 }
 
 impl ChainEventView {
@@ -679,14 +969,12 @@ impl ChainEventView {
             kind: e.kind,
             at: rfc3339(e.at),
             outcome: e.outcome,
+            times: (e.kind == "retried").then_some(e.times),
             ip: e.ip,
             by: e.by,
         }
     }
 }
-
-/// The most events one answer lists.
-const PAGE: u32 = families::PAGE;
 
 async fn user_families(
     State(state): State<AppState>,
@@ -729,17 +1017,152 @@ pub(crate) async fn audited_revocation(
     id: Uuid,
     now: OffsetDateTime,
 ) {
+    let actor = crate::admin::Actor::from(actor.clone());
+    crate::admin::record_change(
+        state.store.as_ref(),
+        &actor,
+        format!("family {id}"),
+        Outcome::Family,
+        Some(id),
+        now,
+    )
+    .await;
+}
+
+// --- browser sessions, overview, token lookup -------------------------------
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_at: Option<String>,
+    state: &'static str,
+}
+
+async fn user_sessions(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let username = path_text(path)?;
+    let now = state.clock.now();
+    let list = admin::sessions::of_user(state.store.as_ref(), &username).await?;
+    Ok(Json(
+        list.iter()
+            .map(|s| SessionView {
+                id: s.id.to_string(),
+                created_at: rfc3339(s.created_at),
+                last_seen_at: rfc3339(s.last_seen_at),
+                expires_at: rfc3339(s.expires_at),
+                ended_at: s.ended_at.map(rfc3339),
+                state: admin::sessions::state(s, now),
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE sessions/{id}`: ends a browser session and the logins born from it
+/// that are not offline.
+async fn end_session(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = admin::sessions::parse_id(&path_text(path)?)?;
+    let now = state.clock.now();
+    admin::sessions::end(state.store.as_ref(), id, now).await?;
+    audited(&state, &actor, format!("session {id}"), now).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct CountsView {
+    logins: u64,
+    refreshes: u64,
+    reuse_detections: u64,
+    lockouts: u64,
+    failed_logins: u64,
+}
+
+impl CountsView {
+    fn of(c: admin::overview::Counts) -> CountsView {
+        CountsView {
+            logins: c.logins,
+            refreshes: c.refreshes,
+            reuse_detections: c.reuse_detections,
+            lockouts: c.lockouts,
+            failed_logins: c.failed_logins,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OverviewView {
+    clients: usize,
+    users: usize,
+    live_logins: u64,
+    last_hour: CountsView,
+    last_day: CountsView,
+    keys: Vec<KeyView>,
+}
+
+async fn get_overview(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Json<OverviewView>, ApiError> {
+    let o = admin::overview::overview(state.store.as_ref(), state.clock.now()).await?;
+    Ok(Json(OverviewView {
+        clients: o.clients,
+        users: o.users,
+        live_logins: o.live_logins,
+        last_hour: CountsView::of(o.last_hour),
+        last_day: CountsView::of(o.last_day),
+        keys: o.keys.into_iter().map(KeyView::of).collect(),
+    }))
+}
+
+/// `POST tokens/lookup`: `{"token": "…"}`, in the body so that the token is in
+/// no address or access log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupBody {
+    token: String,
+}
+
+/// What a pasted token is; never the token itself.
+#[derive(Serialize)]
+struct TokenView {
+    token_type: &'static str,
+    family_id: String,
+    client_id: String,
+    subject: String,
+    issued_at: String,
+    expires_at: String,
+    state: &'static str,
+}
+
+async fn lookup_token(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    body: Result<Json<LookupBody>, JsonRejection>,
+) -> Result<Json<TokenView>, ApiError> {
+    let Json(body) = body?;
     let report = GrantReport::default();
     let settings = state.settings();
     let ctx = state.grant_context(&settings, &report);
-    let audit = Audit::new(&ctx, AuditKind::AdminChange, Outcome::Family, now)
-        .family(id)
-        .target(format!("family {id}"));
-    let audit = match actor {
-        Actor::User(name) => audit.username(name),
-        Actor::Client(client) => audit.client(client),
-    };
-    audit.record(&ctx).await;
+    let info = admin::lookup::find(&ctx, &body.token, state.clock.now()).await?;
+    Ok(Json(TokenView {
+        token_type: info.kind,
+        family_id: info.family_id.to_string(),
+        client_id: info.client_id,
+        subject: info.subject,
+        issued_at: rfc3339(info.issued_at),
+        expires_at: rfc3339(info.expires_at),
+        state: info.state,
+    }))
 }
 
 // --- keys and audit -----------------------------------------------------------
@@ -788,45 +1211,39 @@ async fn rotate_key(
     Ok((StatusCode::CREATED, Json(KeyView::of(key))))
 }
 
-/// `GET audit`'s filters: `user`, `client`, `since` (RFC 3339), `limit`.
-#[derive(Default)]
-struct AuditQuery {
-    user: Option<String>,
-    client: Option<String>,
-    since: Option<String>,
-    limit: Option<u32>,
-}
-
-impl AuditQuery {
-    fn parse(query: Option<&str>) -> Result<AuditQuery, ApiError> {
-        let mut q = AuditQuery::default();
-        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            if value.chars().any(syntax::is_control) {
+/// `GET audit`'s filters: `user`, `client`, `kind`, `outcome`, `since` (RFC
+/// 3339), `before` (the `next` of a previous page) and `limit`.
+fn audit_query(query: Option<&str>) -> Result<admin::audit::Query, ApiError> {
+    let mut q = admin::audit::Query::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if value.chars().any(syntax::is_control) {
+            return Err(ApiError::bad_request(
+                "a filter contains a control character",
+            ));
+        }
+        let text = value.into_owned();
+        let value = Some(text.clone());
+        match name.as_ref() {
+            "user" => q.user = value,
+            "client" => q.client = value,
+            "kind" => q.kind = value,
+            "outcome" => q.outcome = value,
+            "since" => q.since = value,
+            "before" => q.before = value,
+            "limit" => {
+                q.limit = Some(
+                    text.parse()
+                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
+                );
+            }
+            _ => {
                 return Err(ApiError::bad_request(
-                    "a filter contains a control character",
+                    "unknown filter; use user, client, kind, outcome, since, before or limit",
                 ));
             }
-            let value = value.into_owned();
-            match name.as_ref() {
-                "user" => q.user = Some(value),
-                "client" => q.client = Some(value),
-                "since" => q.since = Some(value),
-                "limit" => {
-                    q.limit = Some(
-                        value
-                            .parse()
-                            .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-                    );
-                }
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "unknown filter; use user, client, since or limit",
-                    ));
-                }
-            }
         }
-        Ok(q)
     }
+    Ok(q)
 }
 
 #[derive(Serialize)]
@@ -844,46 +1261,111 @@ struct AuditView {
     ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
 }
 
+impl AuditView {
+    fn of(e: AuditEvent) -> AuditView {
+        AuditView {
+            at: rfc3339(e.at),
+            kind: e.kind.as_str(),
+            outcome: e.outcome.as_str(),
+            username: e.username,
+            client_id: e.client_id,
+            family_id: e.family_id.map(|id| id.to_string()),
+            ip: e.ip,
+            target: e.target,
+            actor: e.actor,
+        }
+    }
+}
+
+/// `GET audit`: a JSON array of one page, newest first; when there may be more,
+/// the `Link` header names the next page (`rel="next"`, its `before` the
+/// position of this page's last event: keyset pagination, RFC 8288 links).
 async fn audit(
     State(state): State<AppState>,
     Admin(_): Admin,
     RawQuery(query): RawQuery,
-) -> Result<Json<Vec<AuditView>>, ApiError> {
-    let q = AuditQuery::parse(query.as_deref())?;
-    let since = q
-        .since
-        .map(|t| {
-            OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| ApiError::bad_request("since must be an RFC 3339 time"))
-        })
-        .transpose()?;
-    let events = state
-        .store
-        .audit_events(&AuditFilter {
-            username: q.user,
-            client_id: q.client,
-            family_id: None,
-            since,
-            limit: q.limit.unwrap_or(100).min(PAGE),
-        })
-        .await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| AuditView {
-                at: rfc3339(e.at),
-                kind: e.kind.as_str(),
-                outcome: e.outcome.as_str(),
-                username: e.username,
-                client_id: e.client_id,
-                family_id: e.family_id.map(|id| id.to_string()),
-                ip: e.ip,
-                target: e.target,
-            })
-            .collect(),
-    ))
+) -> Result<Response, ApiError> {
+    let filter = audit_query(query.as_deref())?.filter(admin::audit::PAGE)?;
+    let page = admin::audit::page(state.store.as_ref(), &filter).await?;
+    let events: Vec<AuditView> = page
+        .events
+        .into_iter()
+        .map(|e| AuditView::of(e.event))
+        .collect();
+    let mut response = Json(events).into_response();
+    if let Some(link) = next_link("/admin/api/v1/audit", query.as_deref(), page.next) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// `GET audit/export`: the events of `GET audit`'s filters as JSON lines
+/// (`application/x-ndjson`), newest first, at most
+/// [`admin::audit::EXPORT_MAX`]; when there may be more, the `Link` header names
+/// the next part.
+async fn export_audit(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut q = audit_query(query.as_deref())?;
+    q.limit = Some(q.limit.unwrap_or(admin::audit::EXPORT_MAX));
+    let filter = q.filter(admin::audit::EXPORT_MAX)?;
+    Ok(json_lines(
+        &state,
+        filter,
+        "/admin/api/v1/audit/export",
+        query.as_deref(),
+    )
+    .await?)
+}
+
+/// The JSON-lines export of `filter` served at `path`, shared with the console.
+pub(crate) async fn json_lines(
+    state: &AppState,
+    filter: AuditFilter,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response, AdminError> {
+    let page = admin::audit::page(state.store.as_ref(), &filter).await?;
+    let mut body = String::new();
+    for e in page.events {
+        if let Ok(line) = serde_json::to_string(&AuditView::of(e.event)) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    if let Some(link) = next_link(path, query, page.next) {
+        headers.insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// `<PATH?QUERY>; rel="next"`: `query` with `before` set to `next`.
+fn next_link(
+    path: &str,
+    query: Option<&str>,
+    next: Option<crate::store::AuditCursor>,
+) -> Option<HeaderValue> {
+    let next = next?;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != "before" {
+            rest.append_pair(&name, &value);
+        }
+    }
+    let rest = rest.append_pair("before", &next.as_text()).finish();
+    HeaderValue::from_str(&format!("<{path}?{rest}>; rel=\"next\"")).ok()
 }
 
 // --- settings ---------------------------------------------------------------

@@ -45,8 +45,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditEvent, AuditFilter, CodeFlowSettings, Consent, DpopClientSettings, FamilyRecord, Pkce,
-        StoreError,
+        AuditEvent, AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent,
+        DpopClientSettings, FamilyRecord, Outcome, Pkce, StoreError,
     },
     wire::GrantType,
 };
@@ -66,14 +66,23 @@ pub fn router() -> Routes {
         .get("/admin/assets/console.css", stylesheet)
         .get_post("/admin/clients", get_clients, post_clients)
         .post("/admin/clients/delete", post_delete_client)
+        .get_post("/admin/clients/edit", get_client, post_edit_client)
+        .post("/admin/clients/secret", post_client_secret)
+        .post("/admin/clients/revoke-logins", post_revoke_client_logins)
         .get_post("/admin/users", get_users, post_users)
         .post("/admin/users/update", post_update_user)
+        .post("/admin/users/password", post_reset_password)
+        .post("/admin/users/revoke-logins", post_revoke_user_logins)
         .get("/admin/families", get_families)
         .post("/admin/families/revoke", post_revoke_family)
         .get("/admin/families/{family_id}", get_family)
+        .post("/admin/sessions/end", post_end_session)
+        .get_post("/admin/settings", get_settings, post_settings)
+        .get_post("/admin/lookup", get_lookup, post_lookup)
         .get("/admin/keys", get_keys)
         .post("/admin/keys/rotate", post_rotate_key)
         .get("/admin/audit", get_audit)
+        .get("/admin/audit/export", get_audit_export)
 }
 
 async fn stylesheet() -> Response {
@@ -87,8 +96,20 @@ async fn stylesheet() -> Response {
     response
 }
 
+/// The console's cookies, for where the console is reached (`console.url` on a
+/// listener of its own, else the issuer).
 fn jar(state: &AppState) -> CookieJar {
-    CookieJar::for_issuer(&state.settings().tokens.issuer)
+    let settings = state.settings();
+    CookieJar::for_issuer(settings.console.base_url(&settings.tokens.issuer))
+}
+
+/// Where the console is reached, and so where its redirect URI points.
+fn console_base(state: &AppState) -> String {
+    let settings = state.settings();
+    settings
+        .console
+        .base_url(&settings.tokens.issuer)
+        .to_owned()
 }
 
 // --- the console session -----------------------------------------------------
@@ -158,9 +179,9 @@ async fn signed_out(state: &AppState, post: bool) -> Response {
 /// challenge (RFC 7636 §4.1–4.3, S256), which the login cookie keeps.
 async fn start_login(state: &AppState) -> Response {
     let settings = state.settings();
-    let issuer = &settings.tokens.issuer;
+    let base = console_base(state);
     if let Err(e) =
-        admin::console::ensure_client(state.store.as_ref(), issuer, state.clock.now()).await
+        admin::console::ensure_client(state.store.as_ref(), &base, state.clock.now()).await
     {
         return web_error(e).into_response();
     }
@@ -170,7 +191,7 @@ async fn start_login(state: &AppState) -> Response {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", admin::console::CLIENT_ID)
-        .append_pair("redirect_uri", &admin::console::redirect_uri(issuer))
+        .append_pair("redirect_uri", &admin::console::redirect_uri(&base))
         .append_pair("scope", ADMIN_SCOPE)
         .append_pair("state", &login_state)
         .append_pair("code_challenge", &challenge)
@@ -185,7 +206,17 @@ async fn start_login(state: &AppState) -> Response {
         "Lax",
         Some(state.settings().authorize.page_ttl.as_secs()),
     );
-    Redirect::found(format!("/oauth2/authorize?{query}"))
+    // On a listener of its own, the console sends the browser to the issuer's
+    // sign-in; on the main one, a relative address does.
+    let authorize = if settings.console.bind.is_some() {
+        format!(
+            "{}/oauth2/authorize",
+            settings.tokens.issuer.trim_end_matches('/')
+        )
+    } else {
+        "/oauth2/authorize".to_owned()
+    };
+    Redirect::found(format!("{authorize}?{query}"))
         .with_cookie(cookie)
         .into_response()
 }
@@ -234,7 +265,8 @@ async fn get_callback(
         return refuse("The sign-in answer has no code.");
     };
     let now = state.clock.now();
-    let client = match admin::console::ensure_client(state.store.as_ref(), issuer, now).await {
+    let base = console_base(&state);
+    let client = match admin::console::ensure_client(state.store.as_ref(), &base, now).await {
         Ok(client) => client,
         Err(e) => return web_error(e).into_response(),
     };
@@ -246,7 +278,7 @@ async fn get_callback(
         &AuthenticatedClient(client),
         authorization_code::Exchange {
             code: AuthorizationCode::parse(code.clone()),
-            redirect_uri: Some(admin::console::redirect_uri(issuer)),
+            redirect_uri: Some(admin::console::redirect_uri(&base)),
             code_verifier: Some(verifier.to_owned()),
         },
         None,
@@ -406,9 +438,10 @@ fn checked(form: &Params, name: &str) -> bool {
 
 fn web_error(e: AdminError) -> WebError {
     match e {
-        AdminError::NoSuchClient(_) | AdminError::NoSuchUser(_) | AdminError::NoSuchFamily => {
-            WebError::not_found(e.to_string())
-        }
+        AdminError::NoSuchClient(_)
+        | AdminError::NoSuchUser(_)
+        | AdminError::NoSuchFamily
+        | AdminError::NoSuchSession => WebError::not_found(e.to_string()),
         AdminError::Store(StoreError::Unavailable(_)) => WebError::unavailable(),
         AdminError::Store(other) => {
             tracing::error!(error = %other, "console request failed");
@@ -464,6 +497,13 @@ impl AuditRow {
     }
 }
 
+/// One line of the overview's counts.
+pub struct CountRow {
+    pub what: &'static str,
+    pub hour: u64,
+    pub day: u64,
+}
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 struct OverviewPage {
@@ -472,6 +512,8 @@ struct OverviewPage {
     clients: usize,
     users: usize,
     live_logins: u64,
+    counts: Vec<CountRow>,
+    keys: Vec<KeyRow>,
     events: Vec<AuditRow>,
 }
 
@@ -485,18 +527,29 @@ async fn get_overview(State(state): State<AppState>, console: Console) -> Respon
 async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, AdminError> {
     let store = state.store.as_ref();
     let now = state.clock.now();
+    let o = admin::overview::overview(store, now).await?;
     let events = store
         .audit_events(&AuditFilter {
             limit: 10,
             ..AuditFilter::default()
         })
         .await?;
+    let (h, d) = (o.last_hour, o.last_day);
+    let row = |what, hour, day| CountRow { what, hour, day };
     Ok(OverviewPage {
         actor: console.actor.name().to_owned(),
         csrf: Csrf::of(console, now),
-        clients: clients::list(store).await?.len(),
-        users: users::list(store).await?.len(),
-        live_logins: store.count_active_families(now).await?,
+        clients: o.clients,
+        users: o.users,
+        live_logins: o.live_logins,
+        counts: vec![
+            row("logins", h.logins, d.logins),
+            row("refreshes", h.refreshes, d.refreshes),
+            row("reuse detections", h.reuse_detections, d.reuse_detections),
+            row("lockouts", h.lockouts, d.lockouts),
+            row("refused sign-ins", h.failed_logins, d.failed_logins),
+        ],
+        keys: o.keys.into_iter().map(KeyRow::of).collect(),
         events: events.into_iter().map(AuditRow::of).collect(),
     })
 }
@@ -505,6 +558,8 @@ async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, A
 
 pub struct ClientRow {
     pub id: String,
+    /// `/admin/clients/edit?client_id=ID`, encoded.
+    pub link: String,
     pub kind: &'static str,
     pub grants: String,
     pub scopes: String,
@@ -554,30 +609,7 @@ async fn clients_page(
     Ok(ClientsPage {
         actor: console.actor.name().to_owned(),
         csrf: Csrf::of(console, state.clock.now()),
-        clients: clients
-            .into_iter()
-            .map(|c| ClientRow {
-                kind: if c.is_public() {
-                    "public"
-                } else {
-                    "confidential"
-                },
-                grants: c
-                    .grant_types
-                    .iter()
-                    .map(|g| g.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                scopes: c.scopes.join(" "),
-                redirect_uris: c.code_flow.redirect_uris.join(" "),
-                refresh_tokens: c.refresh_tokens,
-                offline_access: c.code_flow.offline_access,
-                third_party: c.code_flow.consent == Consent::ThirdParty,
-                dpop_required: c.dpop.bound_access_tokens,
-                created: when(c.created_at),
-                id: c.id,
-            })
-            .collect(),
+        clients: clients.iter().map(client_row).collect(),
         error,
         created,
         form,
@@ -714,15 +746,280 @@ async fn post_delete_client(
         Err(e) => return e.into_response(),
     };
     let id = form.take("client_id").unwrap_or_default();
-    if id == admin::console::CLIENT_ID {
-        return WebError::bad_request("The console's own client cannot be deleted here.")
-            .into_response();
-    }
     if let Err(e) = clients::remove(state.store.as_ref(), &id).await {
         return web_error(e).into_response();
     }
     audited(&state, &console.actor, format!("client {id}"), now).await;
     Redirect::see_other("/admin/clients".into()).into_response()
+}
+
+/// The edit page of one client.
+#[derive(Template)]
+#[template(path = "console/client.html")]
+struct ClientPage {
+    actor: String,
+    csrf: Csrf,
+    client: ClientRow,
+    edit: ClientEdit,
+    grants: Vec<GrantBox>,
+    error: Option<String>,
+    /// A secret just generated, shown this once.
+    secret: Option<String>,
+    /// How many logins a "revoke all" just ended.
+    revoked: Option<u64>,
+}
+
+/// One grant checkbox of the edit form.
+pub struct GrantBox {
+    pub name: &'static str,
+    pub checked: bool,
+}
+
+/// The edit form's values: the client's settings as text.
+pub struct ClientEdit {
+    pub scopes: String,
+    pub redirect_uris: String,
+    pub refresh_tokens: bool,
+    pub refresh_ttl: String,
+    pub max_refreshes: String,
+    pub grace_period: String,
+    pub pkce_required: bool,
+    pub offline_access: bool,
+    pub offline_ttl: String,
+    pub refresh_requires_offline: bool,
+    pub third_party: bool,
+    pub dpop_required: bool,
+}
+
+fn client_row(c: &ClientRecord) -> ClientRow {
+    ClientRow {
+        kind: if c.is_public() {
+            "public"
+        } else {
+            "confidential"
+        },
+        grants: c
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        scopes: c.scopes.join(" "),
+        redirect_uris: c.code_flow.redirect_uris.join(" "),
+        refresh_tokens: c.refresh_tokens,
+        offline_access: c.code_flow.offline_access,
+        third_party: c.code_flow.consent == Consent::ThirdParty,
+        dpop_required: c.dpop.bound_access_tokens,
+        created: when(c.created_at),
+        link: client_link(&c.id),
+        id: c.id.clone(),
+    }
+}
+
+async fn client_page(
+    state: &AppState,
+    console: &Console,
+    id: &str,
+    error: Option<String>,
+    secret: Option<String>,
+    revoked: Option<u64>,
+) -> Result<ClientPage, AdminError> {
+    let c = state
+        .store
+        .find_client(id)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchClient(id.to_owned()))?;
+    let text = |d: Option<std::time::Duration>| {
+        d.map(|d| humantime::format_duration(d).to_string())
+            .unwrap_or_default()
+    };
+    Ok(ClientPage {
+        actor: console.actor.name().to_owned(),
+        csrf: Csrf::of(console, state.clock.now()),
+        grants: GRANTS
+            .iter()
+            .map(|g| GrantBox {
+                name: g.as_str(),
+                checked: c.grant_types.contains(g),
+            })
+            .collect(),
+        edit: ClientEdit {
+            scopes: c.scopes.join(" "),
+            redirect_uris: c.code_flow.redirect_uris.join(" "),
+            refresh_tokens: c.refresh_tokens,
+            refresh_ttl: text(c.refresh_ttl),
+            max_refreshes: c.max_refreshes.map(|m| m.to_string()).unwrap_or_default(),
+            grace_period: text(c.grace_period),
+            pkce_required: c.code_flow.pkce == Pkce::Required,
+            offline_access: c.code_flow.offline_access,
+            offline_ttl: text(c.code_flow.offline_ttl),
+            refresh_requires_offline: c.code_flow.refresh_requires_offline,
+            third_party: c.code_flow.consent == Consent::ThirdParty,
+            dpop_required: c.dpop.bound_access_tokens,
+        },
+        client: client_row(&c),
+        error,
+        secret,
+        revoked,
+    })
+}
+
+/// `GET /admin/clients/edit?client_id=ID`: the client's page. The id is in the
+/// query, so that no client id is mistaken for one of the page's actions.
+async fn get_client(
+    State(state): State<AppState>,
+    console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let Some(id) = params.get("client_id") else {
+        return WebError::bad_request("Choose a client on the clients page.").into_response();
+    };
+    match client_page(&state, &console, id, None, None, None).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+/// The edit form as [`clients::ClientChanges`]: every field is sent, so every
+/// field is a change; an empty lifetime or limit is the server's.
+fn client_changes(form: &mut Params) -> Result<clients::ClientChanges, AdminError> {
+    let grant_types = GRANTS
+        .iter()
+        .filter(|g| checked(form, &format!("grant_{}", g.as_str())))
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    let bools = |form: &Params, name: &str| Some(checked(form, name));
+    Ok(clients::ClientChanges {
+        grant_types: Some(grant_types),
+        refresh_tokens: bools(form, "refresh_tokens"),
+        pkce_required: bools(form, "pkce_required"),
+        offline_access: bools(form, "offline_access"),
+        refresh_requires_offline: bools(form, "refresh_requires_offline"),
+        third_party: bools(form, "third_party"),
+        dpop_bound_access_tokens: bools(form, "dpop_required"),
+        // Not on the form: the client's nonce setting stays.
+        dpop_require_nonce: None,
+        scopes: Some(field(form, "scopes")),
+        redirect_uris: Some(
+            field(form, "redirect_uris")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        ),
+        refresh_ttl: Some(clients::optional_duration(
+            "--refresh-ttl",
+            &field(form, "refresh_ttl"),
+        )?),
+        grace_period: Some(clients::optional_duration(
+            "--grace-period",
+            &field(form, "grace_period"),
+        )?),
+        offline_ttl: Some(clients::optional_duration(
+            "--offline-ttl",
+            &field(form, "offline_ttl"),
+        )?),
+        max_refreshes: Some(clients::optional_count(
+            "--max-refreshes",
+            &field(form, "max_refreshes"),
+        )?),
+    })
+}
+
+async fn post_edit_client(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/clients/edit", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let id = form.take("client_id").unwrap_or_default();
+    let result = match client_changes(&mut form) {
+        Ok(changes) => clients::update(state.store.as_ref(), &id, changes).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => {
+            audited(&state, &console.actor, format!("client {id}"), now).await;
+            Redirect::see_other(client_link(&id)).into_response()
+        }
+        Err(e @ (AdminError::NoSuchClient(_) | AdminError::Store(_) | AdminError::Internal(_))) => {
+            web_error(e).into_response()
+        }
+        Err(e) => match client_page(&state, &console, &id, Some(e.to_string()), None, None).await {
+            Ok(page) => render(StatusCode::BAD_REQUEST, &page),
+            Err(e) => web_error(e).into_response(),
+        },
+    }
+}
+
+/// `/admin/clients/edit?client_id=ID`, encoded.
+fn client_link(id: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", id)
+        .finish();
+    format!("/admin/clients/edit?{query}")
+}
+
+async fn post_client_secret(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/clients/secret", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let id = form.take("client_id").unwrap_or_default();
+    let secret = match clients::regenerate_secret(state.store.as_ref(), &id).await {
+        Ok(secret) => secret,
+        Err(e) => return web_error(e).into_response(),
+    };
+    audited(&state, &console.actor, format!("client {id} secret"), now).await;
+    let shown = Some(secret.expose().to_owned());
+    match client_page(&state, &console, &id, None, shown, None).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn post_revoke_client_logins(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let action = "/admin/clients/revoke-logins";
+    let mut form = match checked_form(&state, &console.token, action, &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let owner = families::Owner::Client(form.take("client_id").unwrap_or_default());
+    let revoked = match families::revoke_all(state.store.as_ref(), &owner, now).await {
+        Ok(n) => n,
+        Err(e) => return web_error(e).into_response(),
+    };
+    audited(
+        &state,
+        &console.actor,
+        format!("{} families", owner.target()),
+        now,
+    )
+    .await;
+    let families::Owner::Client(id) = owner else {
+        return WebError::internal().into_response();
+    };
+    match client_page(&state, &console, &id, None, None, Some(revoked)).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
 }
 
 // --- users -------------------------------------------------------------------
@@ -732,6 +1029,8 @@ pub struct UserRow {
     pub admin: bool,
     pub disabled: bool,
     pub created: String,
+    /// The end of a lockout of the username, while one holds; else empty.
+    pub locked_until: String,
     /// `/admin/families?user=…`, encoded.
     pub logins: String,
 }
@@ -747,9 +1046,25 @@ pub struct NewUser {
 struct UsersPage {
     actor: String,
     csrf: Csrf,
+    /// The search typed, if any.
+    q: String,
     users: Vec<UserRow>,
     error: Option<String>,
     created: Option<NewUser>,
+    /// A password just reset, shown this once.
+    reset: Option<NewUser>,
+    /// What a change just did, for the notice.
+    done: Option<String>,
+}
+
+/// What a users page shows besides the list.
+#[derive(Default)]
+struct UsersNotice {
+    q: String,
+    error: Option<String>,
+    created: Option<NewUser>,
+    reset: Option<NewUser>,
+    done: Option<String>,
 }
 
 fn families_link(username: &str) -> String {
@@ -762,31 +1077,126 @@ fn families_link(username: &str) -> String {
 async fn users_page(
     state: &AppState,
     console: &Console,
-    error: Option<String>,
-    created: Option<NewUser>,
+    notice: UsersNotice,
 ) -> Result<UsersPage, AdminError> {
-    let users = users::list(state.store.as_ref()).await?;
+    let now = state.clock.now();
+    let users = users::search(state.store.as_ref(), &notice.q, now).await?;
     Ok(UsersPage {
         actor: console.actor.name().to_owned(),
-        csrf: Csrf::of(console, state.clock.now()),
+        csrf: Csrf::of(console, now),
         users: users
             .into_iter()
             .map(|u| UserRow {
-                logins: families_link(&u.username),
-                admin: u.admin,
-                disabled: u.disabled,
-                created: when(u.created_at),
-                username: u.username,
+                logins: families_link(&u.user.username),
+                admin: u.user.admin,
+                disabled: u.user.disabled,
+                created: when(u.user.created_at),
+                locked_until: u.locked_until.map(when).unwrap_or_default(),
+                username: u.user.username,
             })
             .collect(),
-        error,
-        created,
+        q: notice.q,
+        error: notice.error,
+        created: notice.created,
+        reset: notice.reset,
+        done: notice.done,
     })
 }
 
-async fn get_users(State(state): State<AppState>, console: Console) -> Response {
-    match users_page(&state, &console, None, None).await {
+async fn get_users(
+    State(state): State<AppState>,
+    console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let notice = UsersNotice {
+        q: params.get("q").cloned().unwrap_or_default(),
+        ..UsersNotice::default()
+    };
+    match users_page(&state, &console, notice).await {
         Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+async fn users_notice(state: &AppState, console: &Console, notice: UsersNotice) -> Response {
+    match users_page(state, console, notice).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+/// Resets a password: the one typed, or a generated one shown once.
+async fn post_reset_password(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/users/password", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let username = form.take("username").unwrap_or_default();
+    let typed = form.take("password").unwrap_or_default();
+    let result = async {
+        let chosen = (!typed.is_empty())
+            .then(|| users::NewPassword::parse(typed))
+            .transpose()?;
+        users::reset_password(state.store.as_ref(), &state.hasher, &username, chosen).await
+    }
+    .await;
+    match result {
+        Ok(generated) => {
+            audited(
+                &state,
+                &console.actor,
+                format!("user {username} password"),
+                now,
+            )
+            .await;
+            let notice = UsersNotice {
+                done: Some(format!("The password of {username} is reset.")),
+                reset: generated.map(|p| NewUser {
+                    username: username.clone(),
+                    password: p.expose().to_owned(),
+                }),
+                ..UsersNotice::default()
+            };
+            users_notice(&state, &console, notice).await
+        }
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+/// Revokes every login of a user ("sign out everywhere").
+async fn post_revoke_user_logins(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let action = "/admin/users/revoke-logins";
+    let mut form = match checked_form(&state, &console.token, action, &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let username = form.take("username").unwrap_or_default();
+    let owner = families::Owner::User(username.clone());
+    match families::revoke_all(state.store.as_ref(), &owner, now).await {
+        Ok(_) => {
+            audited(
+                &state,
+                &console.actor,
+                format!("{} families", owner.target()),
+                now,
+            )
+            .await;
+            Redirect::see_other(families_link(&username)).into_response()
+        }
         Err(e) => web_error(e).into_response(),
     }
 }
@@ -832,7 +1242,12 @@ async fn post_users(State(state): State<AppState>, console: Console, body: Bytes
         }
         Err(e) => (StatusCode::BAD_REQUEST, Some(e.to_string()), None),
     };
-    match users_page(&state, &console, error, created).await {
+    let notice = UsersNotice {
+        error,
+        created,
+        ..UsersNotice::default()
+    };
+    match users_page(&state, &console, notice).await {
         Ok(page) => render(status, &page),
         Err(e) => web_error(e).into_response(),
     }
@@ -855,15 +1270,22 @@ async fn post_update_user(
         Some("enable") => users::set_disabled(store, &username, false).await,
         Some("grant-admin") => users::set_admin(store, &username, true).await,
         Some("revoke-admin") => users::set_admin(store, &username, false).await,
+        Some("unlock") => users::unlock(store, &username).await,
         _ => {
-            return WebError::bad_request("Choose disable, enable, grant-admin or revoke-admin.")
-                .into_response();
+            return WebError::bad_request(
+                "Choose disable, enable, grant-admin, revoke-admin or unlock.",
+            )
+            .into_response();
         }
     };
     if let Err(e) = result {
         return web_error(e).into_response();
     }
-    audited(&state, &console.actor, format!("user {username}"), now).await;
+    let target = match form.get("action") {
+        Some("unlock") => format!("user {username} lockout"),
+        _ => format!("user {username}"),
+    };
+    audited(&state, &console.actor, target, now).await;
     Redirect::see_other("/admin/users".into()).into_response()
 }
 
@@ -895,6 +1317,15 @@ impl FamilyRow {
     }
 }
 
+/// A browser session as the logins page lists it.
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
+    pub expires: String,
+    pub state: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "console/families.html")]
 struct FamiliesPage {
@@ -902,6 +1333,7 @@ struct FamiliesPage {
     csrf: Csrf,
     username: String,
     families: Vec<FamilyRow>,
+    sessions: Vec<SessionRow>,
 }
 
 async fn get_families(
@@ -917,14 +1349,31 @@ async fn get_families(
         return WebError::bad_request("Choose a user on the users page.").into_response();
     };
     let now = state.clock.now();
-    match families::of_user(state.store.as_ref(), username, now).await {
-        Ok(list) => render(
+    let store = state.store.as_ref();
+    let found = async {
+        let families = families::of_user(store, username, now).await?;
+        let sessions = admin::sessions::of_user(store, username).await?;
+        Ok::<_, AdminError>((families, sessions))
+    }
+    .await;
+    match found {
+        Ok((list, sessions)) => render(
             StatusCode::OK,
             &FamiliesPage {
                 actor: console.actor.name().to_owned(),
                 csrf: Csrf::of(&console, now),
                 username: username.clone(),
                 families: list.iter().map(FamilyRow::of).collect(),
+                sessions: sessions
+                    .iter()
+                    .map(|s| SessionRow {
+                        id: s.id.to_string(),
+                        created: when(s.created_at),
+                        last_seen: when(s.last_seen_at),
+                        expires: when(s.expires_at),
+                        state: admin::sessions::state(s, now),
+                    })
+                    .collect(),
             },
         ),
         Err(e) => web_error(e).into_response(),
@@ -933,6 +1382,8 @@ async fn get_families(
 
 pub struct ChainRow {
     pub kind: &'static str,
+    /// `×N` for retries; else empty.
+    pub times: String,
     pub at: String,
     pub outcome: &'static str,
     pub ip: String,
@@ -975,6 +1426,11 @@ async fn get_family(
                     chain: chain
                         .into_iter()
                         .map(|e| ChainRow {
+                            times: if e.kind == "retried" {
+                                format!("×{}", e.times)
+                            } else {
+                                String::new()
+                            },
                             kind: e.kind,
                             at: when(e.at),
                             outcome: e.outcome,
@@ -1014,6 +1470,33 @@ async fn post_revoke_family(
     }
 }
 
+/// Ends a browser session (and its logins that are not offline).
+async fn post_end_session(
+    State(state): State<AppState>,
+    console: Console,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/sessions/end", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let username = form.take("username").unwrap_or_default();
+    let result = match admin::sessions::parse_id(form.get("session_id").unwrap_or_default()) {
+        Ok(id) => admin::sessions::end(state.store.as_ref(), id, now)
+            .await
+            .map(|()| id),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(id) => {
+            audited(&state, &console.actor, format!("session {id}"), now).await;
+            Redirect::see_other(families_link(&username)).into_response()
+        }
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
 // --- keys and audit -----------------------------------------------------------
 
 pub struct KeyRow {
@@ -1021,6 +1504,17 @@ pub struct KeyRow {
     pub alg: &'static str,
     pub created: String,
     pub active: bool,
+}
+
+impl KeyRow {
+    fn of(k: keys::KeyInfo) -> KeyRow {
+        KeyRow {
+            kid: k.kid,
+            alg: k.alg.as_str(),
+            created: when(k.created_at),
+            active: k.active,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -1038,15 +1532,7 @@ async fn get_keys(State(state): State<AppState>, console: Console) -> Response {
             &KeysPage {
                 actor: console.actor.name().to_owned(),
                 csrf: Csrf::of(&console, state.clock.now()),
-                keys: list
-                    .into_iter()
-                    .map(|k| KeyRow {
-                        kid: k.kid,
-                        alg: k.alg.as_str(),
-                        created: when(k.created_at),
-                        active: k.active,
-                    })
-                    .collect(),
+                keys: list.into_iter().map(KeyRow::of).collect(),
             },
         ),
         Err(e) => web_error(e).into_response(),
@@ -1069,6 +1555,12 @@ async fn post_rotate_key(State(state): State<AppState>, console: Console, body: 
     }
 }
 
+/// One choice of a filter's list.
+pub struct Choice {
+    pub name: &'static str,
+    pub selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/audit.html")]
 struct AuditPage {
@@ -1076,7 +1568,50 @@ struct AuditPage {
     csrf: Csrf,
     user: String,
     client: String,
+    kinds: Vec<Choice>,
+    outcomes: Vec<Choice>,
     events: Vec<AuditRow>,
+    /// The address of the next page, when there may be one.
+    next: Option<String>,
+    /// The address of the JSON-lines export of these filters.
+    export: String,
+}
+
+/// A console page's audit filters, as [`admin::audit::Query`].
+fn audit_query(params: &BTreeMap<String, String>) -> admin::audit::Query {
+    let get = |name: &str| params.get(name).cloned();
+    admin::audit::Query {
+        user: get("user"),
+        client: get("client"),
+        kind: get("kind"),
+        outcome: get("outcome"),
+        since: get("since"),
+        before: get("before"),
+        limit: None,
+    }
+}
+
+/// `query` without `before`, then `extra`.
+fn audit_address(
+    path: &str,
+    params: &BTreeMap<String, String>,
+    extra: Option<(&str, &str)>,
+) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        if name != "before" && !value.is_empty() {
+            q.append_pair(name, value);
+        }
+    }
+    if let Some((name, value)) = extra {
+        q.append_pair(name, value);
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{q}")
+    }
 }
 
 async fn get_audit(
@@ -1088,28 +1623,246 @@ async fn get_audit(
         Ok(params) => params,
         Err(e) => return e.into_response(),
     };
-    let nonempty = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
-    let (user, client) = (nonempty("user"), nonempty("client"));
-    let events = state
-        .store
-        .audit_events(&AuditFilter {
-            username: user.clone(),
-            client_id: client.clone(),
-            limit: 100,
-            ..AuditFilter::default()
-        })
-        .await;
-    match events {
-        Ok(events) => render(
-            StatusCode::OK,
-            &AuditPage {
-                actor: console.actor.name().to_owned(),
-                csrf: Csrf::of(&console, state.clock.now()),
-                user: user.unwrap_or_default(),
-                client: client.unwrap_or_default(),
-                events: events.into_iter().map(AuditRow::of).collect(),
-            },
-        ),
-        Err(e) => web_error(e.into()).into_response(),
+    let filter = match audit_query(&params).filter(100) {
+        Ok(filter) => filter,
+        Err(e) => return web_error(e).into_response(),
+    };
+    let page = match admin::audit::page(state.store.as_ref(), &filter).await {
+        Ok(page) => page,
+        Err(e) => return web_error(e).into_response(),
+    };
+    let chosen = |name: &str| params.get(name).map_or("", String::as_str).to_owned();
+    let (kind, outcome) = (chosen("kind"), chosen("outcome"));
+    render(
+        StatusCode::OK,
+        &AuditPage {
+            actor: console.actor.name().to_owned(),
+            csrf: Csrf::of(&console, state.clock.now()),
+            user: chosen("user"),
+            client: chosen("client"),
+            kinds: AuditKind::ALL
+                .iter()
+                .map(|k| Choice {
+                    name: k.as_str(),
+                    selected: k.as_str() == kind,
+                })
+                .collect(),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| Choice {
+                    name: o.as_str(),
+                    selected: o.as_str() == outcome,
+                })
+                .collect(),
+            events: page
+                .events
+                .into_iter()
+                .map(|e| AuditRow::of(e.event))
+                .collect(),
+            next: page
+                .next
+                .map(|c| audit_address("/admin/audit", &params, Some(("before", &c.as_text())))),
+            export: audit_address("/admin/audit/export", &params, None),
+        },
+    )
+}
+
+/// The audit trail of the page's filters as JSON lines, as `GET
+/// /admin/api/v1/audit/export` gives it.
+async fn get_audit_export(
+    State(state): State<AppState>,
+    _console: Console,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match query_params(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let mut q = audit_query(&params);
+    q.limit = Some(admin::audit::EXPORT_MAX);
+    let filter = match q.filter(admin::audit::EXPORT_MAX) {
+        Ok(filter) => filter,
+        Err(e) => return web_error(e).into_response(),
+    };
+    match super::admin_api::json_lines(&state, filter, "/admin/audit/export", query.as_deref())
+        .await
+    {
+        Ok(mut response) => {
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"rotor-audit.jsonl\""),
+            );
+            pages::secure(headers);
+            response
+        }
+        Err(e) => web_error(e).into_response(),
     }
+}
+
+// --- settings ----------------------------------------------------------------
+
+/// One changeable setting as the settings page shows it.
+pub struct SettingRow {
+    pub key: &'static str,
+    pub value: String,
+    pub source: &'static str,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/settings.html")]
+struct SettingsPage {
+    actor: String,
+    csrf: Csrf,
+    settings: Vec<SettingRow>,
+    error: Option<String>,
+    done: Option<String>,
+    reload: String,
+}
+
+async fn settings_page(
+    state: &AppState,
+    console: &Console,
+    error: Option<String>,
+    done: Option<String>,
+) -> Result<SettingsPage, AdminError> {
+    let views = admin::settings::show(state.store.as_ref(), state.settings.file()).await?;
+    Ok(SettingsPage {
+        actor: console.actor.name().to_owned(),
+        csrf: Csrf::of(console, state.clock.now()),
+        settings: views
+            .into_iter()
+            .map(|v| SettingRow {
+                key: v.key.as_str(),
+                value: v.value,
+                source: v.source.as_str(),
+                updated: v
+                    .updated
+                    .map(|u| format!("{} by {}", when(u.at), u.by))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        error,
+        done,
+        reload: humantime::format_duration(state.settings().settings.reload_interval).to_string(),
+    })
+}
+
+async fn get_settings(State(state): State<AppState>, console: Console) -> Response {
+    match settings_page(&state, &console, None, None).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+/// Stores one setting's value (`action=set`) or removes it (`action=unset`),
+/// through the rules of `rotor settings set` and `PATCH settings`.
+async fn post_settings(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/settings", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let key = field(&mut form, "key");
+    let value = field(&mut form, "value");
+    let actor = admin::Actor::from(console.actor.clone());
+    let store = state.store.as_ref();
+    let result = match form.get("action") {
+        Some("unset") => admin::settings::unset(store, &key, &actor, now)
+            .await
+            .map(|_| format!("{key}: the configuration's value applies again.")),
+        _ => admin::settings::set(store, state.settings.file(), &key, &value, &actor, now)
+            .await
+            .map(|v| format!("{} = {} stored.", v.key, v.value)),
+    };
+    let (status, error, done) = match result {
+        Ok(done) => {
+            if let Err(e) = state.reload_settings().await {
+                return web_error(e.into()).into_response();
+            }
+            (StatusCode::OK, None, Some(done))
+        }
+        Err(e @ (AdminError::Store(_) | AdminError::Internal(_))) => {
+            return web_error(e).into_response();
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, Some(e.to_string()), None),
+    };
+    match settings_page(&state, &console, error, done).await {
+        Ok(page) => render(status, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
+// --- token lookup ------------------------------------------------------------
+
+/// What a pasted token turned out to be.
+pub struct TokenRow {
+    pub kind: &'static str,
+    pub family_id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub issued: String,
+    pub expires: String,
+    pub state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/lookup.html")]
+struct LookupPage {
+    actor: String,
+    csrf: Csrf,
+    found: Option<TokenRow>,
+    error: Option<String>,
+}
+
+async fn get_lookup(State(state): State<AppState>, console: Console) -> Response {
+    render(
+        StatusCode::OK,
+        &LookupPage {
+            actor: console.actor.name().to_owned(),
+            csrf: Csrf::of(&console, state.clock.now()),
+            found: None,
+            error: None,
+        },
+    )
+}
+
+/// Finds a pasted token by its hash (or signature); the answer never holds it.
+async fn post_lookup(State(state): State<AppState>, console: Console, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let mut form = match checked_form(&state, &console.token, "/admin/lookup", &body, now) {
+        Ok(form) => form,
+        Err(e) => return e.into_response(),
+    };
+    let token = form.take("token").unwrap_or_default();
+    let report = GrantReport::default();
+    let settings = state.settings();
+    let ctx = state.grant_context(&settings, &report);
+    let (status, found, error) = match admin::lookup::find(&ctx, &token, now).await {
+        Ok(t) => (
+            StatusCode::OK,
+            Some(TokenRow {
+                kind: t.kind,
+                family_id: t.family_id.to_string(),
+                client_id: t.client_id,
+                subject: t.subject,
+                issued: when(t.issued_at),
+                expires: when(t.expires_at),
+                state: t.state,
+            }),
+            None,
+        ),
+        Err(e @ AdminError::UnknownToken) => (StatusCode::NOT_FOUND, None, Some(e.to_string())),
+        Err(e) => return web_error(e).into_response(),
+    };
+    render(
+        status,
+        &LookupPage {
+            actor: console.actor.name().to_owned(),
+            csrf: Csrf::of(&console, now),
+            found,
+            error,
+        },
+    )
 }

@@ -108,17 +108,28 @@ fn routes(settings: &Settings) -> Routes {
         .merge(ops::router(settings.metrics.enabled))
         .merge(openapi::router())
         .merge(pages::router());
-    if settings.console.enabled {
+    // With `console.bind`, the console has a listener of its own ([`console_router`]).
+    if settings.console.enabled && settings.console.bind.is_none() {
         routes.merge(console::router())
     } else {
         routes
     }
 }
 
+/// The console's own listener's routes and layers (`console.bind`): the console
+/// alone; its sign-in is at `tokens.issuer`.
+pub fn console_router(state: AppState) -> Router {
+    layered(console::router().into_router(), state)
+}
+
 /// The whole application's routes and layers.
 pub fn router(state: AppState) -> Router {
-    routes(&state.settings())
-        .into_router()
+    layered(routes(&state.settings()).into_router(), state)
+}
+
+/// `routes` with the fallback and the layers of every listener.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { OAuthError::NotFound })
         .layer(axum::middleware::from_fn(extract::limit_headers))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -29,13 +29,8 @@ impl Audit {
             ip: ctx.client_ip.map(|ip| ip.to_string()),
             outcome,
             target: None,
+            actor: None,
         })
-    }
-
-    /// What an admin change was about.
-    pub fn target(mut self, target: impl Into<String>) -> Audit {
-        self.0.target = Some(target.into());
-        self
     }
 
     /// The user named in the request (it may not exist).

@@ -122,10 +122,16 @@ struct LockoutKeys {
     ip: Option<String>,
 }
 
+/// The lockout counter of a username, in one place: the sign-in counts on it,
+/// and an admin's unlock clears it.
+pub fn username_lockout_key(username: &str) -> String {
+    format!("user:{username}")
+}
+
 impl LockoutKeys {
     fn new(username: &str, ip: Option<IpAddr>) -> LockoutKeys {
         LockoutKeys {
-            user: format!("user:{username}"),
+            user: username_lockout_key(username),
             ip: ip.map(|ip| format!("ip:{ip}")),
         }
     }

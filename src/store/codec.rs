@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::{
     StoreError, StoreResult,
     records::{
-        AccessTokenRecord, AuditEvent, AuditKind, AuthorizationCodeRecord, BrowserSessionRecord,
-        ClientRecord, CodeFlowSettings, Consent, ConsentRecord, ConsumeOutcome, DpopClientSettings,
-        FamilyRecord, LoginAttempt, Outcome, Pkce, RefreshTokenRecord, SettingRecord, Subject,
-        UserRecord,
+        AccessTokenRecord, AuditCount, AuditCursor, AuditEntry, AuditEvent, AuditKind,
+        AuthorizationCodeRecord, BrowserSessionRecord, ClientRecord, CodeFlowSettings, Consent,
+        ConsentRecord, ConsumeOutcome, DpopClientSettings, FamilyRecord, LoginAttempt, Outcome,
+        Pkce, RefreshTokenRecord, SettingRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -536,8 +536,13 @@ impl<T: DbTime> TryFrom<KeyRow<T>> for StoredKey {
     }
 }
 
+/// An audit row with its id, for [`AuditEntry`]: the columns both backends select.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, at, kind, username, client_id, family_id, ip, outcome, target, actor";
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuditRow<U, T> {
+    id: i64,
     at: T,
     kind: String,
     username: Option<String>,
@@ -546,13 +551,15 @@ pub(crate) struct AuditRow<U, T> {
     ip: Option<String>,
     outcome: String,
     target: Option<String>,
+    actor: Option<String>,
 }
 
-impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEvent {
+impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEntry {
     type Error = StoreError;
     fn try_from(r: AuditRow<U, T>) -> StoreResult<Self> {
-        Ok(AuditEvent {
-            at: r.at.into_time()?,
+        let at = r.at.into_time()?;
+        let event = AuditEvent {
+            at,
             kind: AuditKind::parse(&r.kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", r.kind)))?,
             username: r.username,
@@ -562,6 +569,32 @@ impl<U: DbUuid, T: DbTime> TryFrom<AuditRow<U, T>> for AuditEvent {
             outcome: Outcome::parse(&r.outcome)
                 .ok_or_else(|| StoreError::Corrupt(format!("audit outcome {:?}", r.outcome)))?,
             target: r.target,
+            actor: r.actor,
+        };
+        Ok(AuditEntry {
+            cursor: AuditCursor { at, id: r.id },
+            event,
+        })
+    }
+}
+
+/// A `select kind, outcome, count(*)` row of both backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditCountRow {
+    kind: String,
+    outcome: String,
+    count: i64,
+}
+
+impl TryFrom<AuditCountRow> for AuditCount {
+    type Error = StoreError;
+    fn try_from(r: AuditCountRow) -> StoreResult<Self> {
+        Ok(AuditCount {
+            kind: AuditKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit kind {:?}", r.kind)))?,
+            outcome: Outcome::parse(&r.outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit outcome {:?}", r.outcome)))?,
+            count: u64::try_from(r.count).unwrap_or(0),
         })
     }
 }

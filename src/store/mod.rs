@@ -56,6 +56,8 @@ pub trait UserStore: Send + Sync {
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<()>;
     /// Grants or withdraws the admin role. `NotFound` when there is no such user.
     async fn set_user_admin(&self, username: &str, admin: bool) -> StoreResult<()>;
+    /// Replaces a user's password hash. `NotFound` when there is no such user.
+    async fn set_user_password(&self, username: &str, password_hash: &str) -> StoreResult<()>;
 }
 
 /// Registered clients.
@@ -70,6 +72,13 @@ pub trait ClientStore: Send + Sync {
     /// Removes a client and, by cascade, every family and token issued to it.
     /// `NotFound` when there is no such client.
     async fn remove_client(&self, id: &str) -> StoreResult<()>;
+    /// Replaces what a client may do — grants, scopes, refresh and code-flow
+    /// settings — keeping its id, secret and creation time. `NotFound` when there
+    /// is no such client.
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    /// Replaces the secret hash of a confidential client; the old secret stops
+    /// working at once. `NotFound` when there is no such confidential client.
+    async fn set_client_secret(&self, id: &str, secret_hash: &TokenHash) -> StoreResult<()>;
 }
 
 /// Token families (one per grant) and their refresh tokens.
@@ -105,6 +114,20 @@ pub trait FamilyStore: Send + Sync {
     /// Families that are not revoked and still hold an unspent, unexpired refresh
     /// token or an unexpired access token.
     async fn count_active_families(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Revokes every live family of `owner` — all of a user's logins, or all of a
+    /// client's — and erases their retry answers, in one transaction. Returns how
+    /// many were live.
+    async fn revoke_families_of(
+        &self,
+        owner: &FamilyOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// Counts a retry that the spent token `hash` answered inside its retry
+    /// window: one counter on the token's row, so that retries show in the chain
+    /// without one row each.
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()>;
+    /// The retries the tokens of a family answered, oldest last retry first.
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>>;
 }
 
 /// Browser sessions of the login page, known by the hash of their cookie and
@@ -120,6 +143,12 @@ pub trait SessionStore: Send + Sync {
     /// Ends a session and, in the same transaction, revokes every family born from
     /// it that is not offline. Returns whether it was live before.
     async fn end_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// A user's sessions, ended or not, newest first, at most `limit`.
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<BrowserSessionRecord>>;
 }
 
 /// Authorization codes (RFC 6749 §4.1.2), known by their hash.
@@ -209,6 +238,12 @@ pub trait LockoutStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Forgets the failures of `key` (a successful sign-in of that username).
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+    /// Which of `keys` are locked at `now`, and until when.
+    async fn locked_keys(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, OffsetDateTime)>>;
 }
 
 /// The audit trail.
@@ -216,8 +251,20 @@ pub trait LockoutStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Appends an audit event.
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Audit events matching `filter`, newest first, each with its position for
+    /// the next page ([`AuditFilter::before`]).
+    async fn audit_page(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
     /// Audit events matching `filter`, newest first.
-    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        Ok(self
+            .audit_page(filter)
+            .await?
+            .into_iter()
+            .map(|e| e.event)
+            .collect())
+    }
+    /// How many events of each kind and outcome happened at or after `since`.
+    async fn count_audit(&self, since: OffsetDateTime) -> StoreResult<Vec<AuditCount>>;
 }
 
 /// Settings changed at run time, overriding the configuration file's on every

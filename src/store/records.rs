@@ -593,6 +593,8 @@ pub struct AuditEvent {
     /// What an admin change was about: `client ID`, `user NAME`, `family ID`,
     /// `setting KEY`, `key KID`.
     pub target: Option<String>,
+    /// Who made an admin change: `cli`, `user NAME` or `client ID`.
+    pub actor: Option<String>,
 }
 
 /// Which audit events to list.
@@ -602,8 +604,69 @@ pub struct AuditFilter {
     pub client_id: Option<String>,
     /// Events of one family: its chain.
     pub family_id: Option<Uuid>,
+    pub kind: Option<AuditKind>,
+    pub outcome: Option<Outcome>,
     pub since: Option<OffsetDateTime>,
+    /// Only events older than this position: the next page, by key rather than
+    /// by offset, so that events written meanwhile neither repeat nor vanish.
+    pub before: Option<AuditCursor>,
     pub limit: u32,
+}
+
+/// The position of an audit event in the trail's order (newest first): its time,
+/// then its row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: OffsetDateTime,
+    pub id: i64,
+}
+
+impl AuditCursor {
+    /// The cursor as written in a `before` query parameter: `MICROSECONDS.ID`
+    /// (PostgreSQL keeps times to the microsecond).
+    pub fn as_text(&self) -> String {
+        format!("{}.{}", self.at.unix_timestamp_nanos() / 1000, self.id)
+    }
+
+    /// A cursor written by [`AuditCursor::as_text`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<AuditCursor> {
+        let (at, id) = text.split_once('.')?;
+        let micros: i128 = at.parse().ok()?;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?).ok()?;
+        let id = id.parse().ok().filter(|id: &i64| *id >= 0)?;
+        Some(AuditCursor { at, id })
+    }
+}
+
+/// An audit event and its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub cursor: AuditCursor,
+    pub event: AuditEvent,
+}
+
+/// How many audit events of one kind and outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCount {
+    pub kind: AuditKind,
+    pub outcome: Outcome,
+    pub count: u64,
+}
+
+/// The retries one spent refresh token answered inside its retry window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    pub count: u32,
+    pub last_at: OffsetDateTime,
+}
+
+/// Whose families [`FamilyStore::revoke_families_of`](super::FamilyStore) revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FamilyOwner {
+    /// Every login of a user, whichever client.
+    User(Uuid),
+    /// Every login through a client, whoever the subject.
+    Client(String),
 }
 
 /// A token family (one login) as an admin sees it.

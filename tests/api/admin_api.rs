@@ -22,7 +22,7 @@ const OPS_SECRET: &str = "ops-secret-ops-secret-ops-secret-000";
 
 /// A confidential client `ops` allowed the admin scope through the password grant
 /// and client_credentials.
-async fn ops_client(app: &TestApp) -> TestClient {
+pub(crate) async fn ops_client(app: &TestApp) -> TestClient {
     let mut record = client_record("ops", Some(OPS_SECRET), "rotor:admin read");
     record.grant_types = vec![
         GrantType::Password,
@@ -37,7 +37,7 @@ async fn ops_client(app: &TestApp) -> TestClient {
 }
 
 /// An access token of `username` through `ops` with `scope`.
-async fn user_token(
+pub(crate) async fn user_token(
     app: &TestApp,
     ops: &TestClient,
     username: &str,
@@ -60,13 +60,13 @@ async fn user_token(
 }
 
 /// An admin user `root` and its token.
-async fn admin_token(app: &TestApp, ops: &TestClient) -> String {
+pub(crate) async fn admin_token(app: &TestApp, ops: &TestClient) -> String {
     add_user(app.store.as_ref(), &app.settings, "root", "root password").await;
     app.store.set_user_admin("root", true).await.unwrap();
     user_token(app, ops, "root", "root password", "rotor:admin").await
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: &str,
     path: &str,

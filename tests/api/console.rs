@@ -16,6 +16,14 @@ on_both_stores!(
     a_client_created_through_the_form_shows_its_secret_once_and_is_audited,
     signing_out_ends_the_console_session_and_its_token,
     a_console_switched_off_is_not_served_but_the_admin_api_is,
+    a_client_edited_in_the_console_and_its_new_secret_are_audited,
+    settings_changed_in_the_console_are_in_force_and_audited,
+    a_password_reset_and_an_unlock_in_the_console,
+    sessions_end_and_all_logins_are_revoked_from_the_console,
+    a_pasted_token_is_looked_up_and_never_shown_back,
+    the_audit_page_filters_pages_and_exports,
+    every_new_form_refuses_a_post_without_its_token,
+    with_console_bind_the_console_has_a_listener_of_its_own,
 );
 
 const ISSUER: &str = "https://rotor.test";
@@ -137,6 +145,11 @@ async fn an_admin_signs_in_and_every_page_is_served_with_the_security_headers(db
         ("/admin/keys", "Keys"),
         ("/admin/audit", "Audit"),
         ("/admin/audit?user=root&client=rotor-console", "Audit"),
+        ("/admin/audit?kind=login&outcome=success", "Audit"),
+        ("/admin/users?q=ro", "Users"),
+        ("/admin/settings", "Settings"),
+        ("/admin/lookup", "Token lookup"),
+        ("/admin/clients/edit?client_id=app", "Client app"),
     ] {
         let page = browser.get(path).await;
         assert_eq!(page.status, 200, "{path}: {}", page.html);
@@ -313,4 +326,473 @@ async fn a_console_switched_off_is_not_served_but_the_admin_api_is(db: Db) {
     // Assert
     assert_eq!(console.status, 404, "{}", console.html);
     api.assert_error(401, "invalid_token");
+}
+
+/// `page`'s form posting to `action`, with `fields` set (replacing any hidden
+/// input of the same name).
+fn filled(page: &Seen, action: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = page
+        .form_inputs(action)
+        .into_iter()
+        .filter(|(name, _)| !fields.iter().any(|(n, _)| n == name))
+        .collect();
+    for (name, value) in fields {
+        form.push(((*name).into(), (*value).into()));
+    }
+    form
+}
+
+/// The admin changes of `target` by root.
+async fn changes_of(app: &TestApp, target: &str) -> usize {
+    app.store
+        .audit_events(&AuditFilter {
+            kind: Some(AuditKind::AdminChange),
+            limit: 200,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.target.as_deref() == Some(target) && e.actor.as_deref() == Some("user root"))
+        .count()
+}
+
+async fn a_client_edited_in_the_console_and_its_new_secret_are_audited(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let page = browser.get("/admin/clients/edit?client_id=app").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let form = filled(
+        &page,
+        "/admin/clients/edit",
+        &[
+            ("grant_password", "on"),
+            ("grant_refresh_token", "on"),
+            ("refresh_tokens", "on"),
+            ("pkce_required", "on"),
+            ("scopes", "read"),
+            ("max_refreshes", "2"),
+            ("grace_period", "30s"),
+        ],
+    );
+
+    // Act
+    let saved = browser.post("/admin/clients/edit", &form).await;
+    let page = browser.get("/admin/clients/edit?client_id=app").await;
+    let renewed = browser
+        .post(
+            "/admin/clients/secret",
+            &page.form_inputs("/admin/clients/secret"),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let client = app.store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(client.scopes, ["read"]);
+    assert_eq!(client.max_refreshes, Some(2));
+    assert_eq!(
+        client.grace_period,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(renewed.status, 200, "{}", renewed.html);
+    assert!(renewed.html.contains("shown this once"));
+    assert_secure_page(&renewed);
+    app.login().await.assert_error(401, "invalid_client");
+    assert_eq!(changes_of(&app, "client app").await, 1);
+    assert_eq!(changes_of(&app, "client app secret").await, 1);
+    let again = browser.get("/admin/clients/edit?client_id=app").await;
+    assert!(!again.html.contains("shown this once"));
+    // The rules and messages of the CLI; the console's own client stays as it is.
+    let refused = browser
+        .post(
+            "/admin/clients/edit",
+            &filled(&again, "/admin/clients/edit", &[("grace_period", "10m")]),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.html.contains("--grace-period must be at most 120s"),
+        "{}",
+        refused.html
+    );
+    let console_client = browser
+        .post(
+            "/admin/clients/edit",
+            &filled(
+                &again,
+                "/admin/clients/edit",
+                &[("client_id", "rotor-console")],
+            ),
+        )
+        .await;
+    assert_eq!(console_client.status, 400, "{}", console_client.html);
+}
+
+async fn settings_changed_in_the_console_are_in_force_and_audited(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let page = browser.get("/admin/settings").await;
+    assert!(page.html.contains("refresh.max_refreshes"), "{}", page.html);
+
+    // Act
+    let set = browser
+        .post(
+            "/admin/settings",
+            &filled(
+                &page,
+                "/admin/settings",
+                &[
+                    ("key", "refresh.max_refreshes"),
+                    ("value", "1"),
+                    ("action", "set"),
+                ],
+            ),
+        )
+        .await;
+    let refused = browser
+        .post(
+            "/admin/settings",
+            &filled(
+                &page,
+                "/admin/settings",
+                &[
+                    ("key", "refresh.grace_period"),
+                    ("value", "1h"),
+                    ("action", "set"),
+                ],
+            ),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(set.status, 200, "{}", set.html);
+    assert!(
+        set.html.contains("refresh.max_refreshes = 1 stored."),
+        "{}",
+        set.html
+    );
+    assert!(set.html.contains("database"));
+    let login = app.login().await;
+    let first = app.refresh(&login.refresh_token()).await;
+    first.assert_ok();
+    app.refresh(&first.refresh_token())
+        .await
+        .assert_error(400, "invalid_grant");
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused
+            .html
+            .contains("refresh.grace_period: must be at most 120s"),
+        "{}",
+        refused.html
+    );
+    assert_eq!(changes_of(&app, "setting refresh.max_refreshes").await, 1);
+    assert_eq!(changes_of(&app, "setting refresh.grace_period").await, 0);
+    // Back to the file's value.
+    let unset = browser
+        .post(
+            "/admin/settings",
+            &filled(
+                &set,
+                "/admin/settings",
+                &[("key", "refresh.max_refreshes"), ("action", "unset")],
+            ),
+        )
+        .await;
+    assert_eq!(unset.status, 200, "{}", unset.html);
+    assert_eq!(changes_of(&app, "setting refresh.max_refreshes").await, 2);
+}
+
+async fn a_password_reset_and_an_unlock_in_the_console(db: Db) {
+    // Arrange: alice locked out.
+    let app = spawn_app_with(db, |s| s.lockout.max_failures_per_user = 2).await;
+    let mut browser = admin_browser(&app).await;
+    for _ in 0..2 {
+        app.post_form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wrong"),
+        ])
+        .await;
+    }
+    let page = browser.get("/admin/users?q=alice").await;
+    assert!(page.html.contains("locked until"), "{}", page.html);
+    assert!(!page.html.contains("<td>root</td>"), "{}", page.html);
+
+    // Act
+    let unlocked = browser
+        .post(
+            "/admin/users/update",
+            &filled(&page, "/admin/users/update", &[("action", "unlock")]),
+        )
+        .await;
+    let page = browser.get("/admin/users?q=alice").await;
+    let reset = browser
+        .post(
+            "/admin/users/password",
+            &filled(&page, "/admin/users/password", &[("password", "")]),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(unlocked.status, 303, "{}", unlocked.html);
+    assert!(!page.html.contains("locked until"), "{}", page.html);
+    assert_eq!(reset.status, 200, "{}", reset.html);
+    assert_secure_page(&reset);
+    let shown = reset
+        .html
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_else(|| panic!("{}", reset.html))
+        .to_owned();
+    app.login().await.assert_error(400, "invalid_grant");
+    app.post_form(&[
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", &shown),
+    ])
+    .await
+    .assert_ok();
+    assert_eq!(changes_of(&app, "user alice lockout").await, 1);
+    assert_eq!(changes_of(&app, "user alice password").await, 1);
+}
+
+async fn sessions_end_and_all_logins_are_revoked_from_the_console(db: Db) {
+    // Arrange: root's own browser session (from signing in) and a login of alice.
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let alice = app.login().await;
+    let page = browser.get("/admin/families?user=root").await;
+    assert!(page.html.contains("Browser sessions"), "{}", page.html);
+    assert!(page.html.contains("End session"), "{}", page.html);
+
+    // Act
+    let revoked = browser
+        .post(
+            "/admin/users/revoke-logins",
+            &filled(
+                &page,
+                "/admin/users/revoke-logins",
+                &[("username", "alice")],
+            ),
+        )
+        .await;
+    let ended = browser
+        .post(
+            "/admin/sessions/end",
+            &page.form_inputs("/admin/sessions/end"),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(revoked.status, 303, "{}", revoked.html);
+    assert_eq!(
+        revoked.location.as_deref(),
+        Some("/admin/families?user=alice")
+    );
+    app.refresh(&alice.refresh_token())
+        .await
+        .assert_error(400, "invalid_grant");
+    assert_eq!(ended.status, 303, "{}", ended.html);
+    let root = app.store.find_user("root").await.unwrap().unwrap();
+    let sessions = app.store.list_sessions(root.id, 10).await.unwrap();
+    assert!(sessions[0].ended_at.is_some());
+    assert_eq!(changes_of(&app, "user alice families").await, 1);
+    assert_eq!(
+        changes_of(&app, &format!("session {}", sessions[0].id)).await,
+        1
+    );
+}
+
+async fn a_pasted_token_is_looked_up_and_never_shown_back(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let token = app.login().await.refresh_token();
+    let page = browser.get("/admin/lookup").await;
+
+    // Act
+    let found = browser
+        .post(
+            "/admin/lookup",
+            &filled(&page, "/admin/lookup", &[("token", &token)]),
+        )
+        .await;
+    let unknown = browser
+        .post(
+            "/admin/lookup",
+            &filled(&page, "/admin/lookup", &[("token", "nope")]),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(found.status, 200, "{}", found.html);
+    assert_secure_page(&found);
+    assert!(found.html.contains("A refresh_token"), "{}", found.html);
+    assert!(found.html.contains("alice"));
+    assert!(!found.html.contains(&token));
+    assert_eq!(unknown.status, 404);
+    assert!(
+        !app.store
+            .audit_events(&AuditFilter {
+                limit: 500,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| format!("{e:?}").contains(&token))
+    );
+}
+
+async fn the_audit_page_filters_pages_and_exports(db: Db) {
+    // Arrange: more refreshes than a page holds.
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let mut token = app.login().await.refresh_token();
+    for _ in 0..101 {
+        let answer = app.refresh(&token).await;
+        answer.assert_ok();
+        token = answer.refresh_token();
+    }
+
+    // Act
+    let first = browser.get("/admin/audit?kind=refresh").await;
+    let next = first
+        .html
+        .split("<a href=\"")
+        .filter_map(|a| a.split_once("\" rel=\"next\""))
+        .map(|(href, _)| href.replace("&#38;", "&").replace("&amp;", "&"))
+        .next()
+        .unwrap_or_else(|| panic!("no next link: {}", first.html));
+    let second = browser.get(&next).await;
+    let export = browser.get("/admin/audit/export?kind=refresh").await;
+
+    // Assert
+    assert_eq!(first.status, 200);
+    assert_eq!(first.html.matches("<td>refresh</td>").count(), 100);
+    assert!(!first.html.contains("<td>login</td>"));
+    assert_eq!(second.status, 200, "{}", second.html);
+    assert_eq!(second.html.matches("<td>refresh</td>").count(), 1, "{next}");
+    assert!(!second.html.contains("rel=\"next\""));
+    assert_eq!(export.status, 200);
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    assert_eq!(export.html.lines().count(), 101);
+    let bad = browser.get("/admin/audit?kind=nope").await;
+    assert_eq!(bad.status, 400);
+    assert_secure_page(&bad);
+}
+
+async fn every_new_form_refuses_a_post_without_its_token(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let before = app.store.find_client("app").await.unwrap().unwrap();
+    let field = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+
+    // Act / Assert: each form without csrf_token changes nothing.
+    for (action, form) in [
+        (
+            "/admin/clients/edit",
+            vec![field("client_id", "app"), field("scopes", "x")],
+        ),
+        ("/admin/clients/secret", vec![field("client_id", "app")]),
+        (
+            "/admin/clients/revoke-logins",
+            vec![field("client_id", "app")],
+        ),
+        ("/admin/users/password", vec![field("username", "alice")]),
+        (
+            "/admin/users/revoke-logins",
+            vec![field("username", "alice")],
+        ),
+        (
+            "/admin/sessions/end",
+            vec![field("session_id", "00000000-0000-0000-0000-000000000000")],
+        ),
+        (
+            "/admin/settings",
+            vec![field("key", "refresh.enabled"), field("value", "false")],
+        ),
+        ("/admin/lookup", vec![field("token", "x")]),
+    ] {
+        let mut form = form;
+        form.push(field(
+            "issued",
+            &app.clock.now().unix_timestamp().to_string(),
+        ));
+        let refused = browser.post(action, &form).await;
+        assert_eq!(refused.status, 400, "{action}: {}", refused.html);
+        assert_secure_page(&refused);
+    }
+    let after = app.store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(
+        (after.scopes, after.secret_hash),
+        (before.scopes, before.secret_hash)
+    );
+    assert!(app.store.list_settings().await.unwrap().is_empty());
+    app.login().await.assert_ok();
+}
+
+async fn with_console_bind_the_console_has_a_listener_of_its_own(db: Db) {
+    // Arrange: a free loopback port for the console's listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console_url = format!("http://127.0.0.1:{port}");
+    let mut settings = crate::helpers::test_settings();
+    settings.console.bind = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    settings.console.url = Some(console_url.clone());
+    let store = db.open_store().await;
+    let server = rotor::Application::with_store(settings, store.clone())
+        .await
+        .unwrap();
+    let main = format!("http://{}", server.local_addr().unwrap());
+    let console = format!("http://{}", server.console_addr().unwrap().unwrap());
+    tokio::spawn(server.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Act
+    let on_main = http.get(format!("{main}/admin/")).send().await.unwrap();
+    let on_console = http.get(format!("{console}/admin/")).send().await.unwrap();
+    let token_on_console = http
+        .post(format!("{console}/oauth2/token"))
+        .send()
+        .await
+        .unwrap();
+    let api_on_main = http
+        .get(format!("{main}/admin/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(console, console_url);
+    assert_eq!(on_main.status(), 404);
+    assert_eq!(on_console.status(), 302);
+    let location = on_console.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://rotor.test/oauth2/authorize?"),
+        "{location}"
+    );
+    let redirect_uri = format!("{console_url}/admin/callback");
+    assert!(
+        location.contains(
+            &form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>()
+        ),
+        "{location}"
+    );
+    let client = store.find_client("rotor-console").await.unwrap().unwrap();
+    assert_eq!(client.code_flow.redirect_uris, [redirect_uri]);
+    assert_eq!(token_on_console.status(), 404);
+    assert_eq!(api_on_main.status(), 401);
 }

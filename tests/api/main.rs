@@ -9,6 +9,7 @@ mod postgres;
 
 mod admin;
 mod admin_api;
+mod admin_api_more;
 mod authorization_code;
 mod bearer;
 mod bodies;

@@ -28,6 +28,8 @@ on_both_stores!(
     a_bad_value_or_key_is_refused_and_changes_nothing,
     unsetting_a_stored_value_brings_the_configured_one_back,
     a_change_through_an_instance_is_in_force_there_at_once,
+    a_patch_through_the_admin_api_reaches_a_second_instance,
+    changes_made_with_the_command_line_are_audited_with_cli_as_actor,
 );
 
 /// Reloads often, so that the tests wait little.
@@ -106,6 +108,7 @@ async fn refreshes_once_only(app: &TestApp) -> bool {
 async fn admin_changes(app: &TestApp) -> Vec<AuditEvent> {
     app.store
         .audit_events(&AuditFilter {
+            kind: Some(AuditKind::AdminChange),
             limit: 100,
             ..Default::default()
         })
@@ -158,6 +161,103 @@ async fn a_setting_stored_by_the_cli_reaches_every_running_instance(db: Db) {
     assert_eq!(
         (&changes[0].username, &changes[0].client_id),
         (&None, &None)
+    );
+    assert_eq!(changes[0].actor.as_deref(), Some("cli"));
+}
+
+async fn a_patch_through_the_admin_api_reaches_a_second_instance(db: Db) {
+    // Arrange: two instances on one database with the default reload interval
+    // (2s), and a client allowed the admin scope for scripts.
+    let app = spawn_app_with(db.clone(), |_| {}).await;
+    let mut second = spawn_instance(db.clone(), app.settings.clone()).await;
+    second.client = app.client.clone();
+    let ops = crate::admin_api::ops_client(&app).await;
+    let token = app
+        .post_form_as(
+            &ops,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "rotor:admin"),
+            ],
+        )
+        .await;
+    token.assert_ok();
+    assert!(!refreshes_once_only(&second).await);
+
+    // Act: PATCH on the first instance.
+    let patched = app
+        .http
+        .patch(format!("{}/admin/api/v1/settings", app.address))
+        .bearer_auth(token.str("access_token"))
+        .json(&serde_json::json!({"refresh.max_refreshes": 1}))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: the second instance applies it by its next reload, polled within a
+    // bound rather than slept for.
+    assert_eq!(patched.status(), 200);
+    let within = app.settings.settings.reload_interval * 5;
+    assert!(
+        eventually(within, || refreshes_once_only(&second)).await,
+        "the second instance still allows a second refresh after {within:?}"
+    );
+    let shown = second
+        .http
+        .get(format!("{}/admin/api/v1/settings", second.address))
+        .bearer_auth(token.str("access_token"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let max = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["key"] == "refresh.max_refreshes")
+        .unwrap()
+        .clone();
+    assert_eq!(max["value"], "1");
+    assert_eq!(max["source"], "database");
+    assert_eq!(max["updated_by"], "client ops");
+    let changes = admin_changes(&app).await;
+    assert_eq!(changes[0].actor.as_deref(), Some("client ops"));
+}
+
+async fn changes_made_with_the_command_line_are_audited_with_cli_as_actor(db: Db) {
+    // Arrange
+    let app = spawn_app_with(db.clone(), quick_reload).await;
+
+    // Act
+    let added = rotor(&db, &["user", "add", "bob"]).await;
+    let disabled = rotor(&db, &["user", "disable", "bob"]).await;
+    let client = rotor(&db, &["client", "add", "tool", "--scopes", "read"]).await;
+    let removed = rotor(&db, &["client", "remove", "tool"]).await;
+
+    // Assert
+    for out in [&added, &disabled, &client, &removed] {
+        assert!(out.status.success(), "{}", stderr(out));
+    }
+    let changes = admin_changes(&app).await;
+    let targets: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_deref().unwrap_or(""),
+                e.target.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("cli", "client tool"),
+            ("cli", "client tool"),
+            ("cli", "user bob"),
+            ("cli", "user bob"),
+        ]
     );
 }
 

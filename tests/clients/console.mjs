@@ -3,9 +3,12 @@
 // confidential client (its secret read off the page, shown once); a user signs in
 // twice with the password grant (fetch); the admin finds the user's logins, sees
 // the chain of the first after two refreshes and a reuse of the first refresh
-// token, revokes the second, whose access token /api/v1/me then refuses. Each
-// page's screenshot goes to docs/console/ (ROTOR_SCREENSHOTS=DIR puts them in
-// DIR/console).
+// token, revokes the second, whose access token /api/v1/me then refuses. Then the
+// admin changes the maximum refreshes on the settings page, edits the client and
+// regenerates its secret (the old one is refused), looks a pasted refresh token
+// up, searches users and resets a password, filters the audit trail and revokes
+// every login of the user. Each page's screenshot goes to docs/console/
+// (ROTOR_SCREENSHOTS=DIR puts them in DIR/console).
 //
 // Reads ROTOR_ISSUER, ROTOR_ADMIN, ROTOR_ADMIN_PASSWORD, ROTOR_USERNAME,
 // ROTOR_PASSWORD and CHROMIUM (default /usr/bin/chromium). Exits non-zero when a
@@ -30,10 +33,14 @@ const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const CLIENT = 'console-demo';
 
 async function token(secret, form) {
+  return tokenAs(CLIENT, secret, form);
+}
+
+async function tokenAs(client, secret, form) {
   const response = await fetch(`${issuer}/oauth2/token`, {
     method: 'POST',
     headers: {
-      authorization: `Basic ${Buffer.from(`${CLIENT}:${secret}`).toString('base64')}`,
+      authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`,
       'content-type': 'application/x-www-form-urlencoded',
     },
     body: new URLSearchParams(form),
@@ -99,7 +106,6 @@ try {
   assert.equal(await page.title(), `Logins of ${username} · rotor console`);
   const rows = page.locator('tbody tr', { hasText: CLIENT });
   assert.equal(await rows.count(), 2);
-  await shot('families');
   const refreshed = rows.filter({ has: page.locator('td', { hasText: /^2$/ }) });
   await Promise.all([page.waitForLoadState('load'), refreshed.locator('a').first().click()]);
   const chain = await page.locator('ol.chain').textContent();
@@ -117,10 +123,80 @@ try {
   assert.equal(await me(second.body.access_token), 401);
   console.log('ok: a revoked login\'s access token is refused at /api/v1/me');
 
+  // The maximum refreshes, changed on the settings page, applies at once.
+  await page.goto(`${issuer}/admin/settings`);
+  const maxRow = page.locator('tbody tr', { hasText: 'refresh.max_refreshes' });
+  await maxRow.locator('input[name="value"]').fill('1');
+  await Promise.all([page.waitForLoadState('load'), maxRow.getByRole('button', { name: 'Set' }).click()]);
+  assert.match(await page.locator('.notice').textContent(), /refresh\.max_refreshes = 1 stored/);
+  assert.match(await page.locator('tbody tr', { hasText: 'refresh.max_refreshes' }).textContent(), /database/);
+  await shot('settings');
+  const limited = await token(secret, { grant_type: 'password', username, password, scope: 'read' });
+  const once = await token(secret, { grant_type: 'refresh_token', refresh_token: limited.body.refresh_token });
+  assert.equal(once.status, 200, JSON.stringify(once.body));
+  const twice = await token(secret, { grant_type: 'refresh_token', refresh_token: once.body.refresh_token });
+  assert.equal(twice.status, 400, JSON.stringify(twice.body));
+  console.log('ok: the maximum refreshes changed in the console applies');
+
+  // The client's page: edit its scopes, then a new secret; the old one is refused.
+  await page.goto(`${issuer}/admin/clients`);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('link', { name: CLIENT }).click()]);
+  assert.equal(await page.title(), `Client ${CLIENT} · rotor console`);
+  await page.locator('#scopes').fill('read');
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Save' }).click()]);
+  assert.equal(await page.locator('#scopes').inputValue(), 'read');
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Regenerate the secret' }).click()]);
+  const renewed = (await page.locator('code.secret').textContent()).trim();
+  assert.notEqual(renewed, secret);
+  await shot('client');
+  const old = await token(secret, { grant_type: 'password', username, password });
+  assert.equal(old.status, 401, JSON.stringify(old.body));
+  const fresh = await token(renewed, { grant_type: 'password', username, password });
+  assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
+  assert.equal(fresh.body.scope, 'read');
+  console.log('ok: the client was edited and its secret regenerated, shown once');
+
+  // A pasted token: what it is, never shown back.
+  await page.goto(`${issuer}/admin/lookup`);
+  await page.locator('#token').fill(fresh.body.refresh_token);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Look up' }).click()]);
+  const facts = await page.locator('.facts').textContent();
+  assert.match(facts, /active/);
+  assert.match(facts, new RegExp(CLIENT));
+  assert.ok(!(await page.content()).includes(fresh.body.refresh_token), 'the token is not shown back');
+  await shot('lookup');
+  console.log('ok: a pasted refresh token was found by its hash');
+
+  // Users: search, reset a password (shown once).
+  await page.goto(`${issuer}/admin/users`);
+  await page.locator('#q').fill(username.slice(0, 3));
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Search' }).click()]);
+  const userRow = page.locator('tbody tr', { hasText: username });
+  await Promise.all([page.waitForLoadState('load'), userRow.getByRole('button', { name: 'Reset' }).click()]);
+  const newPassword = (await page.locator('.notice code.secret').textContent()).trim();
+  await shot('users');
+  const reset = await token(renewed, { grant_type: 'password', username, password: newPassword });
+  assert.equal(reset.status, 200, JSON.stringify(reset.body));
+  console.log('ok: a password was reset and shown once');
+
+  // The audit trail, filtered by kind.
+  await page.goto(`${issuer}/admin/audit`);
+  await page.locator('#kind').selectOption('refresh');
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Filter' }).click()]);
+  const kinds = await page.locator('tbody tr td:nth-child(2)').allTextContents();
+  assert.ok(kinds.length > 0 && kinds.every((k) => k === 'refresh'), kinds.join(','));
+  await shot('audit');
+  console.log('ok: the audit trail filters by kind');
+
+  // Every login of the user, revoked at once.
+  await page.goto(`${issuer}/admin/families?user=${encodeURIComponent(username)}`);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: `Revoke all logins of ${username}` }).click()]);
+  assert.equal(await me(reset.body.access_token), 401);
+  await shot('families');
+  console.log('ok: every login of the user was revoked');
+
   await page.goto(`${issuer}/admin/keys`);
   await shot('keys');
-  await page.goto(`${issuer}/admin/audit`);
-  await shot('audit');
   await page.goto(`${issuer}/admin/`);
   await shot('overview');
 } catch (e) {

@@ -13,10 +13,10 @@ use rotor::{
         token::{AuthorizationCode, RefreshToken, SessionToken, TokenHash},
     },
     store::{
-        AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome, LoginAttempt,
-        NewAccessToken, NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken,
-        Outcome, ProofUse, Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError,
-        Subject, UserRecord,
+        AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
+        FamilyOwner, LoginAttempt, NewAccessToken, NewAuthorizationCode, NewBrowserSession,
+        NewFamily, NewRefreshToken, Outcome, ProofUse, Purged, Redeem, RedeemOutcome,
+        SettingRecord, Store, StoreError, Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -48,6 +48,10 @@ macro_rules! contract {
 }
 
 contract!(
+    a_client_is_edited_and_its_secret_replaced_keeping_the_rest,
+    revoking_all_families_of_a_user_or_client_spares_the_others,
+    the_audit_trail_pages_by_position_without_repeats_and_counts_by_kind,
+    locked_keys_and_retries_are_read_back,
     a_code_is_redeemed_once_for_one_family,
     a_code_of_an_ended_session_or_past_its_life_is_refused,
     ending_a_session_revokes_its_families_that_are_not_offline,
@@ -194,6 +198,7 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshT
             ip: Some("192.0.2.1".into()),
             outcome: Outcome::Success,
             target: None,
+            actor: None,
         },
     };
     (r, next)
@@ -977,6 +982,7 @@ async fn old_audit_events_and_ended_lockout_counters_are_purged(store: Arc<dyn S
                 ip: None,
                 outcome: Outcome::InvalidCredentials,
                 target: None,
+                actor: None,
             })
             .await
             .unwrap();
@@ -1235,6 +1241,7 @@ fn redeem(
             ip: None,
             outcome: Outcome::Success,
             target: None,
+            actor: None,
         },
     };
     (r, token)
@@ -1434,6 +1441,7 @@ fn setting_change(
         ip: None,
         outcome: Outcome::Success,
         target: Some(format!("setting {key}")),
+        actor: Some("cli".into()),
     };
     (setting, audit)
 }
@@ -1701,4 +1709,174 @@ async fn of_instances_starting_together_every_one_gets_the_same_server_secret(
             .unwrap(),
         got[0]
     );
+}
+
+async fn a_client_is_edited_and_its_secret_replaced_keeping_the_rest(store: Arc<dyn Store>) {
+    let (_, client) = seed(store.as_ref()).await;
+    let mut edited = client.clone();
+    edited.scopes = vec!["read".into()];
+    edited.max_refreshes = None;
+    edited.code_flow.redirect_uris = vec!["http://127.0.0.1/cb".into()];
+    edited.secret_hash = Some(TokenHash::of("ignored by an edit"));
+    store.update_client(&edited).await.unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(found.scopes, ["read"]);
+    assert_eq!(found.max_refreshes, None);
+    assert_eq!(found.code_flow.redirect_uris, ["http://127.0.0.1/cb"]);
+    assert!(found.secret_hash.unwrap().ct_eq(&TokenHash::of("secret")));
+    assert_eq!(found.created_at, client.created_at);
+    store
+        .set_client_secret("app", &TokenHash::of("new secret"))
+        .await
+        .unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert!(
+        found
+            .secret_hash
+            .unwrap()
+            .ct_eq(&TokenHash::of("new secret"))
+    );
+    edited.id = "nobody".into();
+    assert!(matches!(
+        store.update_client(&edited).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut public = client.clone();
+    public.id = "public".into();
+    public.secret_hash = None;
+    store.create_client(&public).await.unwrap();
+    // A public client gets no secret.
+    assert!(matches!(
+        store.set_client_secret("public", &TokenHash::of("x")).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn revoking_all_families_of_a_user_or_client_spares_the_others(store: Arc<dyn Store>) {
+    let (alice, client) = seed(store.as_ref()).await;
+    let bob = UserRecord {
+        id: Uuid::new_v4(),
+        username: "bob".into(),
+        ..alice.clone()
+    };
+    store.create_user(&bob).await.unwrap();
+    let (a1, _) = login(store.as_ref(), &alice).await;
+    let (a2, _) = login(store.as_ref(), &alice).await;
+    let (b1, _) = login(store.as_ref(), &bob).await;
+    let n = store
+        .revoke_families_of(&FamilyOwner::User(alice.id), now())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    for id in [a1, a2] {
+        let f = store.find_family(id, now()).await.unwrap().unwrap();
+        assert_eq!(f.state(), "revoked");
+    }
+    let b = store.find_family(b1, now()).await.unwrap().unwrap();
+    assert_eq!(b.state(), "active");
+    // Again: nothing live is left.
+    assert_eq!(
+        store
+            .revoke_families_of(&FamilyOwner::User(alice.id), now())
+            .await
+            .unwrap(),
+        0
+    );
+    let n = store
+        .revoke_families_of(&FamilyOwner::Client(client.id.clone()), now())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let b = store.find_family(b1, now()).await.unwrap().unwrap();
+    assert_eq!(b.state(), "revoked");
+}
+
+async fn the_audit_trail_pages_by_position_without_repeats_and_counts_by_kind(
+    store: Arc<dyn Store>,
+) {
+    // Five events in one second (SQLite keeps seconds), and one an hour before.
+    let at = now();
+    let event = |kind, at| AuditEvent {
+        at,
+        kind,
+        username: Some("alice".into()),
+        client_id: None,
+        family_id: None,
+        ip: None,
+        outcome: Outcome::Success,
+        target: None,
+        actor: None,
+    };
+    store
+        .record_audit(&event(AuditKind::Login, at - time::Duration::hours(1)))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        store
+            .record_audit(&event(AuditKind::Refresh, at))
+            .await
+            .unwrap();
+    }
+    let mut filter = AuditFilter {
+        kind: Some(AuditKind::Refresh),
+        limit: 2,
+        ..AuditFilter::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.audit_page(&filter).await.unwrap();
+        seen.extend(page.iter().map(|e| e.cursor));
+        if page.len() < 2 {
+            break;
+        }
+        filter.before = page.last().map(|e| e.cursor);
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut ids: Vec<i64> = seen.iter().map(|c: &AuditCursor| c.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let counts = store
+        .count_audit(at - time::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!((counts[0].kind, counts[0].count), (AuditKind::Refresh, 5));
+    let day = store
+        .count_audit(at - time::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(day.iter().map(|c| c.count).sum::<u64>(), 6);
+}
+
+async fn locked_keys_and_retries_are_read_back(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let window = Duration::from_secs(600);
+    for _ in 0..2 {
+        store
+            .begin_login_attempt("user:alice", now(), window, 2)
+            .await
+            .unwrap();
+        store
+            .end_login_attempt("user:alice", true, now(), 2, window)
+            .await
+            .unwrap();
+    }
+    let keys = vec!["user:alice".to_owned(), "user:bob".to_owned()];
+    let locked = store.locked_keys(&keys, now()).await.unwrap();
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0].0, "user:alice");
+    assert!(locked[0].1 > now());
+    store.clear_login_failures("user:alice").await.unwrap();
+    assert!(store.locked_keys(&keys, now()).await.unwrap().is_empty());
+
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    assert!(store.family_retries(family_id).await.unwrap().is_empty());
+    store.note_retry(&token.hash(), now()).await.unwrap();
+    let later = now() + time::Duration::seconds(3);
+    store.note_retry(&token.hash(), later).await.unwrap();
+    let retries = store.family_retries(family_id).await.unwrap();
+    assert_eq!(retries.len(), 1);
+    assert_eq!(retries[0].count, 2);
+    assert_eq!(retries[0].last_at.unix_timestamp(), later.unix_timestamp());
 }

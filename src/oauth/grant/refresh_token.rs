@@ -228,6 +228,11 @@ async fn spent_token_presented(
                 dpop::record_use(ctx, client.id(), proof, now).await?;
             }
             tracing::info!(family_id = %record.family_id, "retried refresh answered with the same tokens");
+            // Shown in the family's chain as `retried`; a counter, not an audit row
+            // per retry, so that retries cannot grow the trail.
+            if let Err(e) = ctx.store.note_retry(&record.hash, now).await {
+                tracing::error!(error = %e, "counting a retry failed");
+            }
             Ok(answer)
         }
         // The client that spent the token retries, but without a proof of the key

@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::store::{
-    AuditEvent, AuditFilter, AuditStore, StoreError, StoreResult,
-    codec::{AuditRow, capped},
+    AuditCount, AuditEntry, AuditEvent, AuditFilter, AuditKind, AuditStore, Outcome, StoreError,
+    StoreResult,
+    codec::{AUDIT_COLUMNS, AuditCountRow, AuditRow, capped},
     retry_rolled_back,
 };
 
@@ -17,8 +18,8 @@ impl AuditStore for PgStore {
         retry_rolled_back(move || async move {
             // language=PostgreSQL
             sqlx::query(
-                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target, actor)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
             )
             .bind(e.at)
             .bind(e.kind.as_str())
@@ -28,6 +29,7 @@ impl AuditStore for PgStore {
             .bind(e.ip.as_deref().map(capped))
             .bind(e.outcome.as_str())
             .bind(e.target.as_deref().map(capped))
+            .bind(e.actor.as_deref().map(capped))
             .execute(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -36,21 +38,42 @@ impl AuditStore for PgStore {
         .await
     }
 
-    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+    async fn audit_page(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         // language=PostgreSQL
-        let rows: Vec<AuditRow<Uuid, OffsetDateTime>> = sqlx::query_as(
-            r#"select at, kind, username, client_id, family_id, ip, outcome, target from audit_events
+        let sql = format!(
+            r#"select {AUDIT_COLUMNS} from audit_events
                where ($1::text is null or username = $1)
                  and ($2::text is null or client_id = $2)
                  and ($3::timestamptz is null or at >= $3)
                  and ($5::uuid is null or family_id = $5)
-               order by at desc, id desc limit $4"#,
+                 and ($6::text is null or kind = $6)
+                 and ($7::text is null or outcome = $7)
+                 and ($8::timestamptz is null or (at, id) < ($8, $9::bigint))
+               order by at desc, id desc limit $4"#
+        );
+        let rows: Vec<AuditRow<Uuid, OffsetDateTime>> = sqlx::query_as(&sql)
+            .bind(&f.username)
+            .bind(&f.client_id)
+            .bind(f.since)
+            .bind(i64::from(f.limit))
+            .bind(f.family_id)
+            .bind(f.kind.map(AuditKind::as_str))
+            .bind(f.outcome.map(Outcome::as_str))
+            .bind(f.before.map(|c| c.at))
+            .bind(f.before.map(|c| c.id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn count_audit(&self, since: OffsetDateTime) -> StoreResult<Vec<AuditCount>> {
+        // language=PostgreSQL
+        let rows: Vec<AuditCountRow> = sqlx::query_as(
+            r#"select kind, outcome, count(*) as count from audit_events
+               where at >= $1 group by kind, outcome"#,
         )
-        .bind(&f.username)
-        .bind(&f.client_id)
-        .bind(f.since)
-        .bind(i64::from(f.limit))
-        .bind(f.family_id)
+        .bind(since)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -64,8 +87,8 @@ impl AuditStore for PgStore {
 pub(super) async fn insert_audit(conn: &mut sqlx::PgConnection, e: &AuditEvent) -> StoreResult<()> {
     // language=PostgreSQL
     sqlx::query(
-        r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target)
-           values ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"insert into audit_events (at, kind, username, client_id, family_id, ip, outcome, target, actor)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
     )
     .bind(e.at)
     .bind(e.kind.as_str())
@@ -75,6 +98,7 @@ pub(super) async fn insert_audit(conn: &mut sqlx::PgConnection, e: &AuditEvent) 
     .bind(e.ip.as_deref().map(capped))
     .bind(e.outcome.as_str())
     .bind(e.target.as_deref().map(capped))
+            .bind(e.actor.as_deref().map(capped))
     .execute(conn)
     .await
     .map_err(StoreError::from_sqlx)?;

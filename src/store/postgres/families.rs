@@ -8,8 +8,8 @@ use super::{PgStore, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyRecord, FamilyStore, NewFamily, RefreshTokenRecord,
-        StoreError, StoreResult,
+        Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewFamily,
+        RefreshTokenRecord, Retries, StoreError, StoreResult,
         codec::{
             ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
         },
@@ -293,5 +293,79 @@ impl FamilyStore for PgStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn revoke_families_of(
+        &self,
+        owner: &FamilyOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        retry_rolled_back(move || async move {
+            // One statement, as in `revoke_family`: no retry answer outlives its
+            // family's revocation.
+            let (user_id, client_id) = match owner {
+                FamilyOwner::User(user_id) => (Some(*user_id), None),
+                FamilyOwner::Client(client_id) => (None, Some(client_id.as_str())),
+            };
+            // language=PostgreSQL
+            let (n,): (i64,) = sqlx::query_as(
+                r#"with revoked as (
+                       update token_families set revoked_at = $3
+                       where revoked_at is null
+                         and (user_id = $1::uuid or client_id = $2::text)
+                       returning id
+                   ), erased as (
+                       update refresh_tokens set retry_answer = null, retry_until = null
+                       where retry_answer is not null
+                         and family_id in (select id from revoked)
+                   )
+                   select count(*) from revoked"#,
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=PostgreSQL
+            sqlx::query(
+                r#"update refresh_tokens set retry_count = retry_count + 1, last_retry_at = $2
+                   where token_hash = $1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>> {
+        // language=PostgreSQL
+        let rows: Vec<(i32, OffsetDateTime)> = sqlx::query_as(
+            r#"select retry_count, last_retry_at from refresh_tokens
+               where family_id = $1 and retry_count > 0 and last_retry_at is not null
+               order by last_retry_at"#,
+        )
+        .bind(family_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(count, last_at)| Retries {
+                count: u32::try_from(count).unwrap_or(0),
+                last_at,
+            })
+            .collect())
     }
 }

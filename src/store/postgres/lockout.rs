@@ -118,4 +118,23 @@ impl LockoutStore for PgStore {
         })
         .await
     }
+
+    async fn locked_keys(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, OffsetDateTime)>> {
+        let keys: Vec<&str> = keys.iter().map(|k| capped(k)).collect();
+        // language=PostgreSQL
+        let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+            r#"select key, locked_until from login_failures
+               where key = any($1) and locked_until > $2"#,
+        )
+        .bind(keys)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows)
+    }
 }

@@ -3,10 +3,13 @@
 use async_trait::async_trait;
 
 use super::{SqliteStore, ts, unique};
-use crate::store::{
-    ClientRecord, ClientStore, StoreError, StoreResult,
-    codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
-    retry_read,
+use crate::{
+    crypto::token::TokenHash,
+    store::{
+        ClientRecord, ClientStore, StoreError, StoreResult,
+        codec::{CLIENT_COLUMNS, ClientRow, CodeFlowColumns, grant_list, secs},
+        retry_read,
+    },
 };
 
 type Row = ClientRow<i64, i64>;
@@ -80,6 +83,58 @@ impl ClientStore for SqliteStore {
             .execute(&self.write)
             .await
             .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let flow = CodeFlowColumns::of(&client.code_flow);
+        // language=SQLite
+        let done = sqlx::query(
+            r#"update clients set grant_types = ?2, scopes = ?3, refresh_tokens = ?4,
+                                  refresh_ttl_secs = ?5, max_refreshes = ?6, grace_period_secs = ?7,
+                                  redirect_uris = ?8, third_party = ?9, pkce_optional = ?10,
+                                  offline_access = ?11, offline_ttl_secs = ?12,
+                                  refresh_requires_offline = ?13,
+                                  dpop_bound_access_tokens = ?14, dpop_require_nonce = ?15
+               where id = ?1"#,
+        )
+        .bind(&client.id)
+        .bind(grant_list(&client.grant_types))
+        .bind(client.scopes.join(" "))
+        .bind(client.refresh_tokens)
+        .bind(client.refresh_ttl.map(secs))
+        .bind(client.max_refreshes.map(i64::from))
+        .bind(client.grace_period.map(secs))
+        .bind(flow.redirect_uris)
+        .bind(flow.third_party)
+        .bind(flow.pkce_optional)
+        .bind(flow.offline_access)
+        .bind(flow.offline_ttl_secs)
+        .bind(flow.refresh_requires_offline)
+        .bind(client.dpop.bound_access_tokens)
+        .bind(client.dpop.require_nonce)
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_client_secret(&self, id: &str, secret_hash: &TokenHash) -> StoreResult<()> {
+        // language=SQLite
+        let done = sqlx::query(
+            r#"update clients set secret_hash = ?2 where id = ?1 and secret_hash is not null"#,
+        )
+        .bind(id)
+        .bind(secret_hash.as_bytes().to_vec())
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from_sqlx)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -8,10 +8,11 @@ use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
-        NewRefreshToken, RefreshTokenRecord, StoreError, StoreResult,
+        Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
+        NewRefreshToken, RefreshTokenRecord, Retries, StoreError, StoreResult,
         codec::{
-            ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
+            ConsumeFacts, DbCount, DbTime, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped,
+            consume_refusal,
         },
         retry_read, retry_rolled_back,
     },
@@ -265,6 +266,85 @@ impl FamilyStore for SqliteStore {
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn revoke_families_of(
+        &self,
+        owner: &FamilyOwner,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (column, value) = match owner {
+            FamilyOwner::User(user_id) => ("user_id", id(*user_id)),
+            FamilyOwner::Client(client_id) => ("client_id", client_id.clone()),
+        };
+        let (column, value) = (&column, &value);
+        retry_rolled_back(move || async move {
+            // One transaction, as in `revoke_family`: no retry answer outlives its
+            // family's revocation.
+            let mut tx = self.begin_write().await?;
+            // language=SQLite
+            sqlx::query(&format!(
+                r#"update refresh_tokens set retry_answer = null, retry_until = null
+                   where retry_answer is not null
+                     and family_id in (select id from token_families
+                                       where {column} = ?1 and revoked_at is null)"#
+            ))
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            // language=SQLite
+            let done = sqlx::query(&format!(
+                r#"update token_families set revoked_at = ?2
+                   where {column} = ?1 and revoked_at is null"#
+            ))
+            .bind(value)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn note_retry(&self, hash: &TokenHash, now: OffsetDateTime) -> StoreResult<()> {
+        retry_rolled_back(move || async move {
+            // language=SQLite
+            sqlx::query(
+                r#"update refresh_tokens set retry_count = retry_count + 1, last_retry_at = ?2
+                   where token_hash = ?1"#,
+            )
+            .bind(hash.as_bytes().as_slice())
+            .bind(ts(now))
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn family_retries(&self, family_id: Uuid) -> StoreResult<Vec<Retries>> {
+        // language=SQLite
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            r#"select retry_count, last_retry_at from refresh_tokens
+               where family_id = ?1 and retry_count > 0 and last_retry_at is not null
+               order by last_retry_at"#,
+        )
+        .bind(id(family_id))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter()
+            .map(|(count, at)| {
+                Ok(Retries {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    last_at: at.into_time()?,
+                })
+            })
+            .collect()
     }
 }
 

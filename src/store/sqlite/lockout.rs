@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{SqliteStore, ts};
 use crate::store::{
     LockoutStore, LoginAttempt, StoreError, StoreResult,
-    codec::{capped, login_attempt},
+    codec::{DbTime, capped, login_attempt},
     retry_rolled_back,
 };
 
@@ -117,5 +117,27 @@ impl LockoutStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn locked_keys(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, OffsetDateTime)>> {
+        let keys: Vec<&str> = keys.iter().map(|k| capped(k)).collect();
+        let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // language=SQLite
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            r#"select key, locked_until from login_failures
+               where key in (select value from json_each(?1)) and locked_until > ?2"#,
+        )
+        .bind(keys)
+        .bind(ts(now))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter()
+            .map(|(key, until)| Ok((key, until.into_time()?)))
+            .collect()
     }
 }

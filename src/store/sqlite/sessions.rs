@@ -103,4 +103,24 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<BrowserSessionRecord>> {
+        // language=SQLite
+        let rows: Vec<SessionRow<String, i64>> = sqlx::query_as(
+            r#"select s.id, s.user_id, u.username, u.disabled as user_disabled, s.created_at,
+                      s.last_seen_at, s.expires_at, s.ended_at
+               from browser_sessions s join users u on u.id = s.user_id
+               where s.user_id = ?1 order by s.created_at desc, s.id limit ?2"#,
+        )
+        .bind(id(user_id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
 }

@@ -82,4 +82,18 @@ impl UserStore for SqliteStore {
         }
         Ok(())
     }
+
+    async fn set_user_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        // language=SQLite
+        let done = sqlx::query(r#"update users set password_hash = ?2 where username = ?1"#)
+            .bind(username)
+            .bind(password_hash)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
 }
