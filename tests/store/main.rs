@@ -90,6 +90,7 @@ contract!(
     a_replayed_proof_in_a_rotation_spends_nothing,
     a_public_clients_first_proof_binds_an_unbound_family,
     of_instances_starting_together_every_one_gets_the_same_server_secret,
+    a_clients_dpop_settings_are_stored_and_edited,
 );
 
 /// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
@@ -1879,4 +1880,20 @@ async fn locked_keys_and_retries_are_read_back(store: Arc<dyn Store>) {
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].count, 2);
     assert_eq!(retries[0].last_at.unix_timestamp(), later.unix_timestamp());
+}
+
+async fn a_clients_dpop_settings_are_stored_and_edited(store: Arc<dyn Store>) {
+    let (_, client) = seed(store.as_ref()).await;
+    assert_eq!(client.dpop, Default::default());
+    let mut edited = client.clone();
+    edited.dpop.bound_access_tokens = true;
+    edited.dpop.require_nonce = Some(false);
+    store.update_client(&edited).await.unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert!(found.dpop.bound_access_tokens);
+    assert_eq!(found.dpop.require_nonce, Some(false));
+    edited.dpop.require_nonce = None;
+    store.update_client(&edited).await.unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(found.dpop.require_nonce, None);
 }
