@@ -178,6 +178,12 @@ impl Application {
                 lifecycle.clone(),
             ));
         }
+        let heartbeat = tokio::spawn(jobs::heartbeat::run(
+            state.store.clone(),
+            state.keys.clone(),
+            state.clock.clone(),
+            lifecycle.clone(),
+        ));
         tokio::spawn(jobs::settings::run(
             state.store.clone(),
             state.settings.clone(),
@@ -225,6 +231,14 @@ impl Application {
                 Ok(())
             }
         };
+        // The instance's row goes before the pool does, so that the overview
+        // stops listing it at once.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, heartbeat)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutting down: this instance's row could not be removed in time");
+        }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, store.close())
             .await
             .is_err()

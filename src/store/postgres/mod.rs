@@ -18,6 +18,7 @@ mod clients;
 mod codes;
 mod consents;
 mod families;
+mod instances;
 mod keys;
 mod lockout;
 mod sessions;

@@ -36,6 +36,7 @@ mod clients;
 mod codes;
 mod consents;
 mod families;
+mod instances;
 mod keys;
 mod lockout;
 mod sessions;
