@@ -186,6 +186,12 @@ impl Application {
                 lifecycle.clone(),
             ));
         }
+        let heartbeat = tokio::spawn(jobs::heartbeat::run(
+            state.store.clone(),
+            state.keys.clone(),
+            state.clock.clone(),
+            lifecycle.clone(),
+        ));
         tokio::spawn(jobs::settings::run(
             state.store.clone(),
             state.settings.clone(),
@@ -233,6 +239,14 @@ impl Application {
                 Ok(())
             }
         };
+        // The instance's row goes before the pool does, so that the overview
+        // stops listing it at once.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, heartbeat)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutting down: this instance's row could not be removed in time");
+        }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, store.close())
             .await
             .is_err()

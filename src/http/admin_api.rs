@@ -1107,6 +1107,31 @@ struct OverviewView {
     last_hour: CountsView,
     last_day: CountsView,
     keys: Vec<KeyView>,
+    instances: Vec<InstanceView>,
+}
+
+/// A running instance, as the overview lists it.
+#[derive(Serialize)]
+struct InstanceView {
+    id: String,
+    name: String,
+    version: String,
+    started_at: String,
+    seen_at: String,
+    signing_kid: Option<String>,
+}
+
+impl InstanceView {
+    fn of(i: crate::store::InstanceRecord) -> InstanceView {
+        InstanceView {
+            id: i.id.to_string(),
+            name: i.name,
+            version: i.version,
+            started_at: rfc3339(i.started_at),
+            seen_at: rfc3339(i.seen_at),
+            signing_kid: i.signing_kid,
+        }
+    }
 }
 
 async fn get_overview(
@@ -1121,6 +1146,7 @@ async fn get_overview(
         last_hour: CountsView::of(o.last_hour),
         last_day: CountsView::of(o.last_day),
         keys: o.keys.into_iter().map(KeyView::of).collect(),
+        instances: o.instances.into_iter().map(InstanceView::of).collect(),
     }))
 }
 

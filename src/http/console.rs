@@ -514,7 +514,17 @@ struct OverviewPage {
     live_logins: u64,
     counts: Vec<CountRow>,
     keys: Vec<KeyRow>,
+    instances: Vec<InstanceRow>,
     events: Vec<AuditRow>,
+}
+
+/// A running instance on the overview.
+pub struct InstanceRow {
+    pub name: String,
+    pub version: String,
+    pub started: String,
+    pub seen: String,
+    pub signing_kid: String,
 }
 
 async fn get_overview(State(state): State<AppState>, console: Console) -> Response {
@@ -550,6 +560,17 @@ async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, A
             row("refused sign-ins", h.failed_logins, d.failed_logins),
         ],
         keys: o.keys.into_iter().map(KeyRow::of).collect(),
+        instances: o
+            .instances
+            .into_iter()
+            .map(|i| InstanceRow {
+                name: i.name,
+                version: i.version,
+                started: when(i.started_at),
+                seen: when(i.seen_at),
+                signing_kid: i.signing_kid.unwrap_or_default(),
+            })
+            .collect(),
         events: events.into_iter().map(AuditRow::of).collect(),
     })
 }

@@ -13,8 +13,8 @@ use super::{
     records::{
         AccessTokenRecord, AuditCount, AuditCursor, AuditEntry, AuditEvent, AuditKind,
         AuthorizationCodeRecord, BrowserSessionRecord, ClientRecord, CodeFlowSettings, Consent,
-        ConsentRecord, ConsumeOutcome, DpopClientSettings, FamilyRecord, LoginAttempt, Outcome,
-        Pkce, RefreshTokenRecord, SettingRecord, Subject, UserRecord,
+        ConsentRecord, ConsumeOutcome, DpopClientSettings, FamilyRecord, InstanceRecord,
+        LoginAttempt, Outcome, Pkce, RefreshTokenRecord, SettingRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -483,6 +483,30 @@ impl<T: DbTime> TryFrom<SettingRow<T>> for SettingRecord {
             value: r.value,
             updated_at: r.updated_at.into_time()?,
             updated_by: r.updated_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceRow<U, T> {
+    id: U,
+    name: String,
+    version: String,
+    started_at: T,
+    seen_at: T,
+    signing_kid: Option<String>,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<InstanceRow<U, T>> for InstanceRecord {
+    type Error = StoreError;
+    fn try_from(r: InstanceRow<U, T>) -> StoreResult<Self> {
+        Ok(InstanceRecord {
+            id: r.id.into_uuid()?,
+            name: r.name,
+            version: r.version,
+            started_at: r.started_at.into_time()?,
+            seen_at: r.seen_at.into_time()?,
+            signing_kid: r.signing_kid,
         })
     }
 }

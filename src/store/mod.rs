@@ -337,6 +337,19 @@ pub trait CleanupStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
+/// The rotor processes serving the database, as each reports itself.
+#[async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Creates or refreshes this instance's row.
+    async fn record_instance(&self, instance: &InstanceRecord) -> StoreResult<()>;
+    /// The instances seen at or after `since`, by name and start.
+    async fn list_instances(&self, since: OffsetDateTime) -> StoreResult<Vec<InstanceRecord>>;
+    /// Deletes an instance's row (it shuts down); whether there was one.
+    async fn remove_instance(&self, id: Uuid) -> StoreResult<bool>;
+    /// Deletes the rows last seen before `before`; returns how many.
+    async fn purge_instances(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
 /// All persistent state of rotor: every sub-trait. Each method is atomic.
 pub trait Store:
     DatabaseStore
@@ -353,6 +366,7 @@ pub trait Store:
     + SettingStore
     + DpopStore
     + CleanupStore
+    + InstanceStore
     + std::fmt::Debug
 {
 }
@@ -372,6 +386,7 @@ impl<T> Store for T where
         + SettingStore
         + DpopStore
         + CleanupStore
+        + InstanceStore
         + std::fmt::Debug
 {
 }
@@ -380,8 +395,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccessTokenStore, AuditStore, CleanupStore, ClientStore, CodeStore, ConsentStore,
-        DatabaseStore, DpopStore, FamilyStore, KeyStore, LockoutStore, SessionStore, SettingStore,
-        Store, UserStore,
+        DatabaseStore, DpopStore, FamilyStore, InstanceStore, KeyStore, LockoutStore, SessionStore,
+        SettingStore, Store, UserStore,
     };
 }
 

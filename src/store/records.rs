@@ -715,3 +715,17 @@ pub struct SettingRecord {
     /// Who made the change: `cli`, `user NAME` or `client ID`.
     pub updated_by: String,
 }
+
+/// A rotor process serving the database, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    /// Made up at start: a restarted process is a new instance.
+    pub id: Uuid,
+    /// The host's name (a container's id, in most deployments).
+    pub name: String,
+    pub version: String,
+    pub started_at: OffsetDateTime,
+    pub seen_at: OffsetDateTime,
+    /// The key it signs access tokens with (its key cache may lag a rotation).
+    pub signing_kid: Option<String>,
+}

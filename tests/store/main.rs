@@ -63,6 +63,7 @@ contract!(
     a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
     a_consume_whose_last_write_fails_keeps_nothing,
+    instances_beat_are_listed_while_seen_and_go,
     a_consume_cut_off_by_a_cancelled_request_is_whole_or_absent,
     rotation_stops_at_the_family_limit,
     rotation_of_a_revoked_family_or_disabled_user_is_refused,
@@ -313,6 +314,55 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
         store.consume_refresh_token(&r2).await.unwrap(),
         ConsumeOutcome::Consumed { refresh_count: 2 }
     );
+}
+
+async fn instances_beat_are_listed_while_seen_and_go(store: Arc<dyn Store>) {
+    let started = now() - Duration::from_secs(60);
+    let first = rotor::store::InstanceRecord {
+        id: Uuid::new_v4(),
+        name: "rotor-a".into(),
+        version: "1.0.0".into(),
+        started_at: started,
+        seen_at: started,
+        signing_kid: Some("kid-1".into()),
+    };
+    let second = rotor::store::InstanceRecord {
+        id: Uuid::new_v4(),
+        name: "rotor-b".into(),
+        ..first.clone()
+    };
+    store.record_instance(&first).await.unwrap();
+    store.record_instance(&second).await.unwrap();
+    // A later beat moves the time seen and the key, not the rest.
+    let beat = rotor::store::InstanceRecord {
+        seen_at: now(),
+        signing_kid: Some("kid-2".into()),
+        name: "renamed".into(),
+        ..first.clone()
+    };
+    store.record_instance(&beat).await.unwrap();
+    let recent = store
+        .list_instances(now() - Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        recent,
+        vec![rotor::store::InstanceRecord {
+            name: "rotor-a".into(),
+            ..beat.clone()
+        }]
+    );
+    assert_eq!(store.list_instances(started).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .purge_instances(now() - Duration::from_secs(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.remove_instance(first.id).await.unwrap());
+    assert!(!store.remove_instance(first.id).await.unwrap());
+    assert!(store.list_instances(started).await.unwrap().is_empty());
 }
 
 /// The successor is the consume's last write: when it fails (here on a hash that

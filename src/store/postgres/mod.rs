@@ -19,6 +19,7 @@ mod codes;
 mod consents;
 mod dpop;
 mod families;
+mod instances;
 mod keys;
 mod lockout;
 mod sessions;
