@@ -7,8 +7,8 @@ itself); the access token names the key's thumbprint in cnf.jkt; the public
 client's refresh works with the key and is invalid_grant with another one;
 /api/v1/me takes the token with a proof (the library learns the resource's
 nonce the same way). Proofs the library would never make are built with
-jwskate, its own JOSE library, and must be refused with invalid_dpop_proof: a
-wrong htu, alg none, a private key in the header, and a replay.
+PyJWT, and must be refused with invalid_dpop_proof: a wrong htu, alg none, a
+private key in the header, an old iat, and a replay.
 
 Reads ROTOR_ISSUER, ROTOR_USERNAME, ROTOR_PASSWORD and ROTOR_CLIENT_DPOP (a
 public client with the password and refresh_token grants); run.sh sets them.
@@ -23,8 +23,10 @@ import time
 import traceback
 import uuid
 
-import jwskate
+import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from requests_oauth2client import DPoPKey, DPoPToken, InvalidGrant, OAuth2Client
 
 ISSUER = os.environ.get("ROTOR_ISSUER", "").rstrip("/")
@@ -120,24 +122,26 @@ def post(proof):
 
 
 def signed(key, claims, headers):
-    return str(jwskate.SignedJwt.sign(claims, key=key, alg="ES256", typ="dpop+jwt", extra_headers=headers))
+    return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", **headers})
 
 
 def check_negative_proofs():
     current = nonce()
-    key = jwskate.Jwk.generate(alg="ES256")
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    private_jwk = ECAlgorithm.to_jwk(key, as_dict=True)
 
     def claims(**extra):
         base = {"jti": str(uuid.uuid4()), "htm": "POST", "htu": TOKEN_URL, "iat": int(time.time()), "nonce": current}
         base.update(extra)
         return base
 
-    public = {"jwk": key.public_jwk().to_dict()}
-    unsigned_header = b64(json.dumps({"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk().to_dict()}).encode())
+    public = {"jwk": public_jwk}
+    unsigned_header = b64(json.dumps({"typ": "dpop+jwt", "alg": "none", "jwk": public_jwk}).encode())
     cases = {
         "wrong htu": signed(key, claims(htu="https://elsewhere.example/oauth2/token"), public),
         "alg none": f"{unsigned_header}.{b64(json.dumps(claims()).encode())}.",
-        "private key in jwk": signed(key, claims(), {"jwk": key.to_dict()}),
+        "private key in jwk": signed(key, claims(), {"jwk": private_jwk}),
         "old iat": signed(key, claims(iat=int(time.time()) - 600), public),
     }
     for case, proof in cases.items():
@@ -159,7 +163,7 @@ def main():
         ("password grant with a DPoPKey: nonce learned, DPoP-bound token", check_password_grant),
         ("refresh: another key is invalid_grant, the token's own key rotates it", check_refresh),
         ("resource: /api/v1/me with a proof; as Bearer refused", check_resource),
-        ("proofs built with jwskate: wrong htu, alg none, private jwk, old iat, replay", check_negative_proofs),
+        ("proofs built with PyJWT: wrong htu, alg none, private jwk, old iat, replay", check_negative_proofs),
     ]
     passed = failed = 0
     for name, check in checks:

@@ -8,7 +8,7 @@
 # playwright-core, which saves docs/login.png and docs/consent.png, and drives the
 # admin console (console.mjs), which saves docs/console/*.png; last, the DPoP
 # support (RFC 9449) of oauth4webapi and of requests-oauth2client (its DPoPKey,
-# and negative proofs built with jwskate) against a rotor with
+# and negative proofs built with PyJWT) against a rotor with
 # dpop.require_nonce on.
 #
 # Installs what is missing: Debian's chromium, the npm packages of
@@ -22,9 +22,9 @@ here=$root/tests/clients
 
 # requests-oauthlib and the oauthlib it runs on, pinned together, and
 # requests-oauth2client for DPoP.
-python_packages=(requests-oauthlib==2.0.0 oauthlib==4.0.1 requests-oauth2client==1.8.0)
+python_packages=(requests-oauthlib==2.0.0 oauthlib==4.0.1 requests-oauth2client==1.8.0 PyJWT==2.15.1)
 venv=target/clients-venv
-if ! "$venv/bin/python" -c 'import requests_oauthlib, oauthlib, requests_oauth2client, sys; from importlib.metadata import version; sys.exit(requests_oauthlib.__version__ != "2.0.0" or oauthlib.__version__ != "4.0.1" or version("requests-oauth2client") != "1.8.0")' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import requests_oauthlib, oauthlib, requests_oauth2client, jwt, sys; from importlib.metadata import version; sys.exit(requests_oauthlib.__version__ != "2.0.0" or oauthlib.__version__ != "4.0.1" or version("requests-oauth2client") != "1.8.0" or version("PyJWT") != "2.15.1")' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi
