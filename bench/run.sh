@@ -11,7 +11,7 @@
 # another rotor binary, BENCH_PG_CONCURRENCY ("1 4 16 64") and
 # BENCH_SQLITE_CONCURRENCY ("16 64") for the refresh runs, BENCH_PARTS
 # (default "argon2 limit postgres sqlite client_credentials code_exchange
-# password browser_login") to run some parts only.
+# password browser_login dpop_refresh") to run some parts only.
 # Needs PostgreSQL with trust authentication for PGUSER on loopback, psql and
 # pgbench. Creates and drops its own databases; stops what it starts.
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet -p rotor -p rotor-bench
 fi
 rotor="${BENCH_ROTOR:-$PWD/target/release/rotor}"
-parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite client_credentials code_exchange password browser_login} "
+parts=" ${BENCH_PARTS:-argon2 limit postgres sqlite client_credentials code_exchange password browser_login dpop_refresh} "
 part() { [[ "$parts" == *" $1 "* ]]; }
 bench="$PWD/target/release/rotor-bench"
 
@@ -167,6 +167,18 @@ if part code_exchange; then
         load "$store" code_exchange 16
         stop_rotor
     done
+fi
+
+if part dpop_refresh; then
+    # DPoP refreshes (RFC 9449: a proof verified, its jti recorded in the
+    # rotation's statement) against plain ones on the same server, cheap argon2.
+    export ROTOR__PASSWORDS__MEMORY_KIB=64 ROTOR__PASSWORDS__ITERATIONS=1
+    echo "== DPoP refresh on PostgreSQL, after a plain refresh run" >&2
+    use_store postgres
+    start_rotor
+    load postgres-plain refresh-token 16
+    load postgres-dpop refresh-token 16 --dpop
+    stop_rotor
 fi
 
 if part password; then

@@ -81,6 +81,13 @@ impl Application {
         )
         .await
         .context("loading signing keys")?;
+        let nonces = keyring::nonce_key(
+            store.as_ref(),
+            &keyring::cipher(&settings.keys),
+            clock.now(),
+        )
+        .await
+        .context("loading the DPoP nonce key")?;
         let hasher = {
             let passwords = settings.passwords.clone();
             tokio::task::spawn_blocking(move || PasswordHasher::new(&passwords))
@@ -107,6 +114,7 @@ impl Application {
             settings: live,
             keys: Arc::new(keys),
             hasher,
+            nonces: Arc::new(nonces),
             clock,
             metrics: Arc::new(Metrics::new()),
             lifecycle: Lifecycle::default(),
@@ -178,6 +186,12 @@ impl Application {
                 lifecycle.clone(),
             ));
         }
+        let heartbeat = tokio::spawn(jobs::heartbeat::run(
+            state.store.clone(),
+            state.keys.clone(),
+            state.clock.clone(),
+            lifecycle.clone(),
+        ));
         tokio::spawn(jobs::settings::run(
             state.store.clone(),
             state.settings.clone(),
@@ -225,6 +239,14 @@ impl Application {
                 Ok(())
             }
         };
+        // The instance's row goes before the pool does, so that the overview
+        // stops listing it at once.
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, heartbeat)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutting down: this instance's row could not be removed in time");
+        }
         if tokio::time::timeout(POOL_CLOSE_TIMEOUT, store.close())
             .await
             .is_err()

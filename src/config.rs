@@ -41,7 +41,60 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub session: SessionSettings,
     pub authorize: AuthorizeSettings,
+    pub dpop: DpopSettings,
     pub settings: RuntimeSettings,
+}
+
+/// DPoP (RFC 9449): proofs of possession at the token endpoint and the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Proofs must carry a nonce of this server (§8); a client may override it.
+    pub require_nonce: bool,
+    /// How old a proof's `iat` may be (§4.3 step 11).
+    #[serde(with = "humantime_serde")]
+    pub proof_max_age: Duration,
+    /// The signature algorithms accepted in proofs, published as
+    /// `dpop_signing_alg_values_supported` (§5.1).
+    pub allowed_algs: Vec<DpopAlg>,
+}
+
+/// The longest `dpop.proof_max_age`: a proof is meant for one request, now.
+pub const MAX_PROOF_AGE: Duration = Duration::from_secs(300);
+
+/// An asymmetric JWS algorithm a DPoP proof may be signed with (RFC 9449 §4.2:
+/// "MUST NOT be none or an identifier for a symmetric algorithm").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DpopAlg {
+    ES256,
+    EdDSA,
+    RS256,
+    PS256,
+}
+
+impl DpopAlg {
+    /// Every algorithm rotor can verify, in the order they are published.
+    pub const ALL: [DpopAlg; 4] = [
+        DpopAlg::ES256,
+        DpopAlg::EdDSA,
+        DpopAlg::RS256,
+        DpopAlg::PS256,
+    ];
+
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DpopAlg::ES256 => "ES256",
+            DpopAlg::EdDSA => "EdDSA",
+            DpopAlg::RS256 => "RS256",
+            DpopAlg::PS256 => "PS256",
+        }
+    }
+
+    /// The algorithm named `name` (JOSE names are case-sensitive).
+    pub fn parse(name: &str) -> Option<DpopAlg> {
+        DpopAlg::ALL.into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// Settings changed at run time (`rotor settings set`, the admin API): stored in
@@ -422,6 +475,7 @@ fn environment_layer(environment: Option<config::Map<String, String>>) -> config
         .list_separator(",")
         .with_list_parse_key("server.trusted_proxies")
         .with_list_parse_key("keys.previous_secrets")
+        .with_list_parse_key("dpop.allowed_algs")
         .source(environment)
 }
 
@@ -611,6 +665,15 @@ impl Settings {
         }
         if self.authorize.page_ttl.as_secs() < 10 {
             return fail("authorize.page_ttl", "must be at least 10s");
+        }
+        if self.dpop.proof_max_age.as_secs() == 0 || self.dpop.proof_max_age > MAX_PROOF_AGE {
+            return fail("dpop.proof_max_age", "must be between 1s and 300s");
+        }
+        if self.dpop.allowed_algs.is_empty() {
+            return fail(
+                "dpop.allowed_algs",
+                "must name at least one of ES256, EdDSA, RS256, PS256",
+            );
         }
         if self.settings.reload_interval.is_zero() {
             return fail("settings.reload_interval", "must be more than zero");

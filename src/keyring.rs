@@ -22,6 +22,7 @@ use crate::{
     config::{KeySettings, SigningAlg},
     crypto::{
         jwt::{AccessClaims, KeySet, TokenRejected},
+        nonce::NonceKey,
         seal::KeyCipher,
         signing_key::{StoredKey, retired_keys},
     },
@@ -40,6 +41,27 @@ pub fn cipher(settings: &KeySettings) -> KeyCipher {
         settings.secret.as_ref().map(|s| s.expose_secret()),
         &previous,
     )
+}
+
+/// The name the DPoP nonce key is kept under, and sealed with.
+const NONCE_KEY_NAME: &str = "dpop-nonce";
+
+/// The key of DPoP nonces (RFC 9449 §8): read from the store, where the first
+/// instance to start put a random one, sealed under `keys.secret` like the
+/// signing keys. Every instance then makes and accepts the same nonces.
+///
+/// # Errors
+/// The store failed, or the stored key is sealed under a secret this instance
+/// does not have.
+pub async fn nonce_key(
+    store: &dyn Store,
+    cipher: &KeyCipher,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<NonceKey> {
+    let candidate = NonceKey::generate();
+    let sealed = cipher.seal(NONCE_KEY_NAME, candidate.as_bytes());
+    let stored = store.server_secret(NONCE_KEY_NAME, &sealed, now).await?;
+    NonceKey::from_slice(&cipher.open(NONCE_KEY_NAME, &stored)?)
 }
 
 /// The shortest time between two reads of the signing keys from the store, whatever
@@ -294,7 +316,8 @@ pub async fn rotate(
     Ok(key)
 }
 
-/// Seals every stored key under the current secret (after `keys.secret` changed).
+/// Seals every stored key, and the DPoP nonce key, under the current secret
+/// (after `keys.secret` changed). Returns how many signing keys it resealed.
 ///
 /// # Errors
 /// A key cannot be opened with the configured secrets, or the store failed.
@@ -304,6 +327,13 @@ pub async fn reseal(store: &dyn Store, cipher: &KeyCipher) -> anyhow::Result<usi
         let der = cipher.open(&key.kid, &key.private_key)?;
         store
             .update_signing_key(&key.kid, &cipher.seal(&key.kid, &der))
+            .await?;
+    }
+    // The DPoP nonce key is sealed the same way, and moves with them.
+    if let Some(stored) = store.find_server_secret(NONCE_KEY_NAME).await? {
+        let plain = cipher.open(NONCE_KEY_NAME, &stored)?;
+        store
+            .replace_server_secret(NONCE_KEY_NAME, &cipher.seal(NONCE_KEY_NAME, &plain))
             .await?;
     }
     Ok(keys.len())

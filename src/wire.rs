@@ -59,6 +59,8 @@ impl fmt::Display for GrantType {
 pub enum TokenType {
     /// RFC 6750.
     Bearer,
+    /// RFC 9449 §5: bound to the key of the client's DPoP proof.
+    DPoP,
 }
 
 impl TokenType {
@@ -66,6 +68,7 @@ impl TokenType {
     pub fn as_str(self) -> &'static str {
         match self {
             TokenType::Bearer => "Bearer",
+            TokenType::DPoP => "DPoP",
         }
     }
 }
@@ -94,6 +97,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&TokenType::Bearer).unwrap(),
             r#""Bearer""#
+        );
+        assert_eq!(
+            serde_json::to_string(&TokenType::DPoP).unwrap(),
+            r#""DPoP""#
         );
     }
 }

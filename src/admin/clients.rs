@@ -10,7 +10,10 @@ use crate::{
     config::MAX_GRACE_PERIOD,
     crypto::token::ClientSecret,
     oauth::{Scope, policy::OFFLINE_TTL_RANGE, redirect, request::syntax},
-    store::{ClientRecord, CodeFlowSettings, Consent, KeyPage, Pkce, Store, StoreError},
+    store::{
+        ClientRecord, CodeFlowSettings, Consent, DpopClientSettings, KeyPage, Pkce, Store,
+        StoreError,
+    },
     wire::GrantType,
 };
 
@@ -34,6 +37,8 @@ pub struct NewClient {
     pub public: bool,
     /// How the client uses the authorization code flow.
     pub code_flow: CodeFlowSettings,
+    /// How the client uses DPoP (RFC 9449).
+    pub dpop: DpopClientSettings,
 }
 
 /// A [`NewClient`] that passed every rule; only [`NewClient::validate`] makes one.
@@ -47,6 +52,7 @@ pub struct ValidClient {
     max_refreshes: Option<u32>,
     grace_period: Option<Duration>,
     code_flow: CodeFlowSettings,
+    dpop: DpopClientSettings,
 }
 
 impl ValidClient {
@@ -83,6 +89,7 @@ impl NewClient {
             max_refreshes: self.max_refreshes,
             grace_period: self.grace_period,
             code_flow: self.code_flow,
+            dpop: self.dpop,
         })
     }
 }
@@ -201,6 +208,7 @@ pub async fn create(
         max_refreshes: client.max_refreshes,
         grace_period: client.grace_period,
         code_flow: client.code_flow,
+        dpop: client.dpop,
         created_at: now,
     };
     match store.create_client(&record).await {
@@ -296,6 +304,10 @@ pub struct ClientChanges {
     pub offline_access: Option<bool>,
     pub offline_ttl: Option<Option<Duration>>,
     pub refresh_requires_offline: Option<bool>,
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`.
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Whether its DPoP proofs need a nonce; an inner `None` is the server's.
+    pub dpop_require_nonce: Option<Option<bool>>,
 }
 
 impl ClientChanges {
@@ -340,6 +352,12 @@ impl ClientChanges {
                     .refresh_requires_offline
                     .unwrap_or(flow.refresh_requires_offline),
             },
+            dpop: DpopClientSettings {
+                bound_access_tokens: self
+                    .dpop_bound_access_tokens
+                    .unwrap_or(client.dpop.bound_access_tokens),
+                require_nonce: self.dpop_require_nonce.unwrap_or(client.dpop.require_nonce),
+            },
         }
     }
 }
@@ -375,6 +393,7 @@ pub async fn update(
         max_refreshes: valid.max_refreshes,
         grace_period: valid.grace_period,
         code_flow: valid.code_flow,
+        dpop: valid.dpop,
         created_at: current.created_at,
     };
     match store.update_client(&record).await {
@@ -422,6 +441,7 @@ mod tests {
             grace_period: None,
             public: false,
             code_flow: CodeFlowSettings::default(),
+            dpop: DpopClientSettings::default(),
         }
     }
 
@@ -523,6 +543,7 @@ mod tests {
             max_refreshes: valid.max_refreshes,
             grace_period: valid.grace_period,
             code_flow: valid.code_flow,
+            dpop: valid.dpop,
             created_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -58,6 +58,7 @@ pub async fn ensure_client(
             redirect_uris: vec![redirect_uri(issuer)],
             ..CodeFlowSettings::default()
         },
+        dpop: Default::default(),
     }
     .validate()?;
     match clients::create(store, client, None, now).await {

@@ -242,6 +242,7 @@ pub async fn create_demo(
         grace_period: None,
         public: false,
         code_flow: CodeFlowSettings::default(),
+        dpop: Default::default(),
     }
     .validate()?;
     let client_secret = clients::generate_secret();
@@ -285,6 +286,7 @@ fn demo_public_client() -> Result<clients::ValidClient, AdminError> {
             redirect_uris: vec![DEMO_PUBLIC_REDIRECT_URI.into()],
             ..CodeFlowSettings::default()
         },
+        dpop: Default::default(),
     }
     .validate()
 }

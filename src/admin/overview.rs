@@ -5,7 +5,10 @@
 use time::{Duration, OffsetDateTime};
 
 use super::{AdminError, keys};
-use crate::store::{AuditCount, AuditKind, Outcome, Store};
+use crate::{
+    jobs::heartbeat,
+    store::{AuditCount, AuditKind, InstanceRecord, Outcome, Store},
+};
 
 /// What happened within one span of time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub struct Overview {
     /// The signing keys, the active one first: every instance signs with it
     /// once its key cache reloads.
     pub keys: Vec<keys::KeyInfo>,
+    /// The instances running now, each with the key it signs with.
+    pub instances: Vec<InstanceRecord>,
 }
 
 /// The overview at `now`.
@@ -74,6 +79,7 @@ pub async fn overview(store: &dyn Store, now: OffsetDateTime) -> Result<Overview
         last_hour: Counts::of(&store.count_audit(now - Duration::hours(1)).await?),
         last_day: Counts::of(&store.count_audit(now - Duration::days(1)).await?),
         keys,
+        instances: store.list_instances(now - heartbeat::SEEN_WITHIN).await?,
     })
 }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::{Actor, AdminError};
 use crate::{
-    config::{SessionTimeout, Settings},
+    config::{DpopAlg, SessionTimeout, Settings},
     store::{AuditEvent, AuditKind, Outcome, SettingRecord, Store},
 };
 
@@ -39,11 +39,17 @@ pub enum Key {
     RefreshGracePeriod,
     /// `tokens.session_timeout`: the access-token lifetime, or `unlimited`.
     TokensSessionTimeout,
+    /// `dpop.require_nonce`: DPoP proofs must carry a server nonce.
+    DpopRequireNonce,
+    /// `dpop.proof_max_age`: how old a DPoP proof may be, at most 300s.
+    DpopProofMaxAge,
+    /// `dpop.allowed_algs`: the algorithms accepted in DPoP proofs.
+    DpopAllowedAlgs,
 }
 
 impl Key {
     /// Every key that can be changed at run time, in the order they are shown.
-    pub const ALL: [Key; 8] = [
+    pub const ALL: [Key; 11] = [
         Key::RefreshEnabled,
         Key::RefreshRotate,
         Key::RefreshMaxRefreshes,
@@ -52,6 +58,9 @@ impl Key {
         Key::RefreshTtl,
         Key::RefreshGracePeriod,
         Key::TokensSessionTimeout,
+        Key::DpopRequireNonce,
+        Key::DpopProofMaxAge,
+        Key::DpopAllowedAlgs,
     ];
 
     /// The dotted key of the configuration file.
@@ -65,6 +74,9 @@ impl Key {
             Key::RefreshTtl => "refresh.ttl",
             Key::RefreshGracePeriod => "refresh.grace_period",
             Key::TokensSessionTimeout => "tokens.session_timeout",
+            Key::DpopRequireNonce => "dpop.require_nonce",
+            Key::DpopProofMaxAge => "dpop.proof_max_age",
+            Key::DpopAllowedAlgs => "dpop.allowed_algs",
         }
     }
 
@@ -100,6 +112,15 @@ impl Key {
                 SessionTimeout::Limited(d) => duration(d),
                 SessionTimeout::Unlimited => UNLIMITED.to_owned(),
             },
+            Key::DpopRequireNonce => settings.dpop.require_nonce.to_string(),
+            Key::DpopProofMaxAge => duration(settings.dpop.proof_max_age),
+            Key::DpopAllowedAlgs => settings
+                .dpop
+                .allowed_algs
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 
@@ -148,6 +169,21 @@ impl Key {
                 } else {
                     SessionTimeout::Limited(span("a duration like 20m, or unlimited")?)
                 };
+            }
+            Key::DpopRequireNonce => settings.dpop.require_nonce = boolean()?,
+            Key::DpopProofMaxAge => settings.dpop.proof_max_age = span(A_DURATION)?,
+            Key::DpopAllowedAlgs => {
+                // `ES256,EdDSA`, as in the environment, or the file's list.
+                let names = text.trim_start_matches('[').trim_end_matches(']');
+                settings.dpop.allowed_algs = names
+                    .split([',', ' '])
+                    .map(|n| n.trim().trim_matches('"'))
+                    .filter(|n| !n.is_empty())
+                    .map(|n| {
+                        DpopAlg::parse(n)
+                            .ok_or_else(|| refused("ES256, EdDSA, RS256 or PS256, comma-separated"))
+                    })
+                    .collect::<Result<_, _>>()?;
             }
         }
         Ok(())
@@ -501,6 +537,23 @@ mod tests {
     }
 
     #[test]
+    fn dpop_settings_are_written_as_in_the_file_and_checked_like_it() {
+        let mut settings = file();
+        Key::DpopAllowedAlgs
+            .apply(&mut settings, r#"["ES256", "EdDSA"]"#)
+            .unwrap();
+        assert_eq!(Key::DpopAllowedAlgs.value(&settings), "ES256,EdDSA");
+        Key::DpopAllowedAlgs.apply(&mut settings, "PS256").unwrap();
+        assert_eq!(settings.dpop.allowed_algs, [DpopAlg::PS256]);
+        assert!(Key::DpopAllowedAlgs.apply(&mut settings, "HS256").is_err());
+        assert!(Key::DpopAllowedAlgs.apply(&mut settings, "none").is_err());
+        Key::DpopRequireNonce.apply(&mut settings, "true").unwrap();
+        assert!(settings.dpop.require_nonce);
+        Key::DpopProofMaxAge.apply(&mut settings, "10m").unwrap();
+        assert!(checked(&settings).is_err());
+    }
+
+    #[test]
     fn a_key_that_cannot_change_at_run_time_is_refused_naming_it() {
         for name in ["server.bind", "refresh.nonsense", ""] {
             let message = Key::parse(name).unwrap_err().to_string();
@@ -510,7 +563,7 @@ mod tests {
                 )),
                 "{message}"
             );
-            assert!(message.ends_with("tokens.session_timeout"), "{message}");
+            assert!(message.ends_with("dpop.allowed_algs"), "{message}");
         }
     }
 

@@ -107,7 +107,8 @@ pub enum SettingsCommand {
     Set {
         /// A dotted key: refresh.enabled, refresh.rotate, refresh.max_refreshes,
         /// refresh.reuse_detection, refresh.extra_ttl, refresh.ttl,
-        /// refresh.grace_period or tokens.session_timeout.
+        /// refresh.grace_period, tokens.session_timeout, dpop.require_nonce,
+        /// dpop.proof_max_age or dpop.allowed_algs.
         key: String,
         /// The value as in the file: true, 3, 20m, unlimited, none.
         value: String,
@@ -174,6 +175,14 @@ pub struct ClientAdd {
     /// Refresh tokens from the authorization code flow only with offline_access.
     #[arg(long)]
     pub refresh_requires_offline: bool,
+    /// Every token request must carry a DPoP proof (RFC 9449
+    /// dpop_bound_access_tokens): the client's access tokens are all DPoP-bound.
+    #[arg(long)]
+    pub require_dpop: bool,
+    /// Whether this client's DPoP proofs need a server nonce, instead of
+    /// dpop.require_nonce.
+    #[arg(long, value_name = "true|false")]
+    pub dpop_nonce: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use crate::{
     app::Application,
     config::Settings,
     crypto::password::PasswordHasher,
-    store::{self, CodeFlowSettings, Consent, Pkce, Store},
+    store::{self, CodeFlowSettings, Consent, DpopClientSettings, Pkce, Store},
     telemetry,
 };
 
@@ -147,6 +147,10 @@ async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
                     offline_access: add.offline_access,
                     offline_ttl: add.offline_ttl,
                     refresh_requires_offline: add.refresh_requires_offline,
+                },
+                dpop: DpopClientSettings {
+                    bound_access_tokens: add.require_dpop,
+                    require_nonce: add.dpop_nonce,
                 },
             }
             .validate()?;

@@ -11,7 +11,10 @@ use crate::{
     },
     crypto::{signing_key::StoredKey, token::ClientSecret},
     oauth::policy::DEFAULT_OFFLINE_TTL,
-    store::{AuditEvent, ClientRecord, CodeFlowSettings, Consent, ConsentRecord, Pkce, UserRecord},
+    store::{
+        AuditEvent, ClientRecord, CodeFlowSettings, Consent, ConsentRecord, DpopClientSettings,
+        Pkce, UserRecord,
+    },
 };
 
 /// `client list`: one line per client; the last column is the authorization
@@ -113,7 +116,31 @@ pub fn client_added(client: &ClientRecord, generated_secret: Option<&ClientSecre
     if let Some(line) = code_flow(&client.code_flow) {
         let _ = writeln!(out, "code flow: {line}");
     }
+    if let Some(line) = dpop(&client.dpop) {
+        let _ = writeln!(out, "dpop: {line}");
+    }
     out
+}
+
+/// A client's DPoP settings on one line, e.g. `required nonce=server`; `None`
+/// when they are the defaults.
+fn dpop(settings: &DpopClientSettings) -> Option<String> {
+    if *settings == DpopClientSettings::default() {
+        return None;
+    }
+    Some(format!(
+        "{} nonce={}",
+        if settings.bound_access_tokens {
+            "required"
+        } else {
+            "optional"
+        },
+        match settings.require_nonce {
+            None => "server",
+            Some(true) => "required",
+            Some(false) => "off",
+        }
+    ))
 }
 
 /// `client remove`.
@@ -331,6 +358,7 @@ mod tests {
             max_refreshes: None,
             grace_period: None,
             code_flow: Default::default(),
+            dpop: Default::default(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -27,6 +27,24 @@ pub struct AccessClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim of a DPoP-bound access token (RFC 7800 §3.1, RFC 9449
+/// §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The JWK SHA-256 thumbprint of the client's key.
+    pub jkt: String,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the key the token is bound to, if it is DPoP-bound.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
 }
 
 /// RFC 9068 §2.1: access tokens carry `typ: at+jwt`.
@@ -232,6 +250,7 @@ mod tests {
             jti: "j1".into(),
             client_id: "c1".into(),
             scope: "read".into(),
+            cnf: None,
         }
     }
 

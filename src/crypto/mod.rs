@@ -4,6 +4,7 @@
 
 pub mod csrf;
 pub mod jwt;
+pub mod nonce;
 pub mod password;
 pub mod retry;
 pub mod seal;

@@ -31,8 +31,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditEvent, AuditFilter, ClientRecord, CodeFlowSettings, Consent, FamilyRecord, Outcome,
-        Pkce, StoreError, UserRecord,
+        AuditEvent, AuditFilter, ClientRecord, CodeFlowSettings, Consent, DpopClientSettings,
+        FamilyRecord, Outcome, Pkce, StoreError, UserRecord,
     },
     wire::GrantType,
 };
@@ -357,6 +357,11 @@ struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     offline_ttl: Option<String>,
     refresh_requires_offline: bool,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: bool,
+    /// Whether its proofs need a nonce; absent: the server's `dpop.require_nonce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_require_nonce: Option<bool>,
     created_at: String,
     /// Shown once, in the answer that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -393,6 +398,8 @@ impl ClientView {
             offline_access: c.code_flow.offline_access,
             offline_ttl: c.code_flow.offline_ttl.map(duration_text),
             refresh_requires_offline: c.code_flow.refresh_requires_offline,
+            dpop_bound_access_tokens: c.dpop.bound_access_tokens,
+            dpop_require_nonce: c.dpop.require_nonce,
             created_at: rfc3339(c.created_at),
             client_secret: secret.map(|s| s.expose().to_owned()),
         }
@@ -434,6 +441,10 @@ struct NewClientBody {
     offline_ttl: Option<std::time::Duration>,
     #[serde(default)]
     refresh_requires_offline: bool,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    #[serde(default)]
+    dpop_require_nonce: Option<bool>,
 }
 
 fn default_grants() -> Vec<String> {
@@ -527,6 +538,10 @@ async fn create_client(
             offline_ttl: body.offline_ttl,
             refresh_requires_offline: body.refresh_requires_offline,
         },
+        dpop: DpopClientSettings {
+            bound_access_tokens: body.dpop_bound_access_tokens,
+            require_nonce: body.dpop_require_nonce,
+        },
     }
     .validate()?;
     let secret = (!public).then(clients::generate_secret);
@@ -568,6 +583,10 @@ struct ClientPatch {
     offline_ttl: Option<Option<std::time::Duration>>,
     #[serde(default)]
     refresh_requires_offline: Option<bool>,
+    #[serde(default)]
+    dpop_bound_access_tokens: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
+    dpop_require_nonce: Option<Option<bool>>,
 }
 
 /// A field that is present (`Some`), perhaps as `null` (`Some(None)`).
@@ -608,6 +627,8 @@ async fn patch_client(
         offline_access: p.offline_access,
         offline_ttl: p.offline_ttl,
         refresh_requires_offline: p.refresh_requires_offline,
+        dpop_bound_access_tokens: p.dpop_bound_access_tokens,
+        dpop_require_nonce: p.dpop_require_nonce,
     };
     let record = clients::update(state.store.as_ref(), &client_id, changes).await?;
     audited(
@@ -1125,6 +1146,31 @@ struct OverviewView {
     last_hour: CountsView,
     last_day: CountsView,
     keys: Vec<KeyView>,
+    instances: Vec<InstanceView>,
+}
+
+/// A running instance, as the overview lists it.
+#[derive(Serialize)]
+struct InstanceView {
+    id: String,
+    name: String,
+    version: String,
+    started_at: String,
+    seen_at: String,
+    signing_kid: Option<String>,
+}
+
+impl InstanceView {
+    fn of(i: crate::store::InstanceRecord) -> InstanceView {
+        InstanceView {
+            id: i.id.to_string(),
+            name: i.name,
+            version: i.version,
+            started_at: rfc3339(i.started_at),
+            seen_at: rfc3339(i.seen_at),
+            signing_kid: i.signing_kid,
+        }
+    }
 }
 
 async fn get_overview(
@@ -1139,6 +1185,7 @@ async fn get_overview(
         last_hour: CountsView::of(o.last_hour),
         last_day: CountsView::of(o.last_day),
         keys: o.keys.into_iter().map(KeyView::of).collect(),
+        instances: o.instances.into_iter().map(InstanceView::of).collect(),
     }))
 }
 

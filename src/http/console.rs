@@ -45,8 +45,8 @@ use crate::{
         request::syntax,
     },
     store::{
-        AuditEvent, AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent, FamilyRecord,
-        Outcome, Pkce, StoreError,
+        AuditEvent, AuditFilter, AuditKind, ClientRecord, CodeFlowSettings, Consent,
+        DpopClientSettings, FamilyRecord, Outcome, Pkce, StoreError,
     },
     wire::GrantType,
 };
@@ -276,9 +276,12 @@ async fn get_callback(
     let answer = authorization_code::grant(
         &ctx,
         &AuthenticatedClient(client),
-        AuthorizationCode::parse(code.clone()),
-        Some(admin::console::redirect_uri(&base)),
-        Some(verifier.to_owned()),
+        authorization_code::Exchange {
+            code: AuthorizationCode::parse(code.clone()),
+            redirect_uri: Some(admin::console::redirect_uri(&base)),
+            code_verifier: Some(verifier.to_owned()),
+        },
+        None,
         now,
     )
     .await;
@@ -511,7 +514,17 @@ struct OverviewPage {
     live_logins: u64,
     counts: Vec<CountRow>,
     keys: Vec<KeyRow>,
+    instances: Vec<InstanceRow>,
     events: Vec<AuditRow>,
+}
+
+/// A running instance on the overview.
+pub struct InstanceRow {
+    pub name: String,
+    pub version: String,
+    pub started: String,
+    pub seen: String,
+    pub signing_kid: String,
 }
 
 async fn get_overview(State(state): State<AppState>, console: Console) -> Response {
@@ -547,6 +560,17 @@ async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, A
             row("refused sign-ins", h.failed_logins, d.failed_logins),
         ],
         keys: o.keys.into_iter().map(KeyRow::of).collect(),
+        instances: o
+            .instances
+            .into_iter()
+            .map(|i| InstanceRow {
+                name: i.name,
+                version: i.version,
+                started: when(i.started_at),
+                seen: when(i.seen_at),
+                signing_kid: i.signing_kid.unwrap_or_default(),
+            })
+            .collect(),
         events: events.into_iter().map(AuditRow::of).collect(),
     })
 }
@@ -564,6 +588,8 @@ pub struct ClientRow {
     pub refresh_tokens: bool,
     pub offline_access: bool,
     pub third_party: bool,
+    /// RFC 9449 §5.2: its token requests must carry a DPoP proof.
+    pub dpop_required: bool,
     pub created: String,
 }
 
@@ -673,6 +699,7 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
         .collect();
     let offline_access = checked(&form, "offline_access");
     let third_party = checked(&form, "third_party");
+    let dpop_required = checked(&form, "dpop_required");
     let shown = ClientForm {
         client_id: field(&mut form, "client_id"),
         public,
@@ -708,6 +735,10 @@ async fn post_clients(State(state): State<AppState>, console: Console, body: Byt
             offline_access,
             offline_ttl: None,
             refresh_requires_offline: false,
+        },
+        dpop: DpopClientSettings {
+            bound_access_tokens: dpop_required,
+            require_nonce: None,
         },
     }
     .validate();
@@ -808,6 +839,7 @@ pub struct ClientEdit {
     pub offline_ttl: String,
     pub refresh_requires_offline: bool,
     pub third_party: bool,
+    pub dpop_required: bool,
 }
 
 fn client_row(c: &ClientRecord) -> ClientRow {
@@ -828,6 +860,7 @@ fn client_row(c: &ClientRecord) -> ClientRow {
         refresh_tokens: c.refresh_tokens,
         offline_access: c.code_flow.offline_access,
         third_party: c.code_flow.consent == Consent::ThirdParty,
+        dpop_required: c.dpop.bound_access_tokens,
         created: when(c.created_at),
         link: client_link(&c.id),
         id: c.id.clone(),
@@ -873,6 +906,7 @@ async fn client_page(
             offline_ttl: text(c.code_flow.offline_ttl),
             refresh_requires_offline: c.code_flow.refresh_requires_offline,
             third_party: c.code_flow.consent == Consent::ThirdParty,
+            dpop_required: c.dpop.bound_access_tokens,
         },
         client: client_row(&c),
         error,
@@ -917,6 +951,9 @@ fn client_changes(form: &mut Params) -> Result<clients::ClientChanges, AdminErro
         offline_access: bools(form, "offline_access"),
         refresh_requires_offline: bools(form, "refresh_requires_offline"),
         third_party: bools(form, "third_party"),
+        dpop_bound_access_tokens: bools(form, "dpop_required"),
+        // Not on the form: the client's nonce setting stays.
+        dpop_require_nonce: None,
         scopes: Some(field(form, "scopes")),
         redirect_uris: Some(
             field(form, "redirect_uris")

@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -15,6 +15,21 @@ use crate::oauth::{OAuthError, bearer::BearerError, request::syntax};
 struct ErrorBody {
     error: &'static str,
     error_description: String,
+}
+
+/// RFC 9449 §8: the `DPoP-Nonce` response header.
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// Sets the one `DPoP-Nonce` header of an answer, and lets scripts of other
+/// origins read it (a single-page app's DPoP library must see it to retry).
+pub fn insert_nonce(headers: &mut HeaderMap, nonce: &str) {
+    if let Ok(value) = HeaderValue::from_str(nonce) {
+        headers.insert(DPOP_NONCE, value);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("DPoP-Nonce"),
+        );
+    }
 }
 
 /// The status code of each error.
@@ -29,7 +44,9 @@ pub fn status_of(error: &OAuthError) -> StatusCode {
         | OAuthError::UnsupportedResponseType(_)
         | OAuthError::AccessDenied(_)
         | OAuthError::LoginRequired(_)
-        | OAuthError::ConsentRequired(_) => StatusCode::BAD_REQUEST,
+        | OAuthError::ConsentRequired(_)
+        | OAuthError::InvalidDpopProof(_)
+        | OAuthError::UseDpopNonce { .. } => StatusCode::BAD_REQUEST,
         OAuthError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         OAuthError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         OAuthError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -91,6 +108,8 @@ impl IntoResponse for OAuthError {
             OAuthError::TemporarilyUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            // RFC 9449 §8: exactly one nonce, for the client to retry with.
+            OAuthError::UseDpopNonce { nonce } => insert_nonce(headers, nonce),
             // RFC 9110 §15.5.9: the server closes a connection it timed out.
             OAuthError::RequestTimeout => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -138,6 +157,20 @@ impl IntoResponse for BearerError {
                     syntax::error_text(required)
                 ),
             ),
+            // RFC 9449 §7.1: the DPoP scheme's challenge names the algorithms.
+            BearerError::Dpop {
+                code,
+                description,
+                algs,
+                ..
+            } => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    r#"DPoP error="{code}", error_description="{}", algs="{}""#,
+                    syntax::error_text(description),
+                    syntax::error_text(algs)
+                ),
+            ),
         };
         let body = match &error {
             BearerError::Missing => serde_json::json!({
@@ -153,6 +186,12 @@ impl IntoResponse for BearerError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let BearerError::Dpop {
+            nonce: Some(nonce), ..
+        } = &error
+        {
+            insert_nonce(response.headers_mut(), nonce);
         }
         response
     }
@@ -226,6 +265,14 @@ mod tests {
             (503, "temporarily_unavailable")
         );
         assert_eq!(
+            status_and_code(OAuthError::InvalidDpopProof(s())),
+            (400, "invalid_dpop_proof")
+        );
+        assert_eq!(
+            status_and_code(OAuthError::UseDpopNonce { nonce: s() }),
+            (400, "use_dpop_nonce")
+        );
+        assert_eq!(
             status_and_code(OAuthError::Internal(anyhow::anyhow!("boom"))),
             (500, "server_error")
         );
@@ -239,6 +286,21 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(value.starts_with("Basic "));
+    }
+
+    #[test]
+    fn use_dpop_nonce_answers_with_exactly_one_nonce_that_scripts_may_read() {
+        let response = OAuthError::UseDpopNonce {
+            nonce: "n0nce".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let nonces: Vec<_> = response.headers().get_all(DPOP_NONCE).iter().collect();
+        assert_eq!(nonces, ["n0nce"]);
+        assert_eq!(
+            response.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+            "DPoP-Nonce"
+        );
     }
 
     #[test]

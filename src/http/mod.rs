@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::{
     clock::Clock,
     config::Settings,
-    crypto::password::PasswordHasher,
+    crypto::{nonce::NonceKey, password::PasswordHasher},
     keyring::KeyRing,
     lifecycle::Lifecycle,
     live_settings::LiveSettings,
@@ -48,6 +48,8 @@ pub struct AppState {
     pub settings: LiveSettings,
     pub keys: Arc<KeyRing>,
     pub hasher: PasswordHasher,
+    /// The key of DPoP nonces (RFC 9449 §8), the same on every instance.
+    pub nonces: Arc<NonceKey>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Lifecycle,
@@ -83,6 +85,7 @@ impl AppState {
             settings,
             keys: &self.keys,
             hasher: &self.hasher,
+            nonces: &self.nonces,
             report,
             client_ip: None,
         }

@@ -1,8 +1,9 @@
 //! The periodic clean-up, every retention rule in one place: expired access-token
 //! ids, dead token families (with their refresh tokens), sealed retry answers whose
 //! window ended, audit events older than `audit.retention`, lockout counters
-//! whose window and lock are over, and authorization codes and browser sessions an
-//! hour after they expired or ended — so that no table grows without bound, whoever
+//! whose window and lock are over, DPoP proofs past their window, and
+//! authorization codes and browser sessions an hour after they expired or ended —
+//! so that no table grows without bound, whoever
 //! sends the requests. Deletes run in bounded batches. Every instance runs it; the
 //! store's deletes skip rows another instance is deleting, so running it everywhere
 //! at once is safe and merely shares the work.
@@ -118,7 +119,10 @@ pub async fn run_once(
         let codes = store
             .purge_codes_and_sessions(codes_before, settings.batch_size)
             .await?;
-        if audit < limit && counters < limit && codes < limit {
+        // RFC 9449 §11.1: a proof's record is needed only while its `iat` could
+        // still be accepted.
+        let proofs = store.purge_dpop_proofs(now, settings.batch_size).await?;
+        if audit < limit && counters < limit && codes < limit && proofs < limit {
             break;
         }
     }

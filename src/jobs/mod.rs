@@ -1,4 +1,5 @@
 //! Background work every instance runs beside the server.
 
 pub mod cleanup;
+pub mod heartbeat;
 pub mod settings;

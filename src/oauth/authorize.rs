@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     GrantContext, GrantType, OAuthError, Params, Scope, audit::Audit,
-    credentials::verify_credentials, pkce::CodeChallenge, redirect,
+    credentials::verify_credentials, dpop, pkce::CodeChallenge, redirect,
 };
 use crate::{
     config::Settings,
@@ -92,6 +92,8 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     /// A username to fill in on the login page.
     pub login_hint: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
     /// The request as it arrived (its query string), carried by the pages.
     pub raw: String,
 }
@@ -188,13 +190,15 @@ pub async fn validate(
         challenge: None,
         prompt: Prompt::default(),
         login_hint: params.get("login_hint").map(str::to_owned),
+        dpop_jkt: None,
         raw,
     };
     match check(params, &request) {
-        Ok((scope, challenge, prompt)) => {
+        Ok((scope, challenge, prompt, dpop_jkt)) => {
             request.scope = scope;
             request.challenge = challenge;
             request.prompt = prompt;
+            request.dpop_jkt = dpop_jkt;
             Ok(request)
         }
         Err(e) => Err(Refusal::Redirect(request.error_redirect(ctx.settings, &e))),
@@ -205,7 +209,7 @@ pub async fn validate(
 fn check(
     params: &Params,
     request: &AuthorizationRequest,
-) -> Result<(Scope, Option<CodeChallenge>, Prompt), OAuthError> {
+) -> Result<(Scope, Option<CodeChallenge>, Prompt, Option<String>), OAuthError> {
     let client = &request.client;
     match params.get("response_type") {
         Some("code") => {}
@@ -240,7 +244,18 @@ fn check(
     let requested = params.get("scope").map(Scope::parse).transpose()?;
     let scope = grantable_scope(client, requested)?;
     let prompt = Prompt::parse(params.get("prompt"))?;
-    Ok((scope, challenge, prompt))
+    // RFC 9449 §10: "the JWK SHA-256 Thumbprint ... of the proof-of-possession
+    // key" the code is to be bound to.
+    let dpop_jkt = match params.get("dpop_jkt") {
+        Some(jkt) if dpop::is_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => {
+            return Err(OAuthError::InvalidRequest(
+                "dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters)".into(),
+            ));
+        }
+        None => None,
+    };
+    Ok((scope, challenge, prompt, dpop_jkt))
 }
 
 /// The scope a request may get: the requested one within the client's scopes (and
@@ -466,6 +481,7 @@ async fn issue_code(
             code_challenge: request.challenge.as_ref().map(|c| c.as_str().to_owned()),
             scope: request.scope.to_string(),
             offline: request.offline(),
+            dpop_jkt: request.dpop_jkt.clone(),
             created_at: now,
             expires_at: now + ctx.settings.authorize.code_ttl,
         })
@@ -526,6 +542,7 @@ mod tests {
                 offline_access: offline,
                 ..CodeFlowSettings::default()
             },
+            dpop: Default::default(),
             created_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

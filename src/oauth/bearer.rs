@@ -1,9 +1,15 @@
-//! Validating bearer access tokens for resource servers (RFC 6750, RFC 9068 §4).
+//! Validating access tokens for resource servers: bearer tokens (RFC 6750, RFC
+//! 9068 §4) and DPoP-bound ones with their proofs (RFC 9449 §7).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{GrantContext, OAuthError, lookup::verify_access_token};
+use super::{
+    GrantContext, OAuthError,
+    dpop::{self, Expected, PresentedProof, ProofError},
+    lookup::verify_access_token,
+    metadata::endpoint_url,
+};
 use crate::crypto::jwt::AccessClaims;
 
 /// Why a protected resource refuses a request (RFC 6750 §3.1).
@@ -22,9 +28,43 @@ pub enum BearerError {
     /// Valid, but without the scope this resource needs.
     #[error("insufficient_scope: {required}")]
     InsufficientScope { required: String },
+    /// RFC 9449 §7.1: a 401 with a `DPoP` challenge — a DPoP-bound token sent as
+    /// Bearer (`invalid_token`), a bad or replayed proof (`invalid_dpop_proof`),
+    /// or a proof without a current nonce (`use_dpop_nonce`, with `nonce`).
+    #[error("{code}: {description}")]
+    Dpop {
+        code: &'static str,
+        description: String,
+        /// The accepted algorithms, space-separated, for the challenge's `algs`.
+        algs: String,
+        /// The nonce to retry with.
+        nonce: Option<String>,
+    },
     /// The store could not be asked (503) or failed (500).
     #[error(transparent)]
     Server(OAuthError),
+}
+
+/// How the access token was sent (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750 §2.1).
+    Bearer,
+    /// `Authorization: DPoP`, with a `DPoP` proof header.
+    DPoP,
+}
+
+/// A request to a protected resource, as the proof must match it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceRequest<'a> {
+    pub scheme: Scheme,
+    pub token: &'a str,
+    pub proof: &'a PresentedProof,
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path of the resource, without query: the `htu` is `tokens.issuer`
+    /// followed by it.
+    pub path: &'a str,
 }
 
 impl BearerError {
@@ -35,6 +75,7 @@ impl BearerError {
             BearerError::InvalidRequest(_) => Some("invalid_request"),
             BearerError::InvalidToken(_) => Some("invalid_token"),
             BearerError::InsufficientScope { .. } => Some("insufficient_scope"),
+            BearerError::Dpop { code, .. } => Some(code),
             BearerError::Server(e) => Some(e.code()),
         }
     }
@@ -72,6 +113,104 @@ pub async fn authenticate(
             }
             None => return Err(BearerError::InvalidToken("unknown token".into())),
         }
+    }
+    Ok(claims)
+}
+
+/// Authenticates a request to a protected resource: the token as
+/// [`authenticate`] does with revocation checked, then its binding. A
+/// DPoP-bound token (`cnf.jkt`) must come with `Authorization: DPoP` and a proof
+/// of its key for this method and URL, hashing the token into `ath`, not replayed
+/// (RFC 9449 §7.1, §11.1); one sent as Bearer is refused, since a stolen bound
+/// token must be worth nothing. An unbound token must come as Bearer.
+///
+/// # Errors
+/// `invalid_token` for a bad token; a `DPoP` challenge for a binding or proof
+/// that does not hold; `Server` when the store fails.
+pub async fn authenticate_request(
+    ctx: &GrantContext<'_>,
+    request: &ResourceRequest<'_>,
+    now: OffsetDateTime,
+) -> Result<AccessClaims, BearerError> {
+    let claims = authenticate(ctx, request.token, now, true).await?;
+    let algs = || {
+        ctx.settings
+            .dpop
+            .allowed_algs
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let challenge =
+        |code: &'static str, description: &str, nonce: Option<String>| BearerError::Dpop {
+            code,
+            description: description.to_owned(),
+            algs: algs(),
+            nonce,
+        };
+    let jkt = match (request.scheme, claims.jkt()) {
+        (Scheme::Bearer, None) => return Ok(claims),
+        (Scheme::Bearer, Some(_)) => {
+            return Err(challenge(
+                "invalid_token",
+                "the access token is DPoP-bound: send it as Authorization: DPoP with a proof",
+                None,
+            ));
+        }
+        (Scheme::DPoP, None) => {
+            return Err(challenge(
+                "invalid_token",
+                "the access token is not DPoP-bound: send it as Authorization: Bearer",
+                None,
+            ));
+        }
+        (Scheme::DPoP, Some(jkt)) => jkt.to_owned(),
+    };
+    let PresentedProof::One(proof) = request.proof else {
+        return Err(challenge(
+            "invalid_dpop_proof",
+            "send exactly one DPoP header with the request",
+            None,
+        ));
+    };
+    let htu = endpoint_url(ctx.settings, request.path);
+    let expected = Expected {
+        htm: request.method,
+        htu: &htu,
+        access_token: Some(request.token),
+        nonce_required: ctx.settings.dpop.require_nonce,
+    };
+    let verified = match dpop::verify(proof, &expected, &ctx.settings.dpop, ctx.nonces, now) {
+        Ok(verified) => verified,
+        Err(ProofError::NonceRequired) => {
+            return Err(challenge(
+                "use_dpop_nonce",
+                "send the proof again with the nonce of the DPoP-Nonce header",
+                Some(ctx.nonces.issue(now)),
+            ));
+        }
+        Err(ProofError::Invalid(why)) => return Err(challenge("invalid_dpop_proof", why, None)),
+    };
+    if verified.jkt != jkt {
+        return Err(challenge(
+            "invalid_dpop_proof",
+            "the DPoP proof is not signed by the key the access token is bound to",
+            None,
+        ));
+    }
+    let recorded = ctx
+        .store
+        .record_dpop_proof(&verified.usage(&ctx.settings.dpop, now))
+        .await
+        .map_err(|e| BearerError::Server(e.into()))?;
+    if !recorded {
+        let _ = dpop::replayed(ctx, &claims.client_id, now).await;
+        return Err(challenge(
+            "invalid_dpop_proof",
+            "the DPoP proof was used before",
+            None,
+        ));
     }
     Ok(claims)
 }
@@ -123,6 +262,14 @@ pub async fn authenticate_admin(
     let claims = verify_access_token(ctx, token, now)
         .await
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+    // RFC 9449 §7.1: the admin API takes bearer tokens only, and a DPoP-bound
+    // token is no bearer token.
+    if claims.cnf.is_some() {
+        return Err(BearerError::InvalidToken(
+            "a DPoP-bound token cannot be used as a bearer token".into(),
+        )
+        .into());
+    }
     let jti = Uuid::parse_str(&claims.jti)
         .map_err(|_| BearerError::InvalidToken("malformed jti".into()))?;
     let record = ctx
@@ -189,6 +336,7 @@ mod tests {
             jti: "j".into(),
             client_id: "c".into(),
             scope: "read write".into(),
+            cnf: None,
         };
         assert!(require_scope(&claims, "read").is_ok());
         assert!(matches!(

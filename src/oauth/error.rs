@@ -73,6 +73,14 @@ pub enum OAuthError {
     /// RFC 7009 §2.2.1: the `token_type_hint` names a type this server does not know.
     #[error("unsupported_token_type: {0}")]
     UnsupportedTokenType(String),
+    /// RFC 9449 §5: the DPoP proof is malformed, wrongly signed, stale, replayed
+    /// or for another request.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof lacks a current nonce of this server; the answer
+    /// carries one in `DPoP-Nonce`, and the client retries with it.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce { nonce: String },
     /// RFC 6749 §4.1.2.1: the store cannot be reached; the client may retry.
     #[error("temporarily_unavailable: {0}")]
     TemporarilyUnavailable(String),
@@ -102,6 +110,8 @@ impl OAuthError {
             OAuthError::LoginRequired(_) => "login_required",
             OAuthError::ConsentRequired(_) => "consent_required",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce { .. } => "use_dpop_nonce",
             OAuthError::Internal(_) => "server_error",
         }
     }
@@ -124,7 +134,11 @@ impl OAuthError {
             | OAuthError::AccessDenied(d)
             | OAuthError::LoginRequired(d)
             | OAuthError::ConsentRequired(d)
-            | OAuthError::TemporarilyUnavailable(d) => d.clone(),
+            | OAuthError::TemporarilyUnavailable(d)
+            | OAuthError::InvalidDpopProof(d) => d.clone(),
+            OAuthError::UseDpopNonce { .. } => {
+                "send the proof again with the nonce of the DPoP-Nonce header".into()
+            }
             OAuthError::InvalidClient { description, .. } => description.clone(),
             OAuthError::PayloadTooLarge => "request body too large".into(),
             OAuthError::HeadersTooLarge => "request headers too large".into(),
@@ -214,6 +228,8 @@ mod tests {
             OAuthError::LoginRequired(d()),
             OAuthError::ConsentRequired(d()),
             OAuthError::TemporarilyUnavailable(d()),
+            OAuthError::InvalidDpopProof(d()),
+            OAuthError::UseDpopNonce { nonce: d() },
             OAuthError::Internal(anyhow::anyhow!("{hostile}")),
         ];
         // No wildcard: a new variant does not compile until it is listed above.
@@ -236,6 +252,8 @@ mod tests {
                 | OAuthError::LoginRequired(_)
                 | OAuthError::ConsentRequired(_)
                 | OAuthError::TemporarilyUnavailable(_)
+                | OAuthError::InvalidDpopProof(_)
+                | OAuthError::UseDpopNonce { .. }
                 | OAuthError::Internal(_) => {}
             }
         }

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::crypto::jwt::Confirmation;
+
 use super::{
     AuthenticatedClient, GrantContext, OAuthError, Params, PresentedClient, TokenType, client_auth,
     lookup::{self, FoundToken, TokenTypeHint},
@@ -33,6 +35,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound access token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -100,6 +105,7 @@ async fn describe(
                 iss: Some(tokens.issuer.clone()),
                 // An identifier of the token that reveals nothing of it.
                 jti: Some(hex_prefix(r.hash.as_bytes())),
+                cnf: r.dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
             }
         }
         Some(FoundToken::Access(claims, a)) => {
@@ -113,13 +119,23 @@ async fn describe(
                 scope: (!claims.scope.is_empty()).then(|| claims.scope.clone()),
                 client_id: Some(claims.client_id),
                 username: a.subject.username().map(str::to_owned),
-                token_type: Some(TokenType::Bearer.as_str().into()),
+                // RFC 9449 §6.2: "token_type": "DPoP" and `cnf.jkt` for a bound one.
+                token_type: Some(
+                    if claims.cnf.is_some() {
+                        TokenType::DPoP
+                    } else {
+                        TokenType::Bearer
+                    }
+                    .as_str()
+                    .into(),
+                ),
                 exp: Some(claims.exp),
                 iat: Some(claims.iat),
                 sub: Some(claims.sub),
                 aud: Some(claims.aud),
                 iss: Some(claims.iss),
                 jti: Some(claims.jti),
+                cnf: claims.cnf,
             }
         }
     })

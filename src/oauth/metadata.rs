@@ -27,11 +27,20 @@ pub struct ServerMetadata {
     /// Introspection is for confidential clients only.
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms accepted in DPoP proofs.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
+}
+
+/// The public URL of the endpoint at `path`: `tokens.issuer` followed by the
+/// path, so that an issuer with a path prefix works. Metadata and the `htu` of
+/// DPoP proofs (RFC 9449 §4.3) both come from here, never from `Host`.
+pub fn endpoint_url(settings: &Settings, path: &str) -> String {
+    format!("{}{path}", settings.tokens.issuer.trim_end_matches('/'))
 }
 
 /// Builds the document. Endpoints hang off the issuer URL.
 pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata {
-    let base = settings.tokens.issuer.trim_end_matches('/');
+    let url = |path: &str| endpoint_url(settings, path);
     let grants = GrantType::ALL
         .into_iter()
         .filter(|g| *g != GrantType::RefreshToken || refresh_available(settings).is_ok())
@@ -55,11 +64,11 @@ pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata
     scopes.dedup();
     ServerMetadata {
         issuer: settings.tokens.issuer.clone(),
-        authorization_endpoint: format!("{base}/oauth2/authorize"),
-        token_endpoint: format!("{base}/oauth2/token"),
-        jwks_uri: format!("{base}/oauth2/jwks"),
-        revocation_endpoint: format!("{base}/oauth2/revoke"),
-        introspection_endpoint: format!("{base}/oauth2/introspect"),
+        authorization_endpoint: url("/oauth2/authorize"),
+        token_endpoint: url(super::dpop::TOKEN_PATH),
+        jwks_uri: url("/oauth2/jwks"),
+        revocation_endpoint: url("/oauth2/revoke"),
+        introspection_endpoint: url("/oauth2/introspect"),
         grant_types_supported: grants,
         response_types_supported: vec!["code"],
         code_challenge_methods_supported: vec!["S256"],
@@ -68,5 +77,11 @@ pub fn document(settings: &Settings, clients: &[ClientRecord]) -> ServerMetadata
         revocation_endpoint_auth_methods_supported: client_methods,
         introspection_endpoint_auth_methods_supported: confidential,
         scopes_supported: scopes,
+        dpop_signing_alg_values_supported: settings
+            .dpop
+            .allowed_algs
+            .iter()
+            .map(|a| a.as_str())
+            .collect(),
     }
 }

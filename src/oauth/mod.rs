@@ -6,13 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::OffsetDateTime;
 
-use crate::{config::Settings, crypto::password::PasswordHasher, keyring::KeyRing, store::Store};
+use crate::{
+    config::Settings,
+    crypto::{nonce::NonceKey, password::PasswordHasher},
+    keyring::KeyRing,
+    store::Store,
+};
 
 pub(crate) mod audit;
 pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
 pub mod credentials;
+pub mod dpop;
 pub mod error;
 pub mod grant;
 pub mod introspect;
@@ -41,6 +47,8 @@ pub struct GrantContext<'a> {
     pub settings: &'a Settings,
     pub keys: &'a KeyRing,
     pub hasher: &'a PasswordHasher,
+    /// The key of DPoP nonces, shared by every instance.
+    pub nonces: &'a NonceKey,
     /// What the grant observed, for the caller's metrics.
     pub report: &'a GrantReport,
     /// The client's address, when known (lockout and audit).
@@ -80,17 +88,20 @@ impl GrantReport {
     }
 }
 
-/// Handles a token request: authenticates the client, then runs the grant.
+/// Handles a token request: authenticates the client, checks its DPoP proof
+/// (RFC 9449 §5), then runs the grant.
 ///
 /// # Errors
-/// Any RFC 6749 §5.2 error the request deserves.
+/// Any RFC 6749 §5.2 or RFC 9449 §5 error the request deserves.
 pub async fn token(
     ctx: &GrantContext<'_>,
     presented: PresentedClient,
+    proof: &dpop::PresentedProof,
     request: GrantRequest,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     let client = client_auth::authenticate(ctx, presented).await?;
     tracing::Span::current().record("client_id", client.id());
-    grant::run(ctx, &client, request, now).await
+    let proof = dpop::at_token_endpoint(ctx, &client, proof, now)?;
+    grant::run(ctx, &client, request, proof.as_ref(), now).await
 }

@@ -109,6 +109,7 @@ mod tests {
             max_refreshes: None,
             grace_period: None,
             code_flow: Default::default(),
+            dpop: Default::default(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         })
     }

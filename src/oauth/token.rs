@@ -4,9 +4,9 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{GrantContext, OAuthError, Scope, TokenType};
+use super::{GrantContext, OAuthError, Scope, TokenType, dpop::VerifiedProof};
 use crate::{
-    crypto::jwt::AccessClaims,
+    crypto::jwt::{AccessClaims, Confirmation},
     store::{NewAccessToken, Subject},
 };
 
@@ -27,14 +27,18 @@ pub(crate) struct MintedAccessToken {
     pub jwt: String,
     pub record: NewAccessToken,
     pub expires_in: u64,
+    /// `DPoP` when bound to a proof's key, else `Bearer`.
+    pub token_type: TokenType,
 }
 
-/// Signs an RFC 9068 access token for `subject`, issued now.
+/// Signs an RFC 9068 access token for `subject`, issued now; with a DPoP proof,
+/// bound to its key (RFC 9449 §6.1: `cnf.jkt`), whatever the grant.
 pub(crate) async fn mint_access_token(
     ctx: &GrantContext<'_>,
     subject: &Subject,
     client_id: &str,
     scope: &Scope,
+    proof: Option<&VerifiedProof>,
     now: OffsetDateTime,
 ) -> Result<MintedAccessToken, OAuthError> {
     let lifetime = ctx.settings.tokens.session_timeout.access_token_lifetime();
@@ -54,12 +58,19 @@ pub(crate) async fn mint_access_token(
         jti: record.jti.to_string(),
         client_id: client_id.to_owned(),
         scope: scope.to_string(),
+        cnf: proof.map(|p| Confirmation { jkt: p.jkt.clone() }),
     };
     let seconds = (record.expires_at - record.issued_at).whole_seconds();
     Ok(MintedAccessToken {
         jwt: ctx.keys.current(ctx.store, now).await.sign(&claims)?,
         record,
         expires_in: u64::try_from(seconds).unwrap_or(0),
+        // RFC 9449 §5: "token_type" is "DPoP" for a DPoP-bound access token.
+        token_type: if proof.is_some() {
+            TokenType::DPoP
+        } else {
+            TokenType::Bearer
+        },
     })
 }
 
@@ -77,7 +88,7 @@ pub(crate) fn response(
     (
         TokenResponse {
             access_token: access.jwt,
-            token_type: TokenType::Bearer,
+            token_type: access.token_type,
             expires_in: access.expires_in,
             refresh_token,
             scope: response_scope(scope),

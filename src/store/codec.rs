@@ -13,8 +13,8 @@ use super::{
     records::{
         AccessTokenRecord, AuditCount, AuditCursor, AuditEntry, AuditEvent, AuditKind,
         AuthorizationCodeRecord, BrowserSessionRecord, ClientRecord, CodeFlowSettings, Consent,
-        ConsentRecord, ConsumeOutcome, FamilyRecord, LoginAttempt, Outcome, Pkce,
-        RefreshTokenRecord, SettingRecord, Subject, UserRecord,
+        ConsentRecord, ConsumeOutcome, DpopClientSettings, FamilyRecord, InstanceRecord,
+        LoginAttempt, Outcome, Pkce, RefreshTokenRecord, SettingRecord, Subject, UserRecord,
     },
 };
 use crate::{
@@ -191,6 +191,8 @@ pub(crate) struct ClientRow<T, N> {
     offline_access: bool,
     offline_ttl_secs: Option<i64>,
     refresh_requires_offline: bool,
+    dpop_bound_access_tokens: bool,
+    dpop_require_nonce: Option<bool>,
 }
 
 /// The columns a client row adds for the authorization code flow, in the order
@@ -220,7 +222,8 @@ impl CodeFlowColumns {
 /// The client columns every select lists, the same on both backends.
 pub(crate) const CLIENT_COLUMNS: &str = "id, secret_hash, grant_types, scopes, refresh_tokens, \
      refresh_ttl_secs, grace_period_secs, max_refreshes, created_at, redirect_uris, third_party, \
-     pkce_optional, offline_access, offline_ttl_secs, refresh_requires_offline";
+     pkce_optional, offline_access, offline_ttl_secs, refresh_requires_offline, \
+     dpop_bound_access_tokens, dpop_require_nonce";
 
 impl<T: DbTime, N: DbCount> TryFrom<ClientRow<T, N>> for ClientRecord {
     type Error = StoreError;
@@ -260,6 +263,10 @@ impl<T: DbTime, N: DbCount> TryFrom<ClientRow<T, N>> for ClientRecord {
                 offline_ttl: opt(r.offline_ttl_secs, |s| duration(s, "offline_ttl_secs"))?,
                 refresh_requires_offline: r.refresh_requires_offline,
             },
+            dpop: DpopClientSettings {
+                bound_access_tokens: r.dpop_bound_access_tokens,
+                require_nonce: r.dpop_require_nonce,
+            },
             id: r.id,
         })
     }
@@ -280,6 +287,7 @@ pub(crate) struct RefreshRow<U, T, N> {
     session_id: Option<U>,
     offline: bool,
     family_expires_at: Option<T>,
+    dpop_jkt: Option<String>,
     issued_at: T,
     expires_at: T,
     used_at: Option<T>,
@@ -303,6 +311,7 @@ impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<RefreshRow<U, T, N>> for RefreshT
             session_id: opt(r.session_id, DbUuid::into_uuid)?,
             offline: r.offline,
             family_expires_at: opt(r.family_expires_at, DbTime::into_time)?,
+            dpop_jkt: r.dpop_jkt,
             issued_at: r.issued_at.into_time()?,
             expires_at: r.expires_at.into_time()?,
             used_at: opt(r.used_at, DbTime::into_time)?,
@@ -388,6 +397,7 @@ pub(crate) struct CodeRow<U, T> {
     code_challenge: Option<String>,
     scope: String,
     offline: bool,
+    dpop_jkt: Option<String>,
     expires_at: T,
     used_at: Option<T>,
     family_id: Option<U>,
@@ -408,6 +418,7 @@ impl<U: DbUuid, T: DbTime> TryFrom<CodeRow<U, T>> for AuthorizationCodeRecord {
             code_challenge: r.code_challenge,
             scope: r.scope,
             offline: r.offline,
+            dpop_jkt: r.dpop_jkt,
             expires_at: r.expires_at.into_time()?,
             used_at: opt(r.used_at, DbTime::into_time)?,
             family_id: opt(r.family_id, DbUuid::into_uuid)?,
@@ -488,6 +499,30 @@ impl<T: DbTime> TryFrom<SettingRow<T>> for SettingRecord {
             value: r.value,
             updated_at: r.updated_at.into_time()?,
             updated_by: r.updated_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceRow<U, T> {
+    id: U,
+    name: String,
+    version: String,
+    started_at: T,
+    seen_at: T,
+    signing_kid: Option<String>,
+}
+
+impl<U: DbUuid, T: DbTime> TryFrom<InstanceRow<U, T>> for InstanceRecord {
+    type Error = StoreError;
+    fn try_from(r: InstanceRow<U, T>) -> StoreResult<Self> {
+        Ok(InstanceRecord {
+            id: r.id.into_uuid()?,
+            name: r.name,
+            version: r.version,
+            started_at: r.started_at.into_time()?,
+            seen_at: r.seen_at.into_time()?,
+            signing_kid: r.signing_kid,
         })
     }
 }
@@ -614,15 +649,24 @@ pub(crate) struct ConsumeFacts {
     pub subject_disabled: bool,
     pub wrong_client: bool,
     pub expired: bool,
+    /// The family is bound to another DPoP key than the request's.
+    pub wrong_key: bool,
+    /// Everything else allowed the refresh, but its proof was seen before.
+    pub replayed: bool,
 }
 
 /// Why a consume changed nothing. Both backends guard the consuming write with the
-/// same conditions; this explains a refusal in one order for both: a spent token
-/// first (reuse detection must see it), then the family, the client, the lifetime,
-/// and last the counter.
+/// same conditions; this explains a refusal in one order for both: a DPoP-bound
+/// token presented without its key first (its holder lacks the key, so it must
+/// neither spend the token nor trigger reuse detection, RFC 9449 §5), then a spent
+/// token (reuse detection must see it), the family, the client, the lifetime, the
+/// counter, and last a replayed proof.
 pub(crate) fn consume_refusal(facts: ConsumeFacts) -> ConsumeOutcome {
     match facts {
         ConsumeFacts { found: false, .. } => ConsumeOutcome::Unknown,
+        ConsumeFacts {
+            wrong_key: true, ..
+        } => ConsumeOutcome::WrongKey,
         ConsumeFacts { used: true, .. } => ConsumeOutcome::AlreadyUsed,
         ConsumeFacts { revoked: true, .. } => ConsumeOutcome::Revoked,
         ConsumeFacts {
@@ -633,6 +677,7 @@ pub(crate) fn consume_refusal(facts: ConsumeFacts) -> ConsumeOutcome {
             wrong_client: true, ..
         } => ConsumeOutcome::WrongClient,
         ConsumeFacts { expired: true, .. } => ConsumeOutcome::Expired,
+        ConsumeFacts { replayed: true, .. } => ConsumeOutcome::ProofReplayed,
         _ => ConsumeOutcome::LimitReached,
     }
 }
@@ -658,6 +703,8 @@ mod tests {
             subject_disabled: false,
             wrong_client: false,
             expired: false,
+            wrong_key: false,
+            replayed: false,
         }
     }
 
@@ -677,6 +724,24 @@ mod tests {
                 ..facts()
             }),
             ConsumeOutcome::Unknown
+        );
+    }
+
+    #[test]
+    fn a_token_bound_to_another_key_is_reported_before_its_use() {
+        let all = ConsumeFacts {
+            used: true,
+            wrong_key: true,
+            replayed: true,
+            ..facts()
+        };
+        assert_eq!(consume_refusal(all), ConsumeOutcome::WrongKey);
+        assert_eq!(
+            consume_refusal(ConsumeFacts {
+                replayed: true,
+                ..facts()
+            }),
+            ConsumeOutcome::ProofReplayed
         );
     }
 

@@ -287,6 +287,28 @@ pub trait SettingStore: Send + Sync {
     async fn remove_setting(&self, key: &str, audit: &AuditEvent) -> StoreResult<bool>;
 }
 
+/// DPoP (RFC 9449): the proofs seen, and the key of the server's nonces.
+#[async_trait]
+pub trait DpopStore: Send + Sync {
+    /// Records a proof as used, in one atomic insert under a unique key; returns
+    /// false, changing nothing, when a proof with its `jti`, key and URL is
+    /// recorded already (a replay, §11.1), whichever instance saw it.
+    async fn record_dpop_proof(&self, proof: &ProofUse) -> StoreResult<bool>;
+    /// The server secret kept as `name`, storing `candidate` first when there is
+    /// none: of instances starting together every one gets the same value.
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<u8>>;
+    /// The server secret kept as `name`, if any.
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces the stored value of the server secret `name` (re-sealing under a
+    /// new `keys.secret`).
+    async fn replace_server_secret(&self, name: &str, value: &[u8]) -> StoreResult<()>;
+}
+
 /// Retention: every delete of rows that have outlived their use, in bounded
 /// batches. Instances may run these at the same time.
 #[async_trait]
@@ -306,6 +328,9 @@ pub trait CleanupStore: Send + Sync {
         before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<u64>;
+    /// Deletes up to `limit` DPoP proof records that expired by `now`; returns how
+    /// many.
+    async fn purge_dpop_proofs(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` audit events older than `before`; returns how many.
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// Deletes up to `limit` lockout counters whose window started before
@@ -316,6 +341,19 @@ pub trait CleanupStore: Send + Sync {
         window_start_before: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<u64>;
+}
+
+/// The rotor processes serving the database, as each reports itself.
+#[async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Creates or refreshes this instance's row.
+    async fn record_instance(&self, instance: &InstanceRecord) -> StoreResult<()>;
+    /// The instances seen at or after `since`, by name and start.
+    async fn list_instances(&self, since: OffsetDateTime) -> StoreResult<Vec<InstanceRecord>>;
+    /// Deletes an instance's row (it shuts down); whether there was one.
+    async fn remove_instance(&self, id: Uuid) -> StoreResult<bool>;
+    /// Deletes the rows last seen before `before`; returns how many.
+    async fn purge_instances(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// All persistent state of rotor: every sub-trait. Each method is atomic.
@@ -332,7 +370,9 @@ pub trait Store:
     + LockoutStore
     + AuditStore
     + SettingStore
+    + DpopStore
     + CleanupStore
+    + InstanceStore
     + std::fmt::Debug
 {
 }
@@ -350,7 +390,9 @@ impl<T> Store for T where
         + LockoutStore
         + AuditStore
         + SettingStore
+        + DpopStore
         + CleanupStore
+        + InstanceStore
         + std::fmt::Debug
 {
 }
@@ -359,8 +401,8 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AccessTokenStore, AuditStore, CleanupStore, ClientStore, CodeStore, ConsentStore,
-        DatabaseStore, FamilyStore, KeyStore, LockoutStore, SessionStore, SettingStore, Store,
-        UserStore,
+        DatabaseStore, DpopStore, FamilyStore, InstanceStore, KeyStore, LockoutStore, SessionStore,
+        SettingStore, Store, UserStore,
     };
 }
 

@@ -55,7 +55,20 @@ pub struct ClientRecord {
     pub grace_period: Option<Duration>,
     /// How the client uses the authorization code flow.
     pub code_flow: CodeFlowSettings,
+    /// How the client uses DPoP (RFC 9449).
+    pub dpop: DpopClientSettings,
     pub created_at: OffsetDateTime,
+}
+
+/// How a client uses DPoP (RFC 9449). The default: proofs optional, the server's
+/// nonce setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DpopClientSettings {
+    /// RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request of the client
+    /// must carry a proof.
+    pub bound_access_tokens: bool,
+    /// Whether its proofs need a nonce, instead of `dpop.require_nonce`.
+    pub require_nonce: Option<bool>,
 }
 
 impl ClientRecord {
@@ -178,6 +191,8 @@ pub struct NewFamily {
     pub offline: bool,
     /// No refresh token of the family lives past this (its session's end).
     pub expires_at: Option<OffsetDateTime>,
+    /// The JWK thumbprint its refresh tokens are bound to (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
     pub refresh: Option<NewRefreshToken>,
     pub access: NewAccessToken,
 }
@@ -202,6 +217,8 @@ pub struct RefreshTokenRecord {
     pub offline: bool,
     /// No successor may live past this.
     pub family_expires_at: Option<OffsetDateTime>,
+    /// The JWK thumbprint the family's refresh tokens are bound to (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
@@ -245,9 +262,29 @@ pub struct Consume {
     pub access: NewAccessToken,
     /// The sealed answer kept on the spent token for retries (grace period on).
     pub retry: Option<SealedAnswer>,
+    /// The DPoP proof of the request, recorded in the same step (RFC 9449 §11.1).
+    /// A family bound to a key is refreshed only with a proof of that key.
+    pub proof: Option<ProofUse>,
+    /// Binds an unbound family to the proof's key (a public client's first
+    /// refresh with a proof).
+    pub bind_family: bool,
     /// Recorded in the same step, so that a refresh and its audit record commit
     /// together.
     pub audit: AuditEvent,
+}
+
+/// A DPoP proof as used (RFC 9449 §11.1): one per `jti`, key and URL until it
+/// expires, across instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofUse {
+    /// SHA-256 of the proof's `jti`.
+    pub jti_hash: TokenHash,
+    /// The JWK thumbprint of its key.
+    pub jkt: String,
+    /// Its normalised `htu`.
+    pub htu: String,
+    /// After this no proof with this `jti` is fresh enough to be accepted.
+    pub expires_at: OffsetDateTime,
 }
 
 /// What [`FamilyStore::consume_refresh_token`](super::FamilyStore) did. Anything but
@@ -268,6 +305,11 @@ pub enum ConsumeOutcome {
     SubjectDisabled,
     /// The family reached its refresh limit.
     LimitReached,
+    /// The family is bound to another DPoP key than the proof's, or the request
+    /// has no proof.
+    WrongKey,
+    /// The request's DPoP proof was used before.
+    ProofReplayed,
     /// No such token.
     Unknown,
 }
@@ -315,6 +357,9 @@ pub struct NewAuthorizationCode {
     pub scope: String,
     /// Whether `offline_access` was granted.
     pub offline: bool,
+    /// RFC 9449 §10: the `dpop_jkt` of the request; the exchange must present a
+    /// proof of that key.
+    pub dpop_jkt: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -334,6 +379,7 @@ pub struct AuthorizationCodeRecord {
     pub code_challenge: Option<String>,
     pub scope: String,
     pub offline: bool,
+    pub dpop_jkt: Option<String>,
     pub expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
     /// The family the code was exchanged for.
@@ -421,11 +467,15 @@ pub enum AuditKind {
     CodeReuse,
     /// An admin changed something (see the event's target).
     AdminChange,
+    /// A DPoP-bound refresh token or code was presented without a proof of its key.
+    DpopWrongKey,
+    /// A DPoP proof was presented again.
+    DpopReplay,
 }
 
 impl AuditKind {
     /// Every kind, for parsing.
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::Login,
         AuditKind::LoginFailed,
         AuditKind::Lockout,
@@ -437,6 +487,8 @@ impl AuditKind {
         AuditKind::Consent,
         AuditKind::CodeReuse,
         AuditKind::AdminChange,
+        AuditKind::DpopWrongKey,
+        AuditKind::DpopReplay,
     ];
 
     /// The stored and logged name.
@@ -453,6 +505,8 @@ impl AuditKind {
             AuditKind::Consent => "consent",
             AuditKind::CodeReuse => "code_reuse",
             AuditKind::AdminChange => "admin_change",
+            AuditKind::DpopWrongKey => "dpop_wrong_key",
+            AuditKind::DpopReplay => "dpop_replay",
         }
     }
 
@@ -483,11 +537,13 @@ pub enum Outcome {
     AccessToken,
     /// The person refused (a consent page's deny).
     Denied,
+    /// The request was refused and changed nothing.
+    Refused,
 }
 
 impl Outcome {
     /// Every outcome, for parsing.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Success,
         Outcome::InvalidCredentials,
         Outcome::LockedOut,
@@ -498,6 +554,7 @@ impl Outcome {
         Outcome::Family,
         Outcome::AccessToken,
         Outcome::Denied,
+        Outcome::Refused,
     ];
 
     /// The stored and logged name.
@@ -513,6 +570,7 @@ impl Outcome {
             Outcome::Family => "family",
             Outcome::AccessToken => "access_token",
             Outcome::Denied => "denied",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -669,4 +727,18 @@ pub struct SettingRecord {
     pub updated_at: OffsetDateTime,
     /// Who made the change: `cli`, `user NAME` or `client ID`.
     pub updated_by: String,
+}
+
+/// A rotor process serving the database, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    /// Made up at start: a restarted process is a new instance.
+    pub id: Uuid,
+    /// The host's name (a container's id, in most deployments).
+    pub name: String,
+    pub version: String,
+    pub started_at: OffsetDateTime,
+    pub seen_at: OffsetDateTime,
+    /// The key it signs access tokens with (its key cache may lag a rotation).
+    pub signing_kid: Option<String>,
 }

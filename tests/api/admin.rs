@@ -34,6 +34,7 @@ fn new_client(id: &str) -> NewClient {
         grace_period: None,
         public: false,
         code_flow: Default::default(),
+        dpop: Default::default(),
     }
 }
 

@@ -173,7 +173,8 @@ async fn an_admin_creates_lists_and_removes_clients(db: Db) {
             "grant_types": ["authorization_code", "refresh_token"],
             "redirect_uris": ["http://127.0.0.1/callback"],
             "scope": "read",
-            "token_endpoint_auth_method": "none"
+            "token_endpoint_auth_method": "none",
+            "dpop_bound_access_tokens": true
         })),
     )
     .await;
@@ -190,6 +191,8 @@ async fn an_admin_creates_lists_and_removes_clients(db: Db) {
     assert_eq!(spa.status, 201, "{:?}", spa.body);
     assert!(spa.body.get("client_secret").is_none());
     assert_eq!(spa.body["token_endpoint_auth_method"], "none");
+    assert_eq!(spa.body["dpop_bound_access_tokens"], true);
+    assert_eq!(created.body["dpop_bound_access_tokens"], false);
     let listed = call(&app, "GET", "clients", Some(&admin), None).await;
     let ids: Vec<&str> = listed
         .body

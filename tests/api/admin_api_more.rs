@@ -19,6 +19,7 @@ on_both_stores!(
     an_admin_resets_a_password_searches_users_and_unlocks_one,
     an_admin_lists_and_ends_browser_sessions_and_revokes_all_logins,
     the_overview_counts_what_happened_in_the_last_hour_and_day,
+    the_overview_lists_the_running_instances_and_their_keys,
     the_audit_is_filtered_paged_by_key_and_exported_as_json_lines,
     a_pasted_token_is_found_by_its_hash_and_never_shown_back,
     retries_inside_the_window_show_in_the_chain_as_one_counted_event,
@@ -335,6 +336,71 @@ async fn the_overview_counts_what_happened_in_the_last_hour_and_day(db: Db) {
     let keys = overview.body["keys"].as_array().unwrap();
     assert_eq!(keys[0]["active"], true);
     assert!(overview.body["live_logins"].as_u64().unwrap() >= 2);
+}
+
+/// The instance ids the overview lists, with the key each signs with.
+async fn instances_listed(app: &TestApp, admin: &str) -> Vec<(String, String)> {
+    let overview = call(app, "GET", "overview", Some(admin), None).await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    overview.body["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["version"], env!("CARGO_PKG_VERSION"));
+            assert!(!i["name"].as_str().unwrap().is_empty());
+            (
+                i["id"].as_str().unwrap().to_owned(),
+                i["signing_kid"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn the_overview_lists_the_running_instances_and_their_keys(db: Db) {
+    // Arrange: a second instance on the same database, stopped by a signal.
+    let app = spawn_app(db.clone()).await;
+    let ops = ops_client(&app).await;
+    let admin = admin_token(&app, &ops).await;
+    let second = rotor::app::Application::with_store(app.settings.clone(), db.open_store().await)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(second.run_until(async {
+        let _ = stopped.await;
+    }));
+    let keys = call(&app, "GET", "keys", Some(&admin), None).await;
+    let active = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["active"] == true)
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let within = std::time::Duration::from_secs(10);
+
+    // Act + Assert: both instances report themselves, each signing with the
+    // active key.
+    assert!(
+        crate::settings::eventually(within, || async {
+            instances_listed(&app, &admin).await.len() == 2
+        })
+        .await,
+        "two instances listed within {within:?}"
+    );
+    let both = instances_listed(&app, &admin).await;
+    assert!(both.iter().all(|(_, kid)| *kid == active), "{both:?}");
+    assert_ne!(both[0].0, both[1].0);
+
+    // Act: the second shuts down.
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+
+    // Assert: it took its row with it.
+    assert_eq!(instances_listed(&app, &admin).await.len(), 1);
 }
 
 async fn the_audit_is_filtered_paged_by_key_and_exported_as_json_lines(db: Db) {

@@ -203,6 +203,56 @@ async fn administration_commands_take_effect_on_a_running_server() {
 }
 
 #[tokio::test]
+async fn a_client_added_with_require_dpop_must_send_proofs() {
+    let dir = TempDir::new();
+    let config = dir.config("");
+    let app = serve_on(&dir).await;
+    let added = rotor(
+        &[
+            "client",
+            "add",
+            "strict",
+            "--public",
+            "--require-dpop",
+            "--dpop-nonce",
+            "false",
+        ],
+        &config,
+        None,
+    );
+    assert_success(&added);
+    assert!(
+        stdout(&added).contains("dpop: required nonce=off"),
+        "{}",
+        stdout(&added)
+    );
+    assert_success(&rotor(
+        &["user", "add", "bob", "--password-stdin"],
+        &config,
+        Some("pw"),
+    ));
+    // RFC 9449 §5.2: a token request without a proof is refused.
+    let answer = TestApp::read(
+        app.http
+            .post(app.token_url())
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "strict"),
+                ("username", "bob"),
+                ("password", "pw"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    answer.assert_error(400, "invalid_request");
+    let record = app.store.find_client("strict").await.unwrap().unwrap();
+    assert!(record.dpop.bound_access_tokens);
+    assert_eq!(record.dpop.require_nonce, Some(false));
+}
+
+#[tokio::test]
 async fn client_secret_from_stdin_is_used_without_its_newline() {
     let dir = TempDir::new();
     let config = dir.config("");

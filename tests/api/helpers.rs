@@ -361,6 +361,7 @@ pub fn client_record(id: &str, secret: Option<&str>, scopes: &str) -> ClientReco
         max_refreshes: None,
         grace_period: None,
         code_flow: Default::default(),
+        dpop: Default::default(),
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

@@ -18,6 +18,14 @@ async fn signing_keys_are_sealed_under_the_configured_secret(db: Db) {
     assert_eq!(stored.len(), 1);
     assert!(stored[0].private_key.starts_with(b"rotor-sealed-key-v1:"));
     assert_ne!(stored[0].private_key.first(), Some(&0x30));
+    // So is the key of DPoP nonces.
+    let nonce_key = app
+        .store
+        .find_server_secret("dpop-nonce")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(nonce_key.starts_with(b"rotor-sealed-key-v1:"));
 
     // Without the secret, the keys cannot be loaded: no instance can sign.
     let mut without = test_settings();

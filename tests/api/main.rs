@@ -21,6 +21,7 @@ mod client_credentials;
 mod client_ids;
 mod concurrency;
 mod console;
+mod dpop;
 mod fuzz_regressions;
 mod hostile_input;
 mod introspection;

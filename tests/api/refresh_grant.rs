@@ -326,6 +326,7 @@ async fn a_refresh_that_fails_before_committing_leaves_the_token_unspent(db: Db)
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: Some(rotor::store::NewRefreshToken {
                 hash: token.hash(),
                 issued_at: now,

@@ -44,7 +44,7 @@ fn quick_reload(settings: &mut Settings) {
 }
 
 /// Polls `check` until it holds or `within` has passed; whether it held.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

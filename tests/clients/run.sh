@@ -6,7 +6,10 @@
 # postgres://postgres@127.0.0.1:5432/postgres), then, on SQLite, requests-oauthlib
 # (S256 must work, plain must be refused) and a headless chromium through
 # playwright-core, which saves docs/login.png and docs/consent.png, and drives the
-# admin console (console.mjs), which saves docs/console/*.png.
+# admin console (console.mjs), which saves docs/console/*.png; last, the DPoP
+# support (RFC 9449) of oauth4webapi and of requests-oauth2client (its DPoPKey,
+# and negative proofs built with PyJWT) against a rotor with
+# dpop.require_nonce on.
 #
 # Installs what is missing: Debian's chromium, the npm packages of
 # tests/clients/package-lock.json (npm ci), and a pinned requests-oauthlib in
@@ -17,10 +20,11 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 here=$root/tests/clients
 
-# requests-oauthlib and the oauthlib it runs on, pinned together.
-python_packages=(requests-oauthlib==2.0.0 oauthlib==4.0.1)
+# requests-oauthlib and the oauthlib it runs on, pinned together, and
+# requests-oauth2client for DPoP.
+python_packages=(requests-oauthlib==2.0.0 oauthlib==4.0.1 requests-oauth2client==1.8.0 PyJWT==2.15.1)
 venv=target/clients-venv
-if ! "$venv/bin/python" -c 'import requests_oauthlib, oauthlib, sys; sys.exit(requests_oauthlib.__version__ != "2.0.0" or oauthlib.__version__ != "4.0.1")' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import requests_oauthlib, oauthlib, requests_oauth2client, jwt, sys; from importlib.metadata import version; sys.exit(requests_oauthlib.__version__ != "2.0.0" or oauthlib.__version__ != "4.0.1" or version("requests-oauth2client") != "1.8.0" or version("PyJWT") != "2.15.1")' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi
@@ -85,9 +89,10 @@ check() {
 
 # Starts rotor on the database URL $2 with the users and clients the checks use,
 # waits until it is ready, and exports what the checks read. $1 names the run and
-# its working directory. A failure to set the run up stops the script.
+# its working directory; $3, if given, is more TOML for its configuration. A
+# failure to set the run up stops the script.
 start_rotor() {
-  local label=$1 url=$2
+  local label=$1 url=$2 extra=${3:-}
   local dir="$work/$label"
   mkdir -p "$dir"
   local port
@@ -105,6 +110,7 @@ memory_kib = 64
 iterations = 1
 [log]
 filter = "warn"
+$extra
 CONFIG
   rotor() { "$bin" --config "$dir/rotor.toml" "$@"; }
 
@@ -169,6 +175,15 @@ finish_rotor sqlite
 start_rotor postgres "$pg_url"
 check "oauth4webapi on postgres" node "$here/oauth4webapi.mjs"
 finish_rotor postgres
+
+start_rotor dpop "sqlite://$work/dpop/rotor.db" $'[dpop]\nrequire_nonce = true'
+check "oauth4webapi DPoP with nonces on sqlite" node "$here/oauth4webapi_dpop.mjs"
+# A public client of the password grant that must send proofs (--require-dpop).
+export ROTOR_CLIENT_DPOP=cli-dpop
+"$bin" --config "$work/dpop/rotor.toml" client add "$ROTOR_CLIENT_DPOP" --public \
+  --grants password,refresh_token --scopes "read write" --require-dpop >/dev/null
+check "requests-oauth2client DPoP with nonces on sqlite" "$venv/bin/python" "$here/requests_oauth2client_dpop.py"
+finish_rotor dpop
 
 echo "client checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -15,8 +15,8 @@ use rotor::{
     store::{
         AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
         FamilyOwner, KeyPage, LoginAttempt, NewAccessToken, NewAuthorizationCode,
-        NewBrowserSession, NewFamily, NewRefreshToken, Outcome, Purged, Redeem, RedeemOutcome,
-        SettingRecord, Store, StoreError, Subject, UserRecord,
+        NewBrowserSession, NewFamily, NewRefreshToken, Outcome, ProofUse, Purged, Redeem,
+        RedeemOutcome, SettingRecord, Store, StoreError, Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -65,6 +65,7 @@ contract!(
     a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
     a_consume_whose_last_write_fails_keeps_nothing,
+    instances_beat_are_listed_while_seen_and_go,
     a_consume_cut_off_by_a_cancelled_request_is_whole_or_absent,
     rotation_stops_at_the_family_limit,
     rotation_of_a_revoked_family_or_disabled_user_is_refused,
@@ -86,6 +87,13 @@ contract!(
     concurrent_purges_delete_each_family_once,
     of_instances_starting_together_exactly_one_adds_a_signing_key,
     settings_are_stored_replaced_and_removed_each_with_its_audit_event,
+    a_dpop_proof_is_recorded_once_per_key_and_url_and_purged_when_expired,
+    concurrent_records_of_one_dpop_proof_succeed_exactly_once,
+    a_bound_family_is_rotated_only_with_a_proof_of_its_key,
+    a_replayed_proof_in_a_rotation_spends_nothing,
+    a_public_clients_first_proof_binds_an_unbound_family,
+    of_instances_starting_together_every_one_gets_the_same_server_secret,
+    a_clients_dpop_settings_are_stored_and_edited,
 );
 
 /// Tests of behaviour only PostgreSQL has, with the same once-per-process check.
@@ -127,6 +135,7 @@ async fn seed(store: &dyn Store) -> (UserRecord, ClientRecord) {
         max_refreshes: Some(5),
         grace_period: None,
         code_flow: Default::default(),
+        dpop: Default::default(),
         created_at: now(),
     };
     store.create_client(&client).await.unwrap();
@@ -163,6 +172,7 @@ async fn login(store: &dyn Store, user: &UserRecord) -> (Uuid, RefreshToken) {
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: Some(refresh(&token)),
             access: access(),
         })
@@ -181,6 +191,8 @@ fn rotation(old: &RefreshToken, family_id: Uuid, max: u32) -> (Consume, RefreshT
         successor: Some(refresh(&next)),
         access: access(),
         retry: None,
+        proof: None,
+        bind_family: false,
         audit: AuditEvent {
             at: now(),
             kind: AuditKind::Refresh,
@@ -385,6 +397,55 @@ async fn rotation_spends_the_token_once_and_counts(store: Arc<dyn Store>) {
         store.consume_refresh_token(&r2).await.unwrap(),
         ConsumeOutcome::Consumed { refresh_count: 2 }
     );
+}
+
+async fn instances_beat_are_listed_while_seen_and_go(store: Arc<dyn Store>) {
+    let started = now() - Duration::from_secs(60);
+    let first = rotor::store::InstanceRecord {
+        id: Uuid::new_v4(),
+        name: "rotor-a".into(),
+        version: "1.0.0".into(),
+        started_at: started,
+        seen_at: started,
+        signing_kid: Some("kid-1".into()),
+    };
+    let second = rotor::store::InstanceRecord {
+        id: Uuid::new_v4(),
+        name: "rotor-b".into(),
+        ..first.clone()
+    };
+    store.record_instance(&first).await.unwrap();
+    store.record_instance(&second).await.unwrap();
+    // A later beat moves the time seen and the key, not the rest.
+    let beat = rotor::store::InstanceRecord {
+        seen_at: now(),
+        signing_kid: Some("kid-2".into()),
+        name: "renamed".into(),
+        ..first.clone()
+    };
+    store.record_instance(&beat).await.unwrap();
+    let recent = store
+        .list_instances(now() - Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        recent,
+        vec![rotor::store::InstanceRecord {
+            name: "rotor-a".into(),
+            ..beat.clone()
+        }]
+    );
+    assert_eq!(store.list_instances(started).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .purge_instances(now() - Duration::from_secs(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.remove_instance(first.id).await.unwrap());
+    assert!(!store.remove_instance(first.id).await.unwrap());
+    assert!(store.list_instances(started).await.unwrap().is_empty());
 }
 
 /// The successor is the consume's last write: when it fails (here on a hash that
@@ -663,6 +724,7 @@ async fn access_tokens_are_found_and_revoked_by_jti(store: Arc<dyn Store>) {
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: None,
             access: token.clone(),
         })
@@ -1002,6 +1064,7 @@ async fn a_family_of_a_client_has_the_client_as_its_subject(store: Arc<dyn Store
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: None,
             access: token.clone(),
         })
@@ -1270,6 +1333,7 @@ async fn code(
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
             scope: "read".into(),
             offline: false,
+            dpop_jkt: None,
             created_at: now(),
             expires_at: now() + ttl,
         })
@@ -1298,6 +1362,7 @@ fn redeem(
             session_id: Some(session),
             offline,
             expires_at: Some(now() + Duration::from_secs(3600)),
+            dpop_jkt: None,
             refresh: Some(refresh(&token)),
             access: access(),
         },
@@ -1576,6 +1641,210 @@ async fn settings_are_stored_replaced_and_removed_each_with_its_audit_event(stor
     assert_eq!(events("carol").await, [removal]);
 }
 
+fn proof(jti: &str, jkt: &str) -> ProofUse {
+    ProofUse {
+        jti_hash: TokenHash::of(jti),
+        jkt: jkt.into(),
+        htu: "https://rotor.test/oauth2/token".into(),
+        expires_at: now() + Duration::from_secs(65),
+    }
+}
+
+/// A login whose refresh tokens are bound to the DPoP key `jkt`.
+async fn bound_login(store: &dyn Store, user: &UserRecord, jkt: &str) -> (Uuid, RefreshToken) {
+    let token = RefreshToken::generate();
+    let family_id = Uuid::new_v4();
+    store
+        .create_family(&NewFamily {
+            family_id,
+            client_id: "app".into(),
+            user_id: Some(user.id),
+            scope: "read".into(),
+            created_at: now(),
+            session_id: None,
+            offline: false,
+            expires_at: None,
+            dpop_jkt: Some(jkt.into()),
+            refresh: Some(refresh(&token)),
+            access: access(),
+        })
+        .await
+        .unwrap();
+    (family_id, token)
+}
+
+async fn unspent(store: &dyn Store, token: &RefreshToken) -> bool {
+    store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap()
+        .used_at
+        .is_none()
+}
+
+async fn a_dpop_proof_is_recorded_once_per_key_and_url_and_purged_when_expired(
+    store: Arc<dyn Store>,
+) {
+    let first = proof("j1", "k1");
+    assert!(store.record_dpop_proof(&first).await.unwrap());
+    assert!(!store.record_dpop_proof(&first).await.unwrap());
+    let other_key = proof("j1", "k2");
+    assert!(store.record_dpop_proof(&other_key).await.unwrap());
+    let other_url = ProofUse {
+        htu: "https://rotor.test/api/v1/me".into(),
+        ..first.clone()
+    };
+    assert!(store.record_dpop_proof(&other_url).await.unwrap());
+    // Nothing is purged before it expires, everything after.
+    assert_eq!(store.purge_dpop_proofs(now(), 100).await.unwrap(), 0);
+    let later = now() + Duration::from_secs(65);
+    assert_eq!(store.purge_dpop_proofs(later, 2).await.unwrap(), 2);
+    assert_eq!(store.purge_dpop_proofs(later, 2).await.unwrap(), 1);
+    assert!(store.record_dpop_proof(&first).await.unwrap());
+}
+
+async fn concurrent_records_of_one_dpop_proof_succeed_exactly_once(store: Arc<dyn Store>) {
+    let p = proof("raced", "k1");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let p = p.clone();
+        tasks.spawn(async move { store.record_dpop_proof(&p).await.unwrap() });
+    }
+    let recorded = tasks.join_all().await.into_iter().filter(|r| *r).count();
+    assert_eq!(recorded, 1);
+}
+
+async fn a_bound_family_is_rotated_only_with_a_proof_of_its_key(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = bound_login(store.as_ref(), &user, "k1").await;
+    let record = store
+        .find_refresh_token(&token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.dpop_jkt.as_deref(), Some("k1"));
+    let (without, _) = rotation(&token, family_id, 0);
+    let with_other = Consume {
+        proof: Some(proof("j1", "k2")),
+        ..without.clone()
+    };
+    assert_eq!(
+        store.consume_refresh_token(&without).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert_eq!(
+        store.consume_refresh_token(&with_other).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert!(unspent(store.as_ref(), &token).await);
+    let (mut own, next) = rotation(&token, family_id, 0);
+    own.proof = Some(proof("j2", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&own).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 1 }
+    );
+    // The successor inherits the binding; a spent token of another key is
+    // reported as the wrong key before it is reported as spent.
+    let (mut successor, _) = rotation(&next, family_id, 0);
+    successor.proof = Some(proof("j3", "k2"));
+    assert_eq!(
+        store.consume_refresh_token(&successor).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+    assert_eq!(
+        store.consume_refresh_token(&with_other).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+}
+
+async fn a_replayed_proof_in_a_rotation_spends_nothing(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let (mut first, next) = rotation(&token, family_id, 0);
+    first.proof = Some(proof("j1", "k1"));
+    assert!(matches!(
+        store.consume_refresh_token(&first).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
+    ));
+    // The proof was recorded by the rotation itself.
+    assert!(!store.record_dpop_proof(&proof("j1", "k1")).await.unwrap());
+    let (mut replay, after) = rotation(&next, family_id, 0);
+    replay.proof = Some(proof("j1", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&replay).await.unwrap(),
+        ConsumeOutcome::ProofReplayed
+    );
+    assert!(unspent(store.as_ref(), &next).await);
+    assert!(
+        store
+            .find_refresh_token(&after.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    replay.proof = Some(proof("j2", "k1"));
+    assert_eq!(
+        store.consume_refresh_token(&replay).await.unwrap(),
+        ConsumeOutcome::Consumed { refresh_count: 2 }
+    );
+}
+
+async fn a_public_clients_first_proof_binds_an_unbound_family(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let (family_id, token) = login(store.as_ref(), &user).await;
+    let (mut bind, next) = rotation(&token, family_id, 0);
+    bind.proof = Some(proof("j1", "k1"));
+    bind.bind_family = true;
+    assert!(matches!(
+        store.consume_refresh_token(&bind).await.unwrap(),
+        ConsumeOutcome::Consumed { .. }
+    ));
+    let successor = store
+        .find_refresh_token(&next.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(successor.dpop_jkt.as_deref(), Some("k1"));
+    let (without, _) = rotation(&next, family_id, 0);
+    assert_eq!(
+        store.consume_refresh_token(&without).await.unwrap(),
+        ConsumeOutcome::WrongKey
+    );
+}
+
+async fn of_instances_starting_together_every_one_gets_the_same_server_secret(
+    store: Arc<dyn Store>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0u8..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .server_secret("dpop-nonce", &[i; 32], now())
+                .await
+                .unwrap()
+        });
+    }
+    let got: Vec<Vec<u8>> = tasks.join_all().await;
+    assert!(got.iter().all(|g| *g == got[0]), "{got:?}");
+    assert_eq!(
+        store
+            .server_secret("dpop-nonce", &[99; 32], now())
+            .await
+            .unwrap(),
+        got[0]
+    );
+    assert_ne!(
+        store
+            .server_secret("other", &[99; 32], now())
+            .await
+            .unwrap(),
+        got[0]
+    );
+}
+
 async fn a_client_is_edited_and_its_secret_replaced_keeping_the_rest(store: Arc<dyn Store>) {
     let (_, client) = seed(store.as_ref()).await;
     let mut edited = client.clone();
@@ -1744,4 +2013,20 @@ async fn locked_keys_and_retries_are_read_back(store: Arc<dyn Store>) {
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].count, 2);
     assert_eq!(retries[0].last_at.unix_timestamp(), later.unix_timestamp());
+}
+
+async fn a_clients_dpop_settings_are_stored_and_edited(store: Arc<dyn Store>) {
+    let (_, client) = seed(store.as_ref()).await;
+    assert_eq!(client.dpop, Default::default());
+    let mut edited = client.clone();
+    edited.dpop.bound_access_tokens = true;
+    edited.dpop.require_nonce = Some(false);
+    store.update_client(&edited).await.unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert!(found.dpop.bound_access_tokens);
+    assert_eq!(found.dpop.require_nonce, Some(false));
+    edited.dpop.require_nonce = None;
+    store.update_client(&edited).await.unwrap();
+    let found = store.find_client("app").await.unwrap().unwrap();
+    assert_eq!(found.dpop.require_nonce, None);
 }

@@ -32,6 +32,61 @@ pub(crate) struct Ctx {
     /// The public client of the browser modes, and its redirect URI.
     pub(crate) public_client: String,
     pub(crate) redirect_uri: String,
+    /// The key of `--dpop` proofs.
+    dpop: Option<DpopKey>,
+}
+
+/// A P-256 key whose proofs (RFC 9449 §4.2) go with every token request of a
+/// `--dpop` run; each proof has its own `jti`.
+pub(crate) struct DpopKey {
+    key: p256::ecdsa::SigningKey,
+    /// The encoded JOSE header, the same for every proof.
+    header: String,
+}
+
+impl DpopKey {
+    fn generate() -> DpopKey {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let point = key.verifying_key().to_encoded_point(false);
+        let (x, y) = (point.x().map(|x| x.to_vec()), point.y().map(|y| y.to_vec()));
+        let header = serde_json::json!({
+            "typ": "dpop+jwt",
+            "alg": "ES256",
+            "jwk": {
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(x.unwrap_or_default()),
+                "y": URL_SAFE_NO_PAD.encode(y.unwrap_or_default()),
+            },
+        });
+        DpopKey {
+            key,
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
+        }
+    }
+
+    /// A proof for `POST htu`, now.
+    fn proof(&self, htu: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use p256::ecdsa::{Signature, signature::Signer};
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = serde_json::json!({
+            "jti": crate::random_secret(),
+            "htm": "POST",
+            "htu": htu,
+            "iat": iat,
+        });
+        let input = format!(
+            "{}.{}",
+            self.header,
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
 }
 
 /// One virtual client: its user and its current refresh token.
@@ -141,10 +196,13 @@ pub(crate) fn transport_kind(e: &reqwest::Error) -> String {
 /// Posts a form to the token endpoint. A failure comes back as its kind: the
 /// transport error or `http_STATUS_CODE`.
 async fn post_token(ctx: &Ctx, body: String) -> Result<TokenBody, String> {
-    let request = ctx
+    let mut request = ctx
         .http
         .post(&ctx.token_url)
         .header(AUTHORIZATION, &ctx.authorization);
+    if let Some(key) = &ctx.dpop {
+        request = request.header("DPoP", key.proof(&ctx.token_url));
+    }
     send_token_request(request, body).await
 }
 
@@ -403,6 +461,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         authorize_url: format!("{base}/oauth2/authorize"),
         public_client: args.public_client.clone(),
         redirect_uri: args.redirect_uri.clone(),
+        dpop: args.dpop.then(DpopKey::generate),
     });
 
     // Log every virtual client in, at most LOGIN_CONCURRENCY at a time, then

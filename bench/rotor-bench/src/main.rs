@@ -155,6 +155,11 @@ pub struct LoadArgs {
     /// PID of the server, to report its CPU time and peak resident set.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Send a fresh DPoP proof (RFC 9449, ES256) with every token request of the
+    /// password and refresh modes: the access tokens come DPoP-bound, and each
+    /// refresh records its proof in the rotation.
+    #[arg(long)]
+    pub dpop: bool,
 }
 
 #[derive(Debug, Parser)]

@@ -256,6 +256,30 @@ fn checks(rows: &[Value], limit: Option<f64>, argon2: Option<f64>) -> Vec<String
             |v, t| v <= t,
         ),
         check("rotor peak RSS, MiB", rss, Some(80.0), |v, t| v < t),
+        // RFC 9449 on the refresh path: a proof verified and its jti recorded in
+        // the rotation's own statement, against plain refreshes on the same server.
+        check(
+            "DPoP refresh on PostgreSQL, share of a plain refresh at c=16",
+            find(
+                rows,
+                "postgres-dpop",
+                "refresh_token",
+                16,
+                "refresh_token",
+                "throughput",
+            )
+            .zip(find(
+                rows,
+                "postgres-plain",
+                "refresh_token",
+                16,
+                "refresh_token",
+                "throughput",
+            ))
+            .map(|(dpop, plain)| dpop / plain),
+            Some(0.70),
+            |v, t| v >= t,
+        ),
     ];
     for store in ["postgres", "sqlite"] {
         // Cost at equal concurrency, with hashing the bottleneck of both: the

@@ -1,5 +1,6 @@
-//! An axum extractor that guards resource-server routes with RFC 6750 bearer
-//! tokens issued by this server.
+//! An axum extractor that guards resource-server routes with access tokens issued
+//! by this server: RFC 6750 bearer tokens, and DPoP-bound ones with their proofs
+//! (RFC 9449 §7).
 
 use axum::{
     extract::{FromRef, FromRequestParts},
@@ -9,15 +10,18 @@ use axum::{
 use crate::{
     crypto::jwt::AccessClaims,
     http::AppState,
+    http::extract::presented_proof,
     oauth::{
         GrantReport,
-        bearer::{self, BearerError},
+        bearer::{self, BearerError, ResourceRequest, Scheme},
     },
 };
 
-/// The claims of a valid, unrevoked access token from `Authorization: Bearer`.
+/// The claims of a valid, unrevoked access token from `Authorization: Bearer`,
+/// or of a DPoP-bound one from `Authorization: DPoP` with its `DPoP` proof.
 /// Rejections answer 401 `invalid_token` / 403 `insufficient_scope` with
-/// `WWW-Authenticate: Bearer …` (RFC 6750 §3).
+/// `WWW-Authenticate: Bearer …` (RFC 6750 §3), and binding or proof failures 401
+/// with `WWW-Authenticate: DPoP …` (RFC 9449 §7.1).
 ///
 /// # Examples
 /// ```no_run
@@ -53,15 +57,26 @@ where
         let Some((scheme, token)) = value.trim().split_once(' ') else {
             return Err(BearerError::Missing);
         };
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+            Scheme::Bearer
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            Scheme::DPoP
+        } else {
             return Err(BearerError::Missing);
-        }
+        };
         let settings = state.settings();
-        let claims = bearer::authenticate(
+        let proof = presented_proof(&parts.headers);
+        let request = ResourceRequest {
+            scheme,
+            token: token.trim(),
+            proof: &proof,
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+        };
+        let claims = bearer::authenticate_request(
             &state.grant_context(&settings, &GrantReport::default()),
-            token.trim(),
+            &request,
             state.clock.now(),
-            true,
         )
         .await?;
         Ok(Bearer(claims))

@@ -15,12 +15,14 @@ mod body;
 mod client;
 mod client_ip;
 mod cookies;
+mod dpop;
 
 pub use bearer::Bearer;
 pub use body::{MAX_BODY_BYTES, OAuthParams, parse_body};
 pub use client::BasicAuth;
 pub use client_ip::ClientIp;
 pub use cookies::{CookieJar, Cookies};
+pub use dpop::{DpopHeader, presented_proof};
 
 /// The largest accepted header section (names and values). A bearer token is well
 /// under 2 KiB; anything larger is refused with 431 before a handler runs.

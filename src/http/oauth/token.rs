@@ -2,16 +2,19 @@
 
 use std::time::Instant;
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::State,
+    response::{IntoResponse, Response},
+};
 
 use crate::{
     http::{
         AppState, Routes,
-        extract::{BasicAuth, ClientIp, OAuthParams},
+        error::insert_nonce,
+        extract::{BasicAuth, ClientIp, DpopHeader, OAuthParams},
     },
-    oauth::{
-        self, GrantContext, GrantReport, GrantRequest, OAuthError, PresentedClient, TokenResponse,
-    },
+    oauth::{self, GrantContext, GrantReport, GrantRequest, PresentedClient},
 };
 
 /// The token endpoint's routes.
@@ -20,14 +23,16 @@ pub fn router() -> Routes {
     Routes::new().post("/oauth2/token", post_token)
 }
 
-/// Issues tokens for the password and refresh_token grants.
+/// Issues tokens for every grant; with a DPoP proof, bound to its key.
 async fn post_token(
     State(state): State<AppState>,
     ClientIp(client_ip): ClientIp,
     basic: BasicAuth,
+    DpopHeader(proof): DpopHeader,
     OAuthParams(mut params): OAuthParams,
-) -> Result<Json<TokenResponse>, OAuthError> {
+) -> Response {
     let started = Instant::now();
+    let now = state.clock.now();
     let report = GrantReport::default();
     let settings = state.settings();
     let presented = PresentedClient::new(basic.credentials, basic.malformed, &mut params);
@@ -39,7 +44,7 @@ async fn post_token(
                 client_ip,
                 ..state.grant_context(&settings, &report)
             };
-            let result = oauth::token(&ctx, presented, request, state.clock.now()).await;
+            let result = oauth::token(&ctx, presented, &proof, request, now).await;
             (grant_type, result)
         }
         Err(e) => ("unknown", Err(e)),
@@ -55,5 +60,14 @@ async fn post_token(
     if report.family_revoked() {
         state.metrics.revocation("reuse_detected");
     }
-    Ok(Json(result?))
+    let mut response = match result {
+        Ok(tokens) => Json(tokens).into_response(),
+        Err(e) => e.into_response(),
+    };
+    // RFC 9449 §8.2: a fresh nonce rides on every answer to a DPoP request, so
+    // that the client's next proof carries a current one.
+    if proof.is_present() {
+        insert_nonce(response.headers_mut(), &state.nonces.issue(now));
+    }
+    response
 }

@@ -21,6 +21,7 @@ use crate::{
     oauth::{
         AuthenticatedClient, GrantContext, GrantType, OAuthError, Scope, TokenResponse,
         audit::Audit,
+        dpop::{self, VerifiedProof},
         pkce::{CodeChallenge, check_verifier},
         policy::RefreshPolicy,
         token::{mint_access_token, response},
@@ -33,22 +34,34 @@ use crate::{
 
 const INVALID: &str = "the authorization code is invalid";
 
+/// The token request's own parameters (RFC 6749 §4.1.3, RFC 7636 §4.5).
+#[derive(Debug)]
+pub struct Exchange {
+    pub code: AuthorizationCode,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+}
+
 /// Runs the token request of the authorization code grant.
 ///
 /// # Errors
 /// `unauthorized_client` when the client may not use the grant; `invalid_request`
 /// for a malformed `code_verifier`; `invalid_grant` for a code that is unknown,
 /// another client's, expired, spent, of an ended session or a disabled user, or
-/// whose redirect URI or PKCE verifier does not match.
+/// whose redirect URI, PKCE verifier or DPoP key does not match.
 #[tracing::instrument(skip_all, fields(grant = "authorization_code", client_id = %client.id()))]
 pub async fn grant(
     ctx: &GrantContext<'_>,
     client: &AuthenticatedClient,
-    code: AuthorizationCode,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
+    exchange: Exchange,
+    proof: Option<&VerifiedProof>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let Exchange {
+        code,
+        redirect_uri,
+        code_verifier,
+    } = exchange;
     require_grant(client, GrantType::AuthorizationCode)?;
     if let Some(verifier) = &code_verifier {
         check_verifier(verifier)?;
@@ -65,6 +78,19 @@ pub async fn grant(
         return Err(OAuthError::InvalidGrant(INVALID.into()));
     }
     check_bindings(&record, redirect_uri.as_deref(), code_verifier.as_deref())?;
+    // RFC 9449 §10: a code bound with `dpop_jkt` is exchanged only with a proof
+    // of that key. Checked before the replay rule: whoever lacks the key must not
+    // be able to revoke what the code gave.
+    if !dpop::matches_binding(record.dpop_jkt.as_deref(), proof) {
+        Audit::new(ctx, AuditKind::DpopWrongKey, Outcome::Refused, now)
+            .username(&record.username)
+            .client(client.id())
+            .record(ctx)
+            .await;
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code is bound to another DPoP key (dpop_jkt)".into(),
+        ));
+    }
     if record.used_at.is_some() {
         return Err(replayed(ctx, &record, now).await);
     }
@@ -84,7 +110,7 @@ pub async fn grant(
         id: record.user_id,
         username: record.username.clone(),
     };
-    let access = mint_access_token(ctx, &subject, client.id(), &scope, now).await?;
+    let access = mint_access_token(ctx, &subject, client.id(), &scope, proof, now).await?;
     let policy = RefreshPolicy::for_client(ctx.settings, client);
     // ReachFive: a client may get refresh tokens from the flow only with
     // offline_access.
@@ -104,6 +130,9 @@ pub async fn grant(
         refresh.as_ref().map(|rt| rt.expose().to_owned()),
         &scope,
     );
+    if let Some(proof) = proof {
+        dpop::record_use(ctx, client.id(), proof, now).await?;
+    }
     let outcome = ctx
         .store
         .redeem_code(&Redeem {
@@ -118,6 +147,7 @@ pub async fn grant(
                 session_id: Some(record.session_id),
                 offline: record.offline,
                 expires_at: family_end,
+                dpop_jkt: dpop::family_binding(client, proof),
                 refresh: refresh.as_ref().map(|rt| NewRefreshToken {
                     hash: rt.hash(),
                     issued_at: now,
@@ -248,6 +278,7 @@ mod tests {
             code_challenge: challenge.map(str::to_owned),
             scope: "read".into(),
             offline: false,
+            dpop_jkt: None,
             expires_at: OffsetDateTime::UNIX_EPOCH,
             used_at: None,
             family_id: None,

@@ -10,6 +10,7 @@ use crate::{
     oauth::{
         AuthenticatedClient, GrantContext, GrantType, OAuthError, Scope, TokenResponse,
         audit::Audit,
+        dpop::{self, VerifiedProof},
         scope,
         token::{mint_access_token, response},
     },
@@ -26,6 +27,7 @@ pub async fn grant(
     ctx: &GrantContext<'_>,
     client: &AuthenticatedClient,
     requested: Option<Scope>,
+    proof: Option<&VerifiedProof>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     // RFC 6749 §4.4: "The client credentials grant type MUST only be used by
@@ -42,12 +44,15 @@ pub async fn grant(
     let subject = Subject::Client {
         id: client.id().to_owned(),
     };
-    let access = mint_access_token(ctx, &subject, client.id(), &scope, now).await?;
+    let access = mint_access_token(ctx, &subject, client.id(), &scope, proof, now).await?;
     // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
     let (response, access) = response(access, None, &scope);
     // A family of its own, so that the token can be introspected and revoked like
     // any other; the clean-up removes it once the token has expired.
     let family_id = Uuid::new_v4();
+    if let Some(proof) = proof {
+        dpop::record_use(ctx, client.id(), proof, now).await?;
+    }
     ctx.store
         .create_family(&NewFamily {
             family_id,
@@ -58,6 +63,7 @@ pub async fn grant(
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: None,
             refresh: None,
             access,
         })

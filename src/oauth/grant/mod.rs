@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use super::{
     AuthenticatedClient, GrantContext, GrantRequest, GrantType, OAuthError, TokenResponse,
+    dpop::VerifiedProof,
 };
 
 pub mod authorization_code;
@@ -12,7 +13,8 @@ pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
 
-/// Runs the grant `request` asks for, for an authenticated client.
+/// Runs the grant `request` asks for, for an authenticated client, with the
+/// request's verified DPoP proof if it sent one.
 ///
 /// # Errors
 /// Any RFC 6749 §5.2 error the grant decides.
@@ -20,6 +22,7 @@ pub async fn run(
     ctx: &GrantContext<'_>,
     client: &AuthenticatedClient,
     request: GrantRequest,
+    proof: Option<&VerifiedProof>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     match request {
@@ -27,19 +30,26 @@ pub async fn run(
             username,
             password,
             scope,
-        } => password::grant(ctx, client, username, password, scope, now).await,
+        } => password::grant(ctx, client, username, password, scope, proof, now).await,
         GrantRequest::RefreshToken {
             refresh_token,
             scope,
-        } => refresh_token::grant(ctx, client, refresh_token, scope, now).await,
+        } => refresh_token::grant(ctx, client, refresh_token, scope, proof, now).await,
         GrantRequest::ClientCredentials { scope } => {
-            client_credentials::grant(ctx, client, scope, now).await
+            client_credentials::grant(ctx, client, scope, proof, now).await
         }
         GrantRequest::AuthorizationCode {
             code,
             redirect_uri,
             code_verifier,
-        } => authorization_code::grant(ctx, client, code, redirect_uri, code_verifier, now).await,
+        } => {
+            let exchange = authorization_code::Exchange {
+                code,
+                redirect_uri,
+                code_verifier,
+            };
+            authorization_code::grant(ctx, client, exchange, proof, now).await
+        }
     }
 }
 

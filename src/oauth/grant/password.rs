@@ -15,6 +15,7 @@ use crate::{
         AuthenticatedClient, GrantContext, GrantType, OAuthError, Scope, TokenResponse,
         audit::Audit,
         credentials::verify_credentials,
+        dpop::{self, VerifiedProof},
         policy::RefreshPolicy,
         scope,
         token::{mint_access_token, response},
@@ -35,6 +36,7 @@ pub async fn grant(
     username: String,
     password: Password,
     requested: Option<Scope>,
+    proof: Option<&VerifiedProof>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::Password)?;
@@ -46,7 +48,7 @@ pub async fn grant(
         id: user.id,
         username: user.username,
     };
-    let access = mint_access_token(ctx, &subject, client.id(), &scope, now).await?;
+    let access = mint_access_token(ctx, &subject, client.id(), &scope, proof, now).await?;
     let family_id = Uuid::new_v4();
     let policy = RefreshPolicy::for_client(ctx.settings, client);
     let refresh = policy.issue.then(RefreshToken::generate);
@@ -55,6 +57,9 @@ pub async fn grant(
         refresh.as_ref().map(|rt| rt.expose().to_owned()),
         &scope,
     );
+    if let Some(proof) = proof {
+        dpop::record_use(ctx, client.id(), proof, now).await?;
+    }
     ctx.store
         .create_family(&NewFamily {
             family_id,
@@ -65,6 +70,7 @@ pub async fn grant(
             session_id: None,
             offline: false,
             expires_at: None,
+            dpop_jkt: dpop::family_binding(client, proof),
             refresh: refresh.as_ref().map(|rt| NewRefreshToken {
                 hash: rt.hash(),
                 issued_at: now,

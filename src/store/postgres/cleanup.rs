@@ -88,6 +88,21 @@ impl CleanupStore for PgStore {
         Ok(codes.rows_affected() + sessions.rows_affected())
     }
 
+    async fn purge_dpop_proofs(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // language=PostgreSQL
+        let done = sqlx::query(
+            r#"delete from dpop_proofs where (jti_hash, jkt, htu) in (
+                 select jti_hash, jkt, htu from dpop_proofs where expires_at <= $1
+                 limit $2 for update skip locked)"#,
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_audit_events(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
         // language=PostgreSQL
         let done = sqlx::query(

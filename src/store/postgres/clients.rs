@@ -24,9 +24,10 @@ impl ClientStore for PgStore {
             r#"insert into clients (id, secret_hash, grant_types, scopes, refresh_tokens,
                                     refresh_ttl_secs, max_refreshes, created_at, grace_period_secs,
                                     redirect_uris, third_party, pkce_optional, offline_access,
-                                    offline_ttl_secs, refresh_requires_offline)
+                                    offline_ttl_secs, refresh_requires_offline,
+                                    dpop_bound_access_tokens, dpop_require_nonce)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                       $10, $11, $12, $13, $14, $15)"#,
+                       $10, $11, $12, $13, $14, $15, $16, $17)"#,
         )
         .bind(&client.id)
         .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
@@ -47,6 +48,8 @@ impl ClientStore for PgStore {
         .bind(flow.offline_access)
         .bind(flow.offline_ttl_secs)
         .bind(flow.refresh_requires_offline)
+        .bind(client.dpop.bound_access_tokens)
+        .bind(client.dpop.require_nonce)
         .execute(&self.pool)
         .await
         .map_err(unique("clients_pkey"))?;
@@ -117,7 +120,8 @@ impl ClientStore for PgStore {
                                   refresh_ttl_secs = $5, max_refreshes = $6, grace_period_secs = $7,
                                   redirect_uris = $8, third_party = $9, pkce_optional = $10,
                                   offline_access = $11, offline_ttl_secs = $12,
-                                  refresh_requires_offline = $13
+                                  refresh_requires_offline = $13,
+                                  dpop_bound_access_tokens = $14, dpop_require_nonce = $15
                where id = $1"#,
         )
         .bind(&client.id)
@@ -137,6 +141,8 @@ impl ClientStore for PgStore {
         .bind(flow.offline_access)
         .bind(flow.offline_ttl_secs)
         .bind(flow.refresh_requires_offline)
+        .bind(client.dpop.bound_access_tokens)
+        .bind(client.dpop.require_nonce)
         .execute(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

@@ -35,8 +35,9 @@ impl FamilyStore for PgStore {
             sqlx::query(
                 r#"with family as (
                        insert into token_families (id, client_id, user_id, scope, refresh_count,
-                                                   created_at, session_id, offline, expires_at)
-                       values ($1, $2, $3, $4, 0, $5, $12, $13, $14)
+                                                   created_at, session_id, offline, expires_at,
+                                                   dpop_jkt)
+                       values ($1, $2, $3, $4, 0, $5, $12, $13, $14, $15)
                        returning id
                    ), refresh as (
                        insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
@@ -59,6 +60,7 @@ impl FamilyStore for PgStore {
             .bind(f.session_id)
             .bind(f.offline)
             .bind(f.expires_at)
+            .bind(f.dpop_jkt.as_deref())
             .execute(&self.pool)
             .await
             .map_err(unique("token_families_pkey"))?;
@@ -77,7 +79,7 @@ impl FamilyStore for PgStore {
                 r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                           coalesce(u.disabled, false) as subject_disabled, f.scope, f.refresh_count,
                           f.revoked_at is not null as family_revoked,
-                          f.session_id, f.offline, f.expires_at as family_expires_at,
+                          f.session_id, f.offline, f.expires_at as family_expires_at, f.dpop_jkt,
                           rt.issued_at, rt.expires_at, rt.used_at,
                           s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                    from refresh_tokens rt
@@ -99,30 +101,47 @@ impl FamilyStore for PgStore {
         retry_rolled_back(move || async move {
             // One statement. `for update` locks the token and its family: of
             // concurrent requests for one token the later ones wait, then see the
-            // committed `used_at` and change nothing. The final select reports the
-            // state the guard saw, so that a refusal says why.
+            // committed `used_at` and change nothing. The DPoP proof is inserted
+            // under its unique key only when everything else allows the refresh,
+            // and the refresh goes on only if that insert added the row: a
+            // replayed proof (also one seen by another instance) changes nothing,
+            // and the replay check costs no round trip of its own. The final select
+            // reports the state the guard saw, so that a refusal says why.
             // language=PostgreSQL
-            let row: (Option<i32>, bool, bool, bool, bool, bool, bool) = sqlx::query_as(
-                r#"with target as (
+            let row: (Option<i32>, bool, bool, bool, bool, bool, bool, bool, bool) =
+                sqlx::query_as(
+                    r#"with target as (
                        select rt.token_hash, rt.family_id, rt.used_at, rt.expires_at, f.client_id,
-                              f.revoked_at, f.refresh_count, coalesce(u.disabled, false) as disabled
+                              f.revoked_at, f.refresh_count, f.dpop_jkt,
+                              coalesce(u.disabled, false) as disabled
                        from refresh_tokens rt
                        join token_families f on f.id = rt.family_id
                        left join users u on u.id = f.user_id
                        where rt.token_hash = $1
                        for update of rt, f
-                   ), allowed as (
+                   ), eligible as (
                        select token_hash, family_id from target
                        where used_at is null and expires_at > $2 and client_id = $3
                          and revoked_at is null and not disabled
                          and ($4 = 0 or refresh_count < $4)
+                         and (dpop_jkt is null or dpop_jkt = $17)
+                   ), proof as (
+                       insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
+                       select $16, $17, $18, $19 from eligible where $16::bytea is not null
+                       on conflict do nothing
+                       returning 1
+                   ), allowed as (
+                       select token_hash, family_id from eligible
+                       where $16::bytea is null or exists (select 1 from proof)
                    ), spent as (
                        update refresh_tokens rt
                        set used_at = $2, successor_hash = $5, retry_answer = $9, retry_until = $10
                        from allowed a
                        where rt.token_hash = a.token_hash and $5::bytea is not null
                    ), counted as (
-                       update token_families f set refresh_count = f.refresh_count + 1
+                       update token_families f
+                       set refresh_count = f.refresh_count + 1,
+                           dpop_jkt = case when $20 then coalesce(f.dpop_jkt, $17) else f.dpop_jkt end
                        from allowed a
                        where f.id = a.family_id
                        returning f.refresh_count
@@ -142,28 +161,37 @@ impl FamilyStore for PgStore {
                           coalesce(t.revoked_at is not null, false),
                           coalesce(t.disabled, false),
                           coalesce(t.client_id <> $3, false),
-                          coalesce(t.expires_at <= $2, false)
+                          coalesce(t.expires_at <= $2, false),
+                          coalesce(t.dpop_jkt is not null and t.dpop_jkt is distinct from $17, false),
+                          $16::bytea is not null and exists (select 1 from eligible)
+                            and not exists (select 1 from proof)
                    from (select 1) as one left join target t on true"#,
-            )
-            .bind(c.token.as_bytes().as_slice())
-            .bind(c.now)
-            .bind(&c.client_id)
-            .bind(i64::from(c.max_refreshes))
-            .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
-            .bind(c.successor.as_ref().map(|s| s.expires_at))
-            .bind(c.access.jti)
-            .bind(c.access.expires_at)
-            .bind(c.retry.as_ref().map(|a| a.ciphertext.clone()))
-            .bind(c.retry.as_ref().map(|a| a.until))
-            .bind(c.audit.kind.as_str())
-            .bind(c.audit.username.as_deref().map(capped))
-            .bind(c.audit.ip.as_deref().map(capped))
-            .bind(c.audit.outcome.as_str())
-            .bind(c.access.issued_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unique("refresh_tokens_pkey"))?;
-            let (counted, found, used, revoked, subject_disabled, wrong_client, expired) = row;
+                )
+                .bind(c.token.as_bytes().as_slice())
+                .bind(c.now)
+                .bind(&c.client_id)
+                .bind(i64::from(c.max_refreshes))
+                .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
+                .bind(c.successor.as_ref().map(|s| s.expires_at))
+                .bind(c.access.jti)
+                .bind(c.access.expires_at)
+                .bind(c.retry.as_ref().map(|a| a.ciphertext.clone()))
+                .bind(c.retry.as_ref().map(|a| a.until))
+                .bind(c.audit.kind.as_str())
+                .bind(c.audit.username.as_deref().map(capped))
+                .bind(c.audit.ip.as_deref().map(capped))
+                .bind(c.audit.outcome.as_str())
+                .bind(c.access.issued_at)
+                .bind(c.proof.as_ref().map(|p| p.jti_hash.as_bytes().to_vec()))
+                .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
+                .bind(c.proof.as_ref().map(|p| p.htu.as_str()))
+                .bind(c.proof.as_ref().map(|p| p.expires_at))
+                .bind(c.bind_family)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unique("refresh_tokens_pkey"))?;
+            let (counted, found, used, revoked, subject_disabled, wrong_client, expired, wrong_key, replayed) =
+                row;
             if let Some(refresh_count) = counted {
                 return Ok(ConsumeOutcome::Consumed {
                     refresh_count: refresh_count.into_count("refresh_count")?,
@@ -176,6 +204,8 @@ impl FamilyStore for PgStore {
                 subject_disabled,
                 wrong_client,
                 expired,
+                wrong_key,
+                replayed,
             }))
         })
         .await

@@ -20,8 +20,8 @@ impl CodeStore for SqliteStore {
         sqlx::query(
             r#"insert into authorization_codes
                    (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
-                    code_challenge, scope, offline, created_at, expires_at)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"#,
+                    code_challenge, scope, offline, created_at, expires_at, dpop_jkt)
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
         )
         .bind(c.hash.as_bytes().as_slice())
         .bind(&c.client_id)
@@ -34,6 +34,7 @@ impl CodeStore for SqliteStore {
         .bind(c.offline)
         .bind(ts(c.created_at))
         .bind(ts(c.expires_at))
+        .bind(c.dpop_jkt.as_deref())
         .execute(&self.write)
         .await
         .map_err(unique("authorization_codes_pkey"))?;
@@ -46,7 +47,7 @@ impl CodeStore for SqliteStore {
             let row: Option<CodeRow<String, i64>> = sqlx::query_as(
                 r#"select c.client_id, c.user_id, u.username, u.disabled as user_disabled,
                           c.session_id, s.expires_at as session_expires_at, c.redirect_uri, c.redirect_uri_sent, c.code_challenge,
-                          c.scope, c.offline, c.expires_at, c.used_at, c.family_id
+                          c.scope, c.offline, c.dpop_jkt, c.expires_at, c.used_at, c.family_id
                    from authorization_codes c join users u on u.id = c.user_id
                    left join browser_sessions s on s.id = c.session_id
                    where c.code_hash = ?1"#,
@@ -78,8 +79,9 @@ impl CodeStore for SqliteStore {
                                  where s.id = authorization_codes.session_id
                                    and s.ended_at is null and s.expires_at > ?2);
                    insert into token_families (id, client_id, user_id, scope, refresh_count,
-                                               created_at, session_id, offline, expires_at)
-                   select ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10 from authorization_codes
+                                               created_at, session_id, offline, expires_at,
+                                               dpop_jkt)
+                   select ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?21 from authorization_codes
                    where code_hash = ?1 and family_id = ?3;
                    insert into refresh_tokens (token_hash, family_id, issued_at, expires_at)
                    select ?11, ?3, ?12, ?13 from authorization_codes
@@ -114,7 +116,8 @@ impl CodeStore for SqliteStore {
             .bind(r.audit.kind.as_str())
             .bind(r.audit.username.as_deref().map(capped))
             .bind(r.audit.ip.as_deref().map(capped))
-            .bind(r.audit.outcome.as_str());
+            .bind(r.audit.outcome.as_str())
+            .bind(f.dpop_jkt.as_deref());
             let rows: Vec<RedeemStep> = self
                 .write_in_one_step(query, unique("token_families_pkey"))
                 .await?;

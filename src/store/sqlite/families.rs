@@ -48,7 +48,7 @@ impl FamilyStore for SqliteStore {
                 r#"select rt.token_hash, rt.family_id, f.client_id, f.user_id, u.username,
                           coalesce(u.disabled, 0) as subject_disabled, f.scope, f.refresh_count,
                           f.revoked_at is not null as family_revoked,
-                          f.session_id, f.offline, f.expires_at as family_expires_at,
+                          f.session_id, f.offline, f.expires_at as family_expires_at, f.dpop_jkt,
                           rt.issued_at, rt.expires_at, rt.used_at,
                           s.used_at is not null as successor_used, rt.retry_answer, rt.retry_until
                    from refresh_tokens rt
@@ -74,26 +74,46 @@ impl FamilyStore for SqliteStore {
             // only if the one before it changed its row (`changes() = 1`), so they
             // all happen or none does; the successor comes last, as with rotation
             // off there is none. The refusal's facts are read under the same lock.
+            //
+            // The DPoP proof (?19, RFC 9449 §11.1) goes in first, under its unique
+            // key and the same guard as the update, which then runs only if the
+            // proof was new: a replayed proof spends nothing. A family bound to a
+            // key (?18) is refreshed only with a proof of it.
             // language=SQLite
             let query = sqlx::query_as(
                 r#"begin immediate;
+                   insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
+                   select ?19, ?18, ?20, ?21 from refresh_tokens rt
+                   where ?19 is not null and rt.token_hash = ?1 and rt.used_at is null
+                     and rt.expires_at > ?2
+                     and exists (select 1 from token_families f
+                                 left join users u on u.id = f.user_id
+                                 where f.id = rt.family_id and f.client_id = ?3
+                                   and f.revoked_at is null and not coalesce(u.disabled, 0)
+                                   and (?4 = 0 or f.refresh_count < ?4)
+                                   and (f.dpop_jkt is null or f.dpop_jkt = ?18))
+                   on conflict do nothing;
                    update refresh_tokens
                    set used_at = case when ?5 then ?2 else used_at end,
                        successor_hash = case when ?5 then ?6 else successor_hash end,
                        retry_answer = case when ?5 then ?7 else retry_answer end,
                        retry_until = case when ?5 then ?8 else retry_until end
-                   where token_hash = ?1 and used_at is null and expires_at > ?2
+                   where (?19 is null or changes() = 1)
+                     and token_hash = ?1 and used_at is null and expires_at > ?2
                      and exists (select 1 from token_families f
                                  left join users u on u.id = f.user_id
                                  where f.id = refresh_tokens.family_id and f.client_id = ?3
                                    and f.revoked_at is null and not coalesce(u.disabled, 0)
-                                   and (?4 = 0 or f.refresh_count < ?4));
-                   update token_families set refresh_count = refresh_count + 1
+                                   and (?4 = 0 or f.refresh_count < ?4)
+                                   and (f.dpop_jkt is null or f.dpop_jkt = ?18));
+                   update token_families
+                   set refresh_count = refresh_count + 1,
+                       dpop_jkt = case when ?22 then coalesce(dpop_jkt, ?18) else dpop_jkt end
                    where changes() = 1
                      and id = (select family_id from refresh_tokens where token_hash = ?1)
                    returning 1 as consumed, refresh_count, 1 as found, 0 as used,
                              0 as revoked, 0 as subject_disabled, 0 as wrong_client,
-                             0 as expired;
+                             0 as expired, 0 as wrong_key, 0 as replayed;
                    insert into access_tokens (jti, family_id, issued_at, expires_at)
                    select ?11, family_id, ?12, ?13 from refresh_tokens
                    where changes() = 1 and token_hash = ?1;
@@ -106,7 +126,15 @@ impl FamilyStore for SqliteStore {
                    select 0 as consumed, 0 as refresh_count, 1 as found,
                           rt.used_at is not null as used, f.revoked_at is not null as revoked,
                           coalesce(u.disabled, 0) as subject_disabled,
-                          f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired
+                          f.client_id <> ?3 as wrong_client, rt.expires_at <= ?2 as expired,
+                          (f.dpop_jkt is not null and (?18 is null or f.dpop_jkt <> ?18))
+                            as wrong_key,
+                          -- Nothing changed, yet the guard held: the proof was seen before.
+                          (?19 is not null and rt.used_at is null and rt.expires_at > ?2
+                           and f.client_id = ?3 and f.revoked_at is null
+                           and not coalesce(u.disabled, 0)
+                           and (?4 = 0 or f.refresh_count < ?4)
+                           and (f.dpop_jkt is null or f.dpop_jkt = ?18)) as replayed
                    from refresh_tokens rt
                    join token_families f on f.id = rt.family_id
                    left join users u on u.id = f.user_id
@@ -129,7 +157,12 @@ impl FamilyStore for SqliteStore {
             .bind(c.audit.kind.as_str())
             .bind(c.audit.username.as_deref().map(capped))
             .bind(c.audit.ip.as_deref().map(capped))
-            .bind(c.audit.outcome.as_str());
+            .bind(c.audit.outcome.as_str())
+            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
+            .bind(c.proof.as_ref().map(|p| p.jti_hash.as_bytes().to_vec()))
+            .bind(c.proof.as_ref().map(|p| p.htu.as_str()))
+            .bind(c.proof.as_ref().map(|p| ts(p.expires_at)))
+            .bind(c.bind_family);
             let rows: Vec<ConsumeStep> = self
                 .write_in_one_step(query, unique("refresh_tokens_pkey"))
                 .await?;
@@ -320,8 +353,8 @@ pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()>
     // language=SQLite
     sqlx::query(
         r#"insert into token_families (id, client_id, user_id, scope, refresh_count,
-                                       created_at, session_id, offline, expires_at)
-           values (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)"#,
+                                       created_at, session_id, offline, expires_at, dpop_jkt)
+           values (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9)"#,
     )
     .bind(id(f.family_id))
     .bind(&f.client_id)
@@ -331,6 +364,7 @@ pub(super) async fn insert_family(tx: &mut Tx, f: &NewFamily) -> StoreResult<()>
     .bind(f.session_id.map(id))
     .bind(f.offline)
     .bind(f.expires_at.map(ts))
+    .bind(f.dpop_jkt.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(unique("token_families_pkey"))?;

@@ -35,7 +35,9 @@ mod cleanup;
 mod clients;
 mod codes;
 mod consents;
+mod dpop;
 mod families;
+mod instances;
 mod keys;
 mod lockout;
 mod sessions;
@@ -165,7 +167,7 @@ impl SqliteStore {
         T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
     {
         /// More than the unused numbers of all the statements of one step together.
-        const SKIPPED_NUMBERS: usize = 64;
+        const SKIPPED_NUMBERS: usize = 128;
         let query = (0..SKIPPED_NUMBERS).fold(query, |q, _| q.bind(None::<i64>));
         let conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
         let mut step = OneStep {
