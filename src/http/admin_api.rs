@@ -1078,6 +1078,9 @@ struct SessionView {
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     ended_at: Option<String>,
+    /// The address it signed in from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
     state: &'static str,
 }
 
@@ -1097,6 +1100,7 @@ async fn user_sessions(
                 last_seen_at: rfc3339(s.last_seen_at),
                 expires_at: rfc3339(s.expires_at),
                 ended_at: s.ended_at.map(rfc3339),
+                ip: s.ip.clone(),
                 state: admin::sessions::state(s, now),
             })
             .collect(),

@@ -1398,6 +1398,8 @@ pub struct SessionRow {
     pub created: String,
     pub last_seen: String,
     pub expires: String,
+    /// The address it signed in from.
+    pub address: String,
     pub state: &'static str,
 }
 
@@ -1446,6 +1448,7 @@ async fn get_families(
                         created: when(s.created_at),
                         last_seen: when(s.last_seen_at),
                         expires: when(s.expires_at),
+                        address: s.ip.clone().unwrap_or_default(),
                         state: admin::sessions::state(s, now),
                     })
                     .collect(),

@@ -404,6 +404,7 @@ pub async fn sign_in(
         user_id: user.id,
         created_at: now,
         expires_at: now + ctx.settings.session.max_lifetime,
+        ip: ctx.client_ip.map(|ip| ip.to_string()),
     };
     ctx.store.create_session(&session).await?;
     Ok((
@@ -417,6 +418,7 @@ pub async fn sign_in(
             last_seen_at: now,
             expires_at: session.expires_at,
             ended_at: None,
+            ip: session.ip.clone(),
         },
     ))
 }
@@ -590,6 +592,7 @@ mod tests {
             last_seen_at: now,
             expires_at: now + time::Duration::hours(10),
             ended_at: None,
+            ip: None,
         }
     }
 

@@ -364,6 +364,7 @@ pub(crate) struct SessionRow<U, T> {
     last_seen_at: T,
     expires_at: T,
     ended_at: Option<T>,
+    ip: Option<String>,
 }
 
 impl<U: DbUuid, T: DbTime> TryFrom<SessionRow<U, T>> for BrowserSessionRecord {
@@ -378,6 +379,7 @@ impl<U: DbUuid, T: DbTime> TryFrom<SessionRow<U, T>> for BrowserSessionRecord {
             last_seen_at: r.last_seen_at.into_time()?,
             expires_at: r.expires_at.into_time()?,
             ended_at: opt(r.ended_at, DbTime::into_time)?,
+            ip: r.ip,
         })
     }
 }

@@ -324,6 +324,8 @@ pub struct NewBrowserSession {
     pub created_at: OffsetDateTime,
     /// The absolute end (`session.max_lifetime`).
     pub expires_at: OffsetDateTime,
+    /// The address it signed in from, when known.
+    pub ip: Option<String>,
 }
 
 /// A browser session with its user's state.
@@ -337,6 +339,8 @@ pub struct BrowserSessionRecord {
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub ended_at: Option<OffsetDateTime>,
+    /// The address it signed in from, when known.
+    pub ip: Option<String>,
 }
 
 /// An authorization code to store (RFC 6749 §4.1.2), bound to everything its

@@ -238,6 +238,7 @@ async fn an_admin_lists_and_ends_browser_sessions_and_revokes_all_logins(db: Db)
             user_id: alice.id,
             created_at: now,
             expires_at: now + Duration::hours(1),
+            ip: Some("192.0.2.7".into()),
         })
         .await
         .unwrap();
@@ -268,6 +269,7 @@ async fn an_admin_lists_and_ends_browser_sessions_and_revokes_all_logins(db: Db)
     assert_eq!(sessions.status, 200, "{}", sessions.body);
     assert_eq!(sessions.body[0]["id"], session.to_string());
     assert_eq!(sessions.body[0]["state"], "active");
+    assert_eq!(sessions.body[0]["ip"], "192.0.2.7");
     assert_eq!(ended.status, 204, "{}", ended.body);
     again.assert_error(404, "not_found");
     let listed = call(&app, "GET", "users/alice/sessions", Some(&admin), None).await;

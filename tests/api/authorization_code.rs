@@ -152,6 +152,15 @@ async fn a_person_signs_in_and_the_app_gets_tokens_that_refresh(db: Db) {
     assert!(session_cookie.contains("HttpOnly"));
     assert!(session_cookie.contains("SameSite=Lax"));
     assert!(session_cookie.contains("Secure"));
+    // The session keeps the address it signed in from, for the console.
+    let cookie = browser.cookies.get("__Host-rotor_session").unwrap();
+    let session = app
+        .store
+        .find_session(&rotor::crypto::token::TokenHash::of(cookie))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.ip.as_deref(), Some("127.0.0.1"));
     let code = done.location_param("code").unwrap();
     let tokens = exchange(&app, "spa", &code, &pkce.verifier).await;
     tokens.assert_ok();

@@ -1308,6 +1308,7 @@ async fn browser_session(store: &dyn Store, user: &UserRecord) -> (Uuid, Session
             user_id: user.id,
             created_at: now(),
             expires_at: now() + Duration::from_secs(3600),
+            ip: Some("192.0.2.7".into()),
         })
         .await
         .unwrap();
@@ -1504,6 +1505,7 @@ async fn ending_a_session_revokes_its_families_that_are_not_offline(store: Arc<d
     assert!(!revoked(&detached).await);
     let ended = store.find_session(&cookie.hash()).await.unwrap().unwrap();
     assert!(ended.ended_at.is_some());
+    assert_eq!(ended.ip.as_deref(), Some("192.0.2.7"));
 }
 
 async fn consents_are_kept_per_user_and_client_until_withdrawn(store: Arc<dyn Store>) {

@@ -9,7 +9,8 @@ use crate::{
     crypto::token::TokenHash,
     store::{
         BrowserSessionRecord, NewBrowserSession, SessionStore, StoreError, StoreResult,
-        codec::SessionRow, retry_read, retry_rolled_back,
+        codec::{SessionRow, capped},
+        retry_read, retry_rolled_back,
     },
 };
 
@@ -18,14 +19,15 @@ impl SessionStore for SqliteStore {
     async fn create_session(&self, s: &NewBrowserSession) -> StoreResult<()> {
         // language=SQLite
         sqlx::query(
-            r#"insert into browser_sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at)
-               values (?1, ?2, ?3, ?4, ?4, ?5)"#,
+            r#"insert into browser_sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, ip)
+               values (?1, ?2, ?3, ?4, ?4, ?5, ?6)"#,
         )
         .bind(id(s.id))
         .bind(s.hash.as_bytes().as_slice())
         .bind(id(s.user_id))
         .bind(ts(s.created_at))
         .bind(ts(s.expires_at))
+        .bind(s.ip.as_deref().map(capped))
         .execute(&self.write)
         .await
         .map_err(unique("browser_sessions_pkey"))?;
@@ -37,7 +39,7 @@ impl SessionStore for SqliteStore {
             // language=SQLite
             let row: Option<SessionRow<String, i64>> = sqlx::query_as(
                 r#"select s.id, s.user_id, u.username, u.disabled as user_disabled, s.created_at,
-                          s.last_seen_at, s.expires_at, s.ended_at
+                          s.last_seen_at, s.expires_at, s.ended_at, s.ip
                    from browser_sessions s join users u on u.id = s.user_id
                    where s.token_hash = ?1"#,
             )
@@ -112,7 +114,7 @@ impl SessionStore for SqliteStore {
         // language=SQLite
         let rows: Vec<SessionRow<String, i64>> = sqlx::query_as(
             r#"select s.id, s.user_id, u.username, u.disabled as user_disabled, s.created_at,
-                      s.last_seen_at, s.expires_at, s.ended_at
+                      s.last_seen_at, s.expires_at, s.ended_at, s.ip
                from browser_sessions s join users u on u.id = s.user_id
                where s.user_id = ?1 order by s.created_at desc, s.id limit ?2"#,
         )
