@@ -75,8 +75,10 @@ CONFIG
   secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
   password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
   rotor migrate >/dev/null
-  printf '%s' "$secret" | rotor client add schemathesis --secret-stdin --scopes "read write" >/dev/null
-  printf '%s' "$password" | rotor user add alice --password-stdin >/dev/null
+  # An admin's token with rotor:admin, so that the admin API is tested past its
+  # guard too (every change it makes lands in this run's own database).
+  printf '%s' "$secret" | rotor client add schemathesis --secret-stdin --scopes "read write rotor:admin" >/dev/null
+  printf '%s' "$password" | rotor user add alice --admin --password-stdin >/dev/null
   # Not through the function: `rotor … &` would run in a subshell, and $! would be
   # that shell's PID, so the clean-up would stop the shell and leave rotor running.
   "$bin" --config "$dir/rotor.toml" serve >"$dir/server.log" 2>&1 &
