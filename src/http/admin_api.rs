@@ -960,6 +960,12 @@ struct FamilyView {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked_at: Option<String>,
+    /// When it was last refreshed; absent before its first refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_refresh_at: Option<String>,
+    /// The address of its last refresh, or of its login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
     state: &'static str,
     offline: bool,
     browser_session: bool,
@@ -977,6 +983,8 @@ impl FamilyView {
             refresh_count: f.refresh_count,
             created_at: rfc3339(f.created_at),
             revoked_at: f.revoked_at.map(rfc3339),
+            last_refresh_at: f.last_refresh_at().map(rfc3339),
+            ip: f.last_ip.clone(),
             state: f.state(),
             offline: f.offline,
             browser_session: f.session_id.is_some(),

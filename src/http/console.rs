@@ -1373,6 +1373,8 @@ pub struct FamilyRow {
     pub scope: String,
     pub created: String,
     pub refresh_count: u32,
+    pub last_refresh: String,
+    pub address: String,
     pub state: &'static str,
     pub offline: bool,
 }
@@ -1386,6 +1388,8 @@ impl FamilyRow {
             scope: f.scope.clone(),
             created: when(f.created_at),
             refresh_count: f.refresh_count,
+            last_refresh: f.last_refresh_at().map(when).unwrap_or_default(),
+            address: f.last_ip.clone().unwrap_or_default(),
             state: f.state(),
             offline: f.offline,
         }

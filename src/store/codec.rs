@@ -459,6 +459,8 @@ pub(crate) struct FamilyRow<U, T, N> {
     revoked_at: Option<T>,
     session_id: Option<U>,
     offline: bool,
+    last_issued_at: Option<T>,
+    last_ip: Option<String>,
     live: bool,
 }
 
@@ -475,15 +477,23 @@ impl<U: DbUuid, T: DbTime, N: DbCount> TryFrom<FamilyRow<U, T, N>> for FamilyRec
             revoked_at: opt(r.revoked_at, DbTime::into_time)?,
             session_id: opt(r.session_id, DbUuid::into_uuid)?,
             offline: r.offline,
+            last_issued_at: opt(r.last_issued_at, DbTime::into_time)?,
+            last_ip: r.last_ip,
             live: r.live,
         })
     }
 }
 
 /// The family columns both backends select, with `?1`/`$1` the time `live` is
-/// judged at. `f` is `token_families`, `u` the left-joined `users`.
+/// judged at. `f` is `token_families`, `u` the left-joined `users`. The newest
+/// refresh token's issue time and the address of the family's newest audit event
+/// are what the console's list of logins shows as "last refresh" and "address".
 pub(crate) const FAMILY_COLUMNS: &str = "f.id, f.client_id, f.user_id, u.username, f.scope, \
-     f.refresh_count, f.created_at, f.revoked_at, f.session_id, f.offline";
+     f.refresh_count, f.created_at, f.revoked_at, f.session_id, f.offline, \
+     (select max(lt.issued_at) from refresh_tokens lt where lt.family_id = f.id) \
+     as last_issued_at, \
+     (select la.ip from audit_events la where la.family_id = f.id order by la.id desc limit 1) \
+     as last_ip";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct SettingRow<T> {

@@ -698,12 +698,23 @@ pub struct FamilyRecord {
     pub revoked_at: Option<OffsetDateTime>,
     pub session_id: Option<Uuid>,
     pub offline: bool,
+    /// When its newest refresh token was issued: the last refresh, or the login
+    /// when `refresh_count` is 0.
+    pub last_issued_at: Option<OffsetDateTime>,
+    /// The address of its newest audit event (its last refresh, or its login).
+    pub last_ip: Option<String>,
     /// Whether an unspent, unexpired refresh token or an unexpired access token of
     /// it remains.
     pub live: bool,
 }
 
 impl FamilyRecord {
+    /// When it was last refreshed: its newest refresh token's issue, once there
+    /// was a refresh.
+    pub fn last_refresh_at(&self) -> Option<OffsetDateTime> {
+        self.last_issued_at.filter(|_| self.refresh_count > 0)
+    }
+
     /// `revoked`, `active` or `expired`.
     pub fn state(&self) -> &'static str {
         match (self.revoked_at, self.live) {

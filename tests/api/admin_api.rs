@@ -333,6 +333,9 @@ async fn the_chain_of_a_login_shows_its_refreshes_and_the_reuse(db: Db) {
     assert_eq!(family["refresh_count"], 2);
     assert_eq!(family["state"], "revoked");
     assert!(family["created_at"].is_string());
+    assert!(family["last_refresh_at"].is_string(), "{family}");
+    // The address of its newest event: the reuse, from this test's loopback.
+    assert_eq!(family["ip"], "127.0.0.1");
     let kinds: Vec<&str> = detail.body["chain"]
         .as_array()
         .unwrap()
