@@ -470,6 +470,14 @@ fn render(status: StatusCode, template: &impl Template) -> Response {
     Page::render(status, template).into_response()
 }
 
+/// A page built from the store, or the error page of why it could not be.
+fn rendered(status: StatusCode, page: Result<impl Template, AdminError>) -> Response {
+    match page {
+        Ok(page) => render(status, &page),
+        Err(e) => web_error(e).into_response(),
+    }
+}
+
 // --- overview ----------------------------------------------------------------
 
 /// One audit event as the pages show it.
@@ -528,10 +536,7 @@ pub struct InstanceRow {
 }
 
 async fn get_overview(State(state): State<AppState>, console: Console) -> Response {
-    match overview(&state, &console).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(StatusCode::OK, overview(&state, &console).await)
 }
 
 async fn overview(state: &AppState, console: &Console) -> Result<OverviewPage, AdminError> {
@@ -659,10 +664,10 @@ async fn get_clients(
         Ok(mut params) => params.remove("after"),
         Err(e) => return e.into_response(),
     };
-    match clients_page(&state, &console, after, None, None, ClientForm::default()).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::OK,
+        clients_page(&state, &console, after, None, None, ClientForm::default()).await,
+    )
 }
 
 /// The grant checkboxes of the client form, by grant.
@@ -780,10 +785,10 @@ async fn refused_client(
     message: String,
     form: ClientForm,
 ) -> Response {
-    match clients_page(state, console, None, Some(message), None, form).await {
-        Ok(page) => render(StatusCode::BAD_REQUEST, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::BAD_REQUEST,
+        clients_page(state, console, None, Some(message), None, form).await,
+    )
 }
 
 async fn post_delete_client(
@@ -929,10 +934,10 @@ async fn get_client(
     let Some(id) = params.get("client_id") else {
         return WebError::bad_request("Choose a client on the clients page.").into_response();
     };
-    match client_page(&state, &console, id, None, None, None).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::OK,
+        client_page(&state, &console, id, None, None, None).await,
+    )
 }
 
 /// The edit form as [`clients::ClientChanges`]: every field is sent, so every
@@ -1003,10 +1008,10 @@ async fn post_edit_client(
         Err(e @ (AdminError::NoSuchClient(_) | AdminError::Store(_) | AdminError::Internal(_))) => {
             web_error(e).into_response()
         }
-        Err(e) => match client_page(&state, &console, &id, Some(e.to_string()), None, None).await {
-            Ok(page) => render(StatusCode::BAD_REQUEST, &page),
-            Err(e) => web_error(e).into_response(),
-        },
+        Err(e) => rendered(
+            StatusCode::BAD_REQUEST,
+            client_page(&state, &console, &id, Some(e.to_string()), None, None).await,
+        ),
     }
 }
 
@@ -1035,10 +1040,10 @@ async fn post_client_secret(
     };
     audited(&state, &console.actor, format!("client {id} secret"), now).await;
     let shown = Some(secret.expose().to_owned());
-    match client_page(&state, &console, &id, None, shown, None).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::OK,
+        client_page(&state, &console, &id, None, shown, None).await,
+    )
 }
 
 async fn post_revoke_client_logins(
@@ -1067,10 +1072,10 @@ async fn post_revoke_client_logins(
     let families::Owner::Client(id) = owner else {
         return WebError::internal().into_response();
     };
-    match client_page(&state, &console, &id, None, None, Some(revoked)).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::OK,
+        client_page(&state, &console, &id, None, None, Some(revoked)).await,
+    )
 }
 
 // --- users -------------------------------------------------------------------
@@ -1191,17 +1196,11 @@ async fn get_users(
         after: params.get("after").cloned(),
         ..UsersNotice::default()
     };
-    match users_page(&state, &console, notice).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(StatusCode::OK, users_page(&state, &console, notice).await)
 }
 
 async fn users_notice(state: &AppState, console: &Console, notice: UsersNotice) -> Response {
-    match users_page(state, console, notice).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(StatusCode::OK, users_page(state, console, notice).await)
 }
 
 /// Resets a password: the one typed, or a generated one shown once.
@@ -1322,10 +1321,7 @@ async fn post_users(State(state): State<AppState>, console: Console, body: Bytes
         created,
         ..UsersNotice::default()
     };
-    match users_page(&state, &console, notice).await {
-        Ok(page) => render(status, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(status, users_page(&state, &console, notice).await)
 }
 
 async fn post_update_user(
@@ -1832,10 +1828,10 @@ async fn settings_page(
 }
 
 async fn get_settings(State(state): State<AppState>, console: Console) -> Response {
-    match settings_page(&state, &console, None, None).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(
+        StatusCode::OK,
+        settings_page(&state, &console, None, None).await,
+    )
 }
 
 /// Stores one setting's value (`action=set`) or removes it (`action=unset`),
@@ -1870,10 +1866,7 @@ async fn post_settings(State(state): State<AppState>, console: Console, body: By
         }
         Err(e) => (StatusCode::BAD_REQUEST, Some(e.to_string()), None),
     };
-    match settings_page(&state, &console, error, done).await {
-        Ok(page) => render(status, &page),
-        Err(e) => web_error(e).into_response(),
-    }
+    rendered(status, settings_page(&state, &console, error, done).await)
 }
 
 // --- token lookup ------------------------------------------------------------
