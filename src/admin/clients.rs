@@ -236,7 +236,7 @@ pub async fn page(
     page: &KeyPage,
 ) -> Result<lists::Page<ClientRecord>, AdminError> {
     let rows = store.clients_page(&lists::probe(page)).await?;
-    Ok(lists::cut(rows, page.limit, |c| &c.id))
+    Ok(lists::cut(rows, page.limit, |c| c.id.clone()))
 }
 
 /// Removes a client; its tokens stop working at once. The console's own client

@@ -5,11 +5,17 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::AdminError;
-use crate::store::{AuditEvent, AuditFilter, AuditKind, FamilyOwner, FamilyRecord, Store};
+use super::{
+    AdminError,
+    lists::{self, Page},
+};
+use crate::store::{
+    AuditEvent, AuditFilter, AuditKind, CreatedCursor, CreatedPage, FamilyOwner, FamilyRecord,
+    Store,
+};
 
-/// The most families or chain events one answer lists.
-pub const PAGE: u32 = 500;
+/// The most chain events one answer lists.
+pub const CHAIN: u32 = 500;
 
 /// A family id typed by an operator or taken from a path.
 ///
@@ -19,20 +25,31 @@ pub fn parse_id(text: &str) -> Result<Uuid, AdminError> {
     Uuid::parse_str(text).map_err(|_| AdminError::NoSuchFamily)
 }
 
-/// The logins of `username`, newest first.
+/// One page of the logins of `username`, newest first; its `next` is the
+/// `before` of the page after.
 ///
 /// # Errors
 /// [`AdminError::NoSuchUser`], or the store failed.
 pub async fn of_user(
     store: &dyn Store,
     username: &str,
+    page: &CreatedPage,
     now: OffsetDateTime,
-) -> Result<Vec<FamilyRecord>, AdminError> {
+) -> Result<Page<FamilyRecord>, AdminError> {
     let user = store
         .find_user(username)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
-    Ok(store.list_families(user.id, now, PAGE).await?)
+    let rows = store
+        .list_families(user.id, now, &lists::probe_recent(page))
+        .await?;
+    Ok(lists::cut(rows, page.limit, |f| {
+        CreatedCursor {
+            created_at: f.created_at,
+            id: f.id,
+        }
+        .as_text()
+    }))
 }
 
 /// One event of a login's refresh chain.
@@ -90,7 +107,7 @@ pub async fn chain(
     let mut events = store
         .audit_events(&AuditFilter {
             family_id: Some(id),
-            limit: PAGE,
+            limit: CHAIN,
             ..AuditFilter::default()
         })
         .await?;

@@ -2,10 +2,11 @@
 //! offset: each page starts `after` the last key of the one before, so that a
 //! user added or a client removed meanwhile neither repeats a row nor hides one.
 //! The admin API and the console name the parameters the same way (`q`, `after`,
-//! `limit`).
+//! `limit`). A user's logins and sessions, newest first, page the same way by
+//! their position in time (`before`, `limit`).
 
 use super::AdminError;
-use crate::store::KeyPage;
+use crate::store::{CreatedCursor, CreatedPage, KeyPage};
 
 /// The most rows one page lists.
 pub const MAX: u32 = 500;
@@ -52,6 +53,36 @@ impl Query {
     }
 }
 
+/// A page of a newest-first list as an operator asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct RecentQuery {
+    /// The `next` of a previous page.
+    pub before: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl RecentQuery {
+    /// The store's page, at most [`MAX`] rows.
+    ///
+    /// # Errors
+    /// [`AdminError::InvalidFilter`] when `before` is not the `next` of a page.
+    pub fn page(self) -> Result<CreatedPage, AdminError> {
+        let before = nonempty(self.before)
+            .map(|b| {
+                CreatedCursor::parse(&b).ok_or_else(|| {
+                    AdminError::InvalidFilter(
+                        "before must be the next value of a previous page".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(CreatedPage {
+            before,
+            limit: self.limit.unwrap_or(DEFAULT).clamp(1, MAX),
+        })
+    }
+}
+
 /// One page of a list, in key order, and the `after` of the next page when there
 /// is one.
 #[derive(Debug, Clone)]
@@ -69,13 +100,21 @@ pub(crate) fn probe(page: &KeyPage) -> KeyPage {
     }
 }
 
-/// `rows`, read with [`probe`], cut to `limit`, and the key of the last row kept
-/// when a row was cut.
-pub(crate) fn cut<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> &str) -> Page<T> {
+/// [`probe`] for a newest-first page.
+pub(crate) fn probe_recent(page: &CreatedPage) -> CreatedPage {
+    CreatedPage {
+        limit: page.limit.saturating_add(1),
+        ..*page
+    }
+}
+
+/// `rows`, read with [`probe`] or [`probe_recent`], cut to `limit`, and the key
+/// of the last row kept when a row was cut.
+pub(crate) fn cut<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page<T> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let next = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| key(r).to_owned())
+        rows.last().map(key)
     } else {
         None
     };
@@ -132,11 +171,38 @@ mod tests {
     }
 
     #[test]
+    fn a_recent_page_takes_only_a_position_it_wrote() {
+        let cursor = CreatedCursor {
+            created_at: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            id: uuid::Uuid::from_u128(7),
+        };
+        let page = RecentQuery {
+            before: Some(cursor.as_text()),
+            limit: Some(100_000),
+        }
+        .page()
+        .unwrap();
+        assert_eq!(page.before, Some(cursor));
+        assert_eq!(page.limit, MAX);
+        for bad in ["7", "x.y", "1.not-a-uuid", "1700000000000000"] {
+            let refused = RecentQuery {
+                before: Some(bad.into()),
+                limit: None,
+            }
+            .page()
+            .unwrap_err()
+            .to_string();
+            assert_eq!(refused, "before must be the next value of a previous page");
+        }
+        assert_eq!(RecentQuery::default().page().unwrap().limit, DEFAULT);
+    }
+
+    #[test]
     fn a_next_page_is_named_only_when_a_row_was_cut() {
-        let full = cut(vec!["a", "b", "c"], 2, |s| s);
+        let full = cut(vec!["a", "b", "c"], 2, |s| (*s).to_owned());
         assert_eq!(full.items, ["a", "b"]);
         assert_eq!(full.next.as_deref(), Some("b"));
-        let last = cut(vec!["a", "b"], 2, |s| s);
+        let last = cut(vec!["a", "b"], 2, |s| (*s).to_owned());
         assert_eq!(last.items, ["a", "b"]);
         assert_eq!(last.next, None);
     }

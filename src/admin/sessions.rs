@@ -4,11 +4,11 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::AdminError;
-use crate::store::{BrowserSessionRecord, Store};
-
-/// The most sessions one answer lists.
-pub const PAGE: u32 = 200;
+use super::{
+    AdminError,
+    lists::{self, Page},
+};
+use crate::store::{BrowserSessionRecord, CreatedCursor, CreatedPage, Store};
 
 /// A session id typed by an operator or taken from a path.
 ///
@@ -29,19 +29,30 @@ pub fn state(session: &BrowserSessionRecord, now: OffsetDateTime) -> &'static st
     }
 }
 
-/// The browser sessions of `username`, newest first.
+/// One page of the browser sessions of `username`, newest first; its `next` is
+/// the `before` of the page after.
 ///
 /// # Errors
 /// [`AdminError::NoSuchUser`], or the store failed.
 pub async fn of_user(
     store: &dyn Store,
     username: &str,
-) -> Result<Vec<BrowserSessionRecord>, AdminError> {
+    page: &CreatedPage,
+) -> Result<Page<BrowserSessionRecord>, AdminError> {
     let user = store
         .find_user(username)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(username.to_owned()))?;
-    Ok(store.list_sessions(user.id, PAGE).await?)
+    let rows = store
+        .list_sessions(user.id, &lists::probe_recent(page))
+        .await?;
+    Ok(lists::cut(rows, page.limit, |s| {
+        CreatedCursor {
+            created_at: s.created_at,
+            id: s.id,
+        }
+        .as_text()
+    }))
 }
 
 /// Ends a browser session: its cookie signs no one in any more, and the logins

@@ -221,7 +221,7 @@ pub async fn search(
     let users = lists::cut(
         store.users_page(&lists::probe(page)).await?,
         page.limit,
-        |u| &u.username,
+        |u| u.username.clone(),
     );
     let keys: Vec<String> = users
         .items

@@ -1023,14 +1023,63 @@ impl ChainEventView {
     }
 }
 
+/// `GET users/{name}/families`: a JSON array of one page of the user's logins,
+/// newest first; when there are more, the `Link` header names the next page
+/// (`rel="next"`, its `before` the position of this page's last login).
 async fn user_families(
     State(state): State<AppState>,
     Admin(_): Admin,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Vec<FamilyView>>, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let username = path_text(path)?;
-    let families = families::of_user(state.store.as_ref(), &username, state.clock.now()).await?;
-    Ok(Json(families.iter().map(FamilyView::of).collect()))
+    let page = recent_query(query.as_deref())?.page()?;
+    let families =
+        families::of_user(state.store.as_ref(), &username, &page, state.clock.now()).await?;
+    let views: Vec<FamilyView> = families.items.iter().map(FamilyView::of).collect();
+    Ok(with_next(
+        Json(views).into_response(),
+        &user_path(&username, "families"),
+        query.as_deref(),
+        families.next.map(|c| ("before", c)),
+    ))
+}
+
+/// `/admin/api/v1/users/{name}/{what}`, the name percent-encoded as a path
+/// segment.
+fn user_path(username: &str, what: &str) -> String {
+    let name: String = form_urlencoded::byte_serialize(username.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!("/admin/api/v1/users/{name}/{what}")
+}
+
+/// The `before` and `limit` of a newest-first list; anything else is refused.
+fn recent_query(query: Option<&str>) -> Result<admin::lists::RecentQuery, ApiError> {
+    let mut q = admin::lists::RecentQuery::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if value.chars().any(syntax::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "{name} must not contain a control character"
+            )));
+        }
+        match name.as_ref() {
+            "before" => q.before = Some(value.into_owned()),
+            "limit" => {
+                q.limit = Some(
+                    value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
+                );
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown parameter; use before or limit",
+                ));
+            }
+        }
+    }
+    Ok(q)
 }
 
 async fn get_family(
@@ -1092,26 +1141,36 @@ struct SessionView {
     state: &'static str,
 }
 
+/// `GET users/{name}/sessions`: a JSON array of one page of the user's browser
+/// sessions, newest first, paged as `GET users/{name}/families` is.
 async fn user_sessions(
     State(state): State<AppState>,
     Admin(_): Admin,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Vec<SessionView>>, ApiError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let username = path_text(path)?;
     let now = state.clock.now();
-    let list = admin::sessions::of_user(state.store.as_ref(), &username).await?;
-    Ok(Json(
-        list.iter()
-            .map(|s| SessionView {
-                id: s.id.to_string(),
-                created_at: rfc3339(s.created_at),
-                last_seen_at: rfc3339(s.last_seen_at),
-                expires_at: rfc3339(s.expires_at),
-                ended_at: s.ended_at.map(rfc3339),
-                ip: s.ip.clone(),
-                state: admin::sessions::state(s, now),
-            })
-            .collect(),
+    let page = recent_query(query.as_deref())?.page()?;
+    let list = admin::sessions::of_user(state.store.as_ref(), &username, &page).await?;
+    let views: Vec<SessionView> = list
+        .items
+        .iter()
+        .map(|s| SessionView {
+            id: s.id.to_string(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            expires_at: rfc3339(s.expires_at),
+            ended_at: s.ended_at.map(rfc3339),
+            ip: s.ip.clone(),
+            state: admin::sessions::state(s, now),
+        })
+        .collect();
+    Ok(with_next(
+        Json(views).into_response(),
+        &user_path(&username, "sessions"),
+        query.as_deref(),
+        list.next.map(|c| ("before", c)),
     ))
 }
 

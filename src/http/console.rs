@@ -1137,10 +1137,7 @@ fn page_address(path: &str, q: Option<&str>, after: &str) -> String {
 }
 
 fn families_link(username: &str) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("user", username)
-        .finish();
-    format!("/admin/families?{query}")
+    families_address(username, None, None)
 }
 
 async fn users_page(
@@ -1411,6 +1408,24 @@ struct FamiliesPage {
     username: String,
     families: Vec<FamilyRow>,
     sessions: Vec<SessionRow>,
+    /// The address of the next page of logins, when there is one.
+    next_families: Option<String>,
+    /// The address of the next page of sessions, when there is one.
+    next_sessions: Option<String>,
+}
+
+/// The families page of `username`, its logins from `before` and its sessions
+/// from `sessions_before` (either empty for the newest).
+fn families_address(username: &str, before: Option<&str>, sessions_before: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("user", username);
+    if let Some(b) = before {
+        query.append_pair("before", b);
+    }
+    if let Some(b) = sessions_before {
+        query.append_pair("sessions_before", b);
+    }
+    format!("/admin/families?{}", query.finish())
 }
 
 async fn get_families(
@@ -1427,9 +1442,18 @@ async fn get_families(
     };
     let now = state.clock.now();
     let store = state.store.as_ref();
+    let before = params.get("before").map(String::as_str);
+    let sessions_before = params.get("sessions_before").map(String::as_str);
     let found = async {
-        let families = families::of_user(store, username, now).await?;
-        let sessions = admin::sessions::of_user(store, username).await?;
+        let recent = |before: Option<&str>| {
+            admin::lists::RecentQuery {
+                before: before.map(str::to_owned),
+                limit: None,
+            }
+            .page()
+        };
+        let families = families::of_user(store, username, &recent(before)?, now).await?;
+        let sessions = admin::sessions::of_user(store, username, &recent(sessions_before)?).await?;
         Ok::<_, AdminError>((families, sessions))
     }
     .await;
@@ -1440,8 +1464,16 @@ async fn get_families(
                 actor: console.actor.name().to_owned(),
                 csrf: Csrf::of(&console, now),
                 username: username.clone(),
-                families: list.iter().map(FamilyRow::of).collect(),
+                next_families: list
+                    .next
+                    .map(|next| families_address(username, Some(&next), sessions_before)),
+                next_sessions: sessions
+                    .next
+                    .as_deref()
+                    .map(|next| families_address(username, before, Some(next))),
+                families: list.items.iter().map(FamilyRow::of).collect(),
                 sessions: sessions
+                    .items
                     .iter()
                     .map(|s| SessionRow {
                         id: s.id.to_string(),

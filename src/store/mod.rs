@@ -107,12 +107,12 @@ pub trait FamilyStore: Send + Sync {
     /// retry answers its tokens keep, in one transaction. Returns whether it was
     /// live before.
     async fn revoke_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
-    /// A user's families, newest first, at most `limit`.
+    /// A page of a user's families, newest first (by creation, then id).
     async fn list_families(
         &self,
         user_id: Uuid,
         now: OffsetDateTime,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<FamilyRecord>>;
     /// One family.
     async fn find_family(&self, id: Uuid, now: OffsetDateTime)
@@ -149,11 +149,12 @@ pub trait SessionStore: Send + Sync {
     /// Ends a session and, in the same transaction, revokes every family born from
     /// it that is not offline. Returns whether it was live before.
     async fn end_session(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
-    /// A user's sessions, ended or not, newest first, at most `limit`.
+    /// A page of a user's sessions, ended or not, newest first (by creation,
+    /// then id).
     async fn list_sessions(
         &self,
         user_id: Uuid,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<BrowserSessionRecord>>;
 }
 

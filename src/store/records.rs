@@ -614,6 +614,45 @@ pub struct KeyPage {
     pub limit: u32,
 }
 
+/// The position of a row in a list ordered newest first by creation time and
+/// then by id: a user's token families or browser sessions. A page starts
+/// `before` the position of the last row of the page before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedCursor {
+    pub created_at: OffsetDateTime,
+    pub id: Uuid,
+}
+
+impl CreatedCursor {
+    /// The cursor as written in a `before` query parameter: `MICROSECONDS.UUID`
+    /// (PostgreSQL keeps times to the microsecond, SQLite to the second).
+    pub fn as_text(&self) -> String {
+        format!(
+            "{}.{}",
+            self.created_at.unix_timestamp_nanos() / 1000,
+            self.id.as_hyphenated()
+        )
+    }
+
+    /// A cursor written by [`CreatedCursor::as_text`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<CreatedCursor> {
+        let (at, id) = text.split_once('.')?;
+        let micros: i128 = at.parse().ok()?;
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?).ok()?;
+        let id = Uuid::try_parse(id).ok()?;
+        Some(CreatedCursor { created_at, id })
+    }
+}
+
+/// One page of a list ordered newest first (see [`CreatedCursor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedPage {
+    /// Only rows older than this position.
+    pub before: Option<CreatedCursor>,
+    pub limit: u32,
+}
+
 /// Which audit events to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

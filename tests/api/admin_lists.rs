@@ -1,8 +1,12 @@
 //! The admin API's and the console's lists of users and clients: paged by key
 //! (`after`, a `Link: <…>; rel="next"` header, a "Next" link), searched in the
-//! store with `%` and `_` taken literally.
+//! store with `%` and `_` taken literally. A user's logins and browser sessions,
+//! newest first, paged by position (`before`).
 
-use rotor::store::{ClientRecord, UserRecord};
+use std::time::Duration;
+
+use rotor::crypto::token::SessionToken;
+use rotor::store::{ClientRecord, NewAccessToken, NewBrowserSession, NewFamily, UserRecord};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -16,6 +20,8 @@ on_both_stores!(
     clients_are_paged_by_id_until_the_last_page,
     bad_list_parameters_are_json_errors,
     the_console_lists_users_and_clients_a_page_at_a_time,
+    a_users_logins_and_sessions_are_paged_newest_first_by_link,
+    the_console_pages_a_users_logins_and_sessions_apart,
 );
 
 /// Adds users directly in the store; none of them signs in, so no real hash.
@@ -164,16 +170,9 @@ async fn bad_list_parameters_are_json_errors(db: Db) {
     }
 }
 
-/// The href of a page's `rel="next"` link, unescaped.
+/// The href of a page's first `rel="next"` link, unescaped.
 fn next_href(html: &str) -> Option<String> {
-    html.split("<a href=\"")
-        .filter_map(|a| a.split_once("\" rel=\"next\""))
-        .map(|(href, _)| {
-            href.replace("&#38;", "&")
-                .replace("&amp;", "&")
-                .replace("&#x2f;", "/")
-        })
-        .next()
+    next_hrefs(html).into_iter().next()
 }
 
 async fn the_console_lists_users_and_clients_a_page_at_a_time(db: Db) {
@@ -213,4 +212,155 @@ async fn the_console_lists_users_and_clients_a_page_at_a_time(db: Db) {
         last_clients.html
     );
     assert!(next_href(&last_clients.html).is_none());
+}
+
+/// Gives `username` (a new user) `n` logins and `n` browser sessions straight in
+/// the store, one second apart, the newest now; returns their ids newest first.
+async fn add_logins(app: &TestApp, username: &str, n: i64) -> (Vec<String>, Vec<String>) {
+    add_users(app, &[username.to_owned()]).await;
+    let user = app.store.find_user(username).await.unwrap().unwrap();
+    let now = app.clock.now();
+    let (mut families, mut sessions) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let at = now - time::Duration::seconds(i);
+        let family_id = Uuid::new_v4();
+        app.store
+            .create_family(&NewFamily {
+                family_id,
+                client_id: app.client.id.clone(),
+                user_id: Some(user.id),
+                scope: "read".into(),
+                created_at: at,
+                session_id: None,
+                offline: false,
+                expires_at: None,
+                dpop_jkt: None,
+                refresh: None,
+                access: NewAccessToken {
+                    jti: Uuid::new_v4(),
+                    issued_at: at,
+                    expires_at: at + Duration::from_secs(60),
+                },
+            })
+            .await
+            .unwrap();
+        families.push(family_id.to_string());
+        let session_id = Uuid::new_v4();
+        app.store
+            .create_session(&NewBrowserSession {
+                id: session_id,
+                hash: SessionToken::generate().hash(),
+                user_id: user.id,
+                created_at: at,
+                expires_at: at + Duration::from_secs(3600),
+                ip: None,
+            })
+            .await
+            .unwrap();
+        sessions.push(session_id.to_string());
+    }
+    (families, sessions)
+}
+
+async fn a_users_logins_and_sessions_are_paged_newest_first_by_link(db: Db) {
+    // Arrange: a name that must be escaped in the links' paths.
+    let app = spawn_app(db).await;
+    let ops = ops_client(&app).await;
+    let admin = admin_token(&app, &ops).await;
+    let (families, sessions) = add_logins(&app, "ann é+1", 5).await;
+
+    for (what, expected) in [("families", families), ("sessions", sessions)] {
+        // Act: follow the links, two a page.
+        let mut seen = Vec::new();
+        let mut links = Vec::new();
+        let mut path = Some(format!("users/ann%20%C3%A9%2B1/{what}?limit=2"));
+        while let Some(p) = path {
+            let page = call(&app, "GET", &p, Some(&admin), None).await;
+            page.assert_ok();
+            let ids = names(&page, "id");
+            assert!(ids.len() <= 2, "{ids:?}");
+            seen.extend(ids);
+            path = next_of(&page);
+            links.extend(path.clone());
+            assert!(seen.len() < 100, "the pages never end: {seen:?}");
+        }
+
+        // Assert: every row once, newest first; two links for five rows.
+        assert_eq!(seen, expected, "{what}");
+        assert_eq!(links.len(), 2, "{links:?}");
+        assert!(
+            links[0].starts_with(&format!("users/ann%20%C3%A9%2B1/{what}?limit=2&before=")),
+            "{links:?}"
+        );
+        for bad in ["before=x", "before=1.2", "limit=x", "after=a", "before=%07"] {
+            let p = format!("users/ann%20%C3%A9%2B1/{what}?{bad}");
+            call(&app, "GET", &p, Some(&admin), None)
+                .await
+                .assert_error(400, "invalid_request");
+        }
+        let p = format!("users/nobody/{what}");
+        call(&app, "GET", &p, Some(&admin), None)
+            .await
+            .assert_error(404, "not_found");
+    }
+}
+
+async fn the_console_pages_a_users_logins_and_sessions_apart(db: Db) {
+    // Arrange: one more of each than a page holds (100).
+    let app = spawn_app(db).await;
+    let (families, sessions) = add_logins(&app, "many", 101).await;
+    let mut browser = admin_browser(&app).await;
+
+    // Act: the older logins, then the older sessions of that page.
+    let first = browser.get("/admin/families?user=many").await;
+    let older = next_hrefs(&first.html);
+    let older_logins = browser.get(&older[0]).await;
+    let both = next_hrefs(&older_logins.html);
+    let older_sessions = browser.get(&both[0]).await;
+
+    // Assert
+    assert_eq!(first.status, 200, "{}", first.html);
+    assert_eq!(older.len(), 2, "{older:?}");
+    assert!(first.lists(&families[99]));
+    assert!(!first.lists(&families[100]));
+    assert!(first.lists(&sessions[99]));
+    assert!(!first.lists(&sessions[100]));
+    assert_eq!(older_logins.status, 200, "{}", older_logins.html);
+    assert!(older_logins.lists(&families[100]));
+    assert!(!older_logins.lists(&families[99]));
+    assert!(older_logins.lists(&sessions[99]), "sessions stay put");
+    assert_eq!(both.len(), 1, "only the sessions have more: {both:?}");
+    assert_eq!(older_sessions.status, 200, "{}", older_sessions.html);
+    assert!(older_sessions.lists(&families[100]), "logins stay put");
+    assert!(older_sessions.lists(&sessions[100]));
+    assert!(!older_sessions.lists(&sessions[99]));
+    assert!(next_hrefs(&older_sessions.html).is_empty());
+    let bad = browser
+        .get("/admin/families?user=many&before=nonsense")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.html);
+}
+
+/// What a console page lists: a login or session id as its row shows it (an id
+/// also appears inside the positions of the page's links).
+trait Lists {
+    fn lists(&self, id: &str) -> bool;
+}
+
+impl Lists for crate::browser::Seen {
+    fn lists(&self, id: &str) -> bool {
+        self.html.contains(&format!("<code>{id}</code>"))
+    }
+}
+
+/// The hrefs of every `rel="next"` link of a page, unescaped.
+fn next_hrefs(html: &str) -> Vec<String> {
+    html.split("<a href=\"")
+        .filter_map(|a| a.split_once("\" rel=\"next\""))
+        .map(|(href, _)| {
+            href.replace("&#38;", "&")
+                .replace("&amp;", "&")
+                .replace("&#x2f;", "/")
+        })
+        .collect()
 }

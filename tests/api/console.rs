@@ -2,7 +2,7 @@
 //! code flow, who may use it, its security headers, its form tokens, and that
 //! its changes are audited.
 
-use rotor::store::{AuditFilter, AuditKind};
+use rotor::store::{AuditFilter, AuditKind, CreatedPage};
 
 use crate::browser::{Browser, Seen};
 use crate::helpers::{Db, TestApp, add_user, spawn_app, spawn_app_with};
@@ -162,7 +162,10 @@ async fn an_admin_signs_in_and_every_page_is_served_with_the_security_headers(db
         .list_families(
             app.store.find_user("root").await.unwrap().unwrap().id,
             app.clock.now(),
-            10,
+            &CreatedPage {
+                before: None,
+                limit: 10,
+            },
         )
         .await
         .unwrap();
@@ -198,7 +201,14 @@ async fn a_user_who_is_not_an_admin_is_refused_with_403(db: Db) {
         .unwrap();
     let families = app
         .store
-        .list_families(user.id, app.clock.now(), 10)
+        .list_families(
+            user.id,
+            app.clock.now(),
+            &CreatedPage {
+                before: None,
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(families[0].state(), "revoked");
@@ -599,7 +609,17 @@ async fn sessions_end_and_all_logins_are_revoked_from_the_console(db: Db) {
         .assert_error(400, "invalid_grant");
     assert_eq!(ended.status, 303, "{}", ended.html);
     let root = app.store.find_user("root").await.unwrap().unwrap();
-    let sessions = app.store.list_sessions(root.id, 10).await.unwrap();
+    let sessions = app
+        .store
+        .list_sessions(
+            root.id,
+            &CreatedPage {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
     assert!(sessions[0].ended_at.is_some());
     assert_eq!(changes_of(&app, "user alice families").await, 1);
     assert_eq!(

@@ -14,9 +14,9 @@ use rotor::{
     },
     store::{
         AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
-        FamilyOwner, KeyPage, LoginAttempt, NewAccessToken, NewAuthorizationCode,
-        NewBrowserSession, NewFamily, NewRefreshToken, Outcome, ProofUse, Purged, Redeem,
-        RedeemOutcome, SettingRecord, Store, StoreError, Subject, UserRecord,
+        CreatedCursor, CreatedPage, FamilyOwner, KeyPage, LoginAttempt, NewAccessToken,
+        NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken, Outcome, ProofUse,
+        Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError, Subject, UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -52,6 +52,7 @@ contract!(
     clients_are_paged_by_id_and_searched_ignoring_case,
     a_client_is_edited_and_its_secret_replaced_keeping_the_rest,
     revoking_all_families_of_a_user_or_client_spares_the_others,
+    a_users_families_and_sessions_are_paged_newest_first_without_repeats,
     the_audit_trail_pages_by_position_without_repeats_and_counts_by_kind,
     locked_keys_and_retries_are_read_back,
     a_code_is_redeemed_once_for_one_family,
@@ -1925,6 +1926,94 @@ async fn revoking_all_families_of_a_user_or_client_spares_the_others(store: Arc<
     assert_eq!(n, 1);
     let b = store.find_family(b1, now()).await.unwrap().unwrap();
     assert_eq!(b.state(), "revoked");
+}
+
+async fn a_users_families_and_sessions_are_paged_newest_first_without_repeats(
+    store: Arc<dyn Store>,
+) {
+    let (alice, _) = seed(store.as_ref()).await;
+    // Five logins and sessions in one second (SQLite keeps seconds) and two an
+    // hour before: the id orders those of one second.
+    let mut families = Vec::new();
+    let mut sessions = Vec::new();
+    let second = now();
+    for i in 0..7 {
+        let at = if i < 2 {
+            second - time::Duration::hours(1)
+        } else {
+            second
+        };
+        let family_id = Uuid::new_v4();
+        store
+            .create_family(&NewFamily {
+                family_id,
+                client_id: "app".into(),
+                user_id: Some(alice.id),
+                scope: "read".into(),
+                created_at: at,
+                session_id: None,
+                offline: false,
+                expires_at: None,
+                dpop_jkt: None,
+                refresh: Some(refresh(&RefreshToken::generate())),
+                access: access(),
+            })
+            .await
+            .unwrap();
+        families.push((at, family_id));
+        let session_id = Uuid::new_v4();
+        store
+            .create_session(&NewBrowserSession {
+                id: session_id,
+                hash: SessionToken::generate().hash(),
+                user_id: alice.id,
+                created_at: at,
+                expires_at: at + Duration::from_secs(3600),
+                ip: None,
+            })
+            .await
+            .unwrap();
+        sessions.push((at, session_id));
+    }
+    let newest_first = |mut rows: Vec<(OffsetDateTime, Uuid)>| {
+        rows.sort_by(|a, b| b.cmp(a));
+        rows.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let (families, sessions) = (newest_first(families), newest_first(sessions));
+
+    let mut seen = Vec::new();
+    let mut page = CreatedPage {
+        before: None,
+        limit: 3,
+    };
+    loop {
+        let rows = store.list_families(alice.id, now(), &page).await.unwrap();
+        assert!(rows.len() <= 3);
+        let Some(last) = rows.last() else { break };
+        page.before = Some(CreatedCursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        seen.extend(rows.iter().map(|f| f.id));
+    }
+    assert_eq!(seen, families);
+
+    let mut seen = Vec::new();
+    let mut page = CreatedPage {
+        before: None,
+        limit: 2,
+    };
+    loop {
+        let rows = store.list_sessions(alice.id, &page).await.unwrap();
+        assert!(rows.len() <= 2);
+        let Some(last) = rows.last() else { break };
+        page.before = Some(CreatedCursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        seen.extend(rows.iter().map(|s| s.id));
+    }
+    assert_eq!(seen, sessions);
 }
 
 async fn the_audit_trail_pages_by_position_without_repeats_and_counts_by_kind(

@@ -8,7 +8,7 @@ use super::{PgStore, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewFamily,
+        Consume, ConsumeOutcome, CreatedPage, FamilyOwner, FamilyRecord, FamilyStore, NewFamily,
         RefreshTokenRecord, Retries, StoreError, StoreResult,
         codec::{
             ConsumeFacts, DbCount, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped, consume_refusal,
@@ -242,17 +242,21 @@ impl FamilyStore for PgStore {
         &self,
         user_id: Uuid,
         now: OffsetDateTime,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<FamilyRecord>> {
         let sql = format!(
             "select {FAMILY_COLUMNS}, {LIVE} from token_families f \
              left join users u on u.id = f.user_id \
-             where f.user_id = $2 order by f.created_at desc, f.id limit $3"
+             where f.user_id = $2 \
+               and ($4::timestamptz is null or (f.created_at, f.id) < ($4, $5::uuid)) \
+             order by f.created_at desc, f.id desc limit $3"
         );
         let rows: Vec<FamilyRow<Uuid, OffsetDateTime, i32>> = sqlx::query_as(&sql)
             .bind(now)
             .bind(user_id)
-            .bind(i64::from(limit))
+            .bind(i64::from(page.limit))
+            .bind(page.before.map(|c| c.created_at))
+            .bind(page.before.map(|c| c.id))
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::from_sqlx)?;

@@ -8,7 +8,8 @@ use super::{PgStore, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        BrowserSessionRecord, NewBrowserSession, SessionStore, StoreError, StoreResult,
+        BrowserSessionRecord, CreatedPage, NewBrowserSession, SessionStore, StoreError,
+        StoreResult,
         codec::{SessionRow, capped},
         retry_read, retry_rolled_back,
     },
@@ -106,17 +107,21 @@ impl SessionStore for PgStore {
     async fn list_sessions(
         &self,
         user_id: Uuid,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<BrowserSessionRecord>> {
         // language=PostgreSQL
         let rows: Vec<SessionRow<Uuid, OffsetDateTime>> = sqlx::query_as(
             r#"select s.id, s.user_id, u.username, u.disabled as user_disabled, s.created_at,
                       s.last_seen_at, s.expires_at, s.ended_at, s.ip
                from browser_sessions s join users u on u.id = s.user_id
-               where s.user_id = $1 order by s.created_at desc, s.id limit $2"#,
+               where s.user_id = $1
+                 and ($3::timestamptz is null or (s.created_at, s.id) < ($3, $4::uuid))
+               order by s.created_at desc, s.id desc limit $2"#,
         )
         .bind(user_id)
-        .bind(i64::from(limit))
+        .bind(i64::from(page.limit))
+        .bind(page.before.map(|c| c.created_at))
+        .bind(page.before.map(|c| c.id))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)?;

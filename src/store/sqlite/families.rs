@@ -8,8 +8,9 @@ use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        Consume, ConsumeOutcome, FamilyOwner, FamilyRecord, FamilyStore, NewAccessToken, NewFamily,
-        NewRefreshToken, RefreshTokenRecord, Retries, StoreError, StoreResult,
+        Consume, ConsumeOutcome, CreatedPage, FamilyOwner, FamilyRecord, FamilyStore,
+        NewAccessToken, NewFamily, NewRefreshToken, RefreshTokenRecord, Retries, StoreError,
+        StoreResult,
         codec::{
             ConsumeFacts, DbCount, DbTime, FAMILY_COLUMNS, FamilyRow, RefreshRow, capped,
             consume_refusal,
@@ -215,17 +216,21 @@ impl FamilyStore for SqliteStore {
         &self,
         user_id: Uuid,
         now: OffsetDateTime,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<FamilyRecord>> {
         let sql = format!(
             "select {FAMILY_COLUMNS}, {LIVE} from token_families f \
              left join users u on u.id = f.user_id \
-             where f.user_id = ?2 order by f.created_at desc, f.id limit ?3"
+             where f.user_id = ?2 \
+               and (?4 is null or f.created_at < ?4 or (f.created_at = ?4 and f.id < ?5)) \
+             order by f.created_at desc, f.id desc limit ?3"
         );
         let rows: Vec<FamilyRow<String, i64, i64>> = sqlx::query_as(&sql)
             .bind(ts(now))
             .bind(id(user_id))
-            .bind(i64::from(limit))
+            .bind(i64::from(page.limit))
+            .bind(page.before.map(|c| ts(c.created_at)))
+            .bind(page.before.map(|c| id(c.id)))
             .fetch_all(&self.read)
             .await
             .map_err(StoreError::from_sqlx)?;

@@ -8,7 +8,8 @@ use super::{SqliteStore, id, ts, unique};
 use crate::{
     crypto::token::TokenHash,
     store::{
-        BrowserSessionRecord, NewBrowserSession, SessionStore, StoreError, StoreResult,
+        BrowserSessionRecord, CreatedPage, NewBrowserSession, SessionStore, StoreError,
+        StoreResult,
         codec::{SessionRow, capped},
         retry_read, retry_rolled_back,
     },
@@ -109,17 +110,21 @@ impl SessionStore for SqliteStore {
     async fn list_sessions(
         &self,
         user_id: Uuid,
-        limit: u32,
+        page: &CreatedPage,
     ) -> StoreResult<Vec<BrowserSessionRecord>> {
         // language=SQLite
         let rows: Vec<SessionRow<String, i64>> = sqlx::query_as(
             r#"select s.id, s.user_id, u.username, u.disabled as user_disabled, s.created_at,
                       s.last_seen_at, s.expires_at, s.ended_at, s.ip
                from browser_sessions s join users u on u.id = s.user_id
-               where s.user_id = ?1 order by s.created_at desc, s.id limit ?2"#,
+               where s.user_id = ?1
+                 and (?3 is null or s.created_at < ?3 or (s.created_at = ?3 and s.id < ?4))
+               order by s.created_at desc, s.id desc limit ?2"#,
         )
         .bind(id(user_id))
-        .bind(i64::from(limit))
+        .bind(i64::from(page.limit))
+        .bind(page.before.map(|c| ts(c.created_at)))
+        .bind(page.before.map(|c| id(c.id)))
         .fetch_all(&self.read)
         .await
         .map_err(StoreError::from_sqlx)?;
