@@ -10,6 +10,10 @@
 // every login of the user. Each page's screenshot goes to docs/console/
 // (ROTOR_SCREENSHOTS=DIR puts them in DIR/console).
 //
+// ROTOR_CONSOLE_URL names the console when it has a listener of its own
+// (console.bind): the pages are read there, the sign-in page and the token
+// endpoint stay at ROTOR_ISSUER, whose /admin/ must then answer 404.
+//
 // Reads ROTOR_ISSUER, ROTOR_ADMIN, ROTOR_ADMIN_PASSWORD, ROTOR_USERNAME,
 // ROTOR_PASSWORD and CHROMIUM (default /usr/bin/chromium). Exits non-zero when a
 // check fails.
@@ -23,6 +27,7 @@ import { chromium } from 'playwright-core';
 
 const issuer = process.env.ROTOR_ISSUER;
 assert.ok(issuer, 'ROTOR_ISSUER is not set: run tests/clients/run.sh');
+const consoleUrl = process.env.ROTOR_CONSOLE_URL || issuer;
 const admin = process.env.ROTOR_ADMIN || 'root';
 const adminPassword = process.env.ROTOR_ADMIN_PASSWORD || '';
 const username = process.env.ROTOR_USERNAME || 'alice';
@@ -64,17 +69,24 @@ try {
   page.setDefaultTimeout(15_000);
   const shot = (name) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
 
+  if (consoleUrl !== issuer) {
+    const main = await fetch(`${issuer}/admin/`, { redirect: 'manual' });
+    assert.equal(main.status, 404, 'the main listener must not serve the console');
+    console.log('ok: the main listener answers 404 at /admin/');
+  }
+
   // The admin signs in through rotor's login page.
-  await page.goto(`${issuer}/admin/`);
+  await page.goto(`${consoleUrl}/admin/`);
   assert.equal(await page.title(), 'Sign in');
+  assert.ok(page.url().startsWith(`${issuer}/oauth2/`), `the sign-in page is the issuer's: ${page.url()}`);
   await page.locator('input[name="username"]').fill(admin);
   await page.locator('input[name="password"]').fill(adminPassword);
-  await Promise.all([page.waitForURL(`${issuer}/admin/`), page.locator('input[name="password"]').press('Enter')]);
+  await Promise.all([page.waitForURL(`${consoleUrl}/admin/`), page.locator('input[name="password"]').press('Enter')]);
   assert.equal(await page.title(), 'Overview · rotor console');
   console.log('ok: the admin signed in through the authorization code flow');
 
   // A confidential client for the password grant, its secret shown once.
-  await page.goto(`${issuer}/admin/clients`);
+  await page.goto(`${consoleUrl}/admin/clients`);
   await page.locator('#client_id').fill(CLIENT);
   await page.locator('#scopes').fill('read write');
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Create client' }).click()]);
@@ -100,7 +112,7 @@ try {
   assert.equal(await me(second.body.access_token), 200);
 
   // The admin finds the user's logins and the chain of the first.
-  await page.goto(`${issuer}/admin/users`);
+  await page.goto(`${consoleUrl}/admin/users`);
   await shot('users');
   await Promise.all([page.waitForLoadState('load'), page.locator('tr', { hasText: username }).getByRole('link', { name: 'logins' }).click()]);
   assert.equal(await page.title(), `Logins of ${username} · rotor console`);
@@ -124,7 +136,7 @@ try {
   console.log('ok: a revoked login\'s access token is refused at /api/v1/me');
 
   // The maximum refreshes, changed on the settings page, applies at once.
-  await page.goto(`${issuer}/admin/settings`);
+  await page.goto(`${consoleUrl}/admin/settings`);
   const maxRow = page.locator('tbody tr', { hasText: 'refresh.max_refreshes' });
   await maxRow.locator('input[name="value"]').fill('1');
   await Promise.all([page.waitForLoadState('load'), maxRow.getByRole('button', { name: 'Set' }).click()]);
@@ -139,7 +151,7 @@ try {
   console.log('ok: the maximum refreshes changed in the console applies');
 
   // The client's page: edit its scopes, then a new secret; the old one is refused.
-  await page.goto(`${issuer}/admin/clients`);
+  await page.goto(`${consoleUrl}/admin/clients`);
   await Promise.all([page.waitForLoadState('load'), page.getByRole('link', { name: CLIENT }).click()]);
   assert.equal(await page.title(), `Client ${CLIENT} · rotor console`);
   await page.locator('#scopes').fill('read');
@@ -157,7 +169,7 @@ try {
   console.log('ok: the client was edited and its secret regenerated, shown once');
 
   // A pasted token: what it is, never shown back.
-  await page.goto(`${issuer}/admin/lookup`);
+  await page.goto(`${consoleUrl}/admin/lookup`);
   await page.locator('#token').fill(fresh.body.refresh_token);
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Look up' }).click()]);
   const facts = await page.locator('.facts').textContent();
@@ -168,7 +180,7 @@ try {
   console.log('ok: a pasted refresh token was found by its hash');
 
   // Users: search, reset a password (shown once).
-  await page.goto(`${issuer}/admin/users`);
+  await page.goto(`${consoleUrl}/admin/users`);
   await page.locator('#q').fill(username.slice(0, 3));
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Search' }).click()]);
   const userRow = page.locator('tbody tr', { hasText: username });
@@ -180,7 +192,7 @@ try {
   console.log('ok: a password was reset and shown once');
 
   // The audit trail, filtered by kind.
-  await page.goto(`${issuer}/admin/audit`);
+  await page.goto(`${consoleUrl}/admin/audit`);
   await page.locator('#kind').selectOption('refresh');
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Filter' }).click()]);
   const kinds = await page.locator('tbody tr td:nth-child(2)').allTextContents();
@@ -189,15 +201,15 @@ try {
   console.log('ok: the audit trail filters by kind');
 
   // Every login of the user, revoked at once.
-  await page.goto(`${issuer}/admin/families?user=${encodeURIComponent(username)}`);
+  await page.goto(`${consoleUrl}/admin/families?user=${encodeURIComponent(username)}`);
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: `Revoke all logins of ${username}` }).click()]);
   assert.equal(await me(reset.body.access_token), 401);
   await shot('families');
   console.log('ok: every login of the user was revoked');
 
-  await page.goto(`${issuer}/admin/keys`);
+  await page.goto(`${consoleUrl}/admin/keys`);
   await shot('keys');
-  await page.goto(`${issuer}/admin/`);
+  await page.goto(`${consoleUrl}/admin/`);
   await shot('overview');
 } catch (e) {
   failed = 1;

@@ -6,7 +6,9 @@
 # postgres://postgres@127.0.0.1:5432/postgres), then, on SQLite, requests-oauthlib
 # (S256 must work, plain must be refused) and a headless chromium through
 # playwright-core, which saves docs/login.png and docs/consent.png, and drives the
-# admin console (console.mjs), which saves docs/console/*.png; last, the DPoP
+# admin console (console.mjs), which saves docs/console/*.png. The console runs
+# again on PostgreSQL, and on SQLite with a listener of its own (console.bind);
+# those screenshots go to the working directory. Last, the DPoP
 # support (RFC 9449) of oauth4webapi and of requests-oauth2client (its DPoPKey,
 # and negative proofs built with PyJWT) against a rotor with
 # dpop.require_nonce on.
@@ -87,6 +89,10 @@ check() {
   fi
 }
 
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # Starts rotor on the database URL $2 with the users and clients the checks use,
 # waits until it is ready, and exports what the checks read. $1 names the run and
 # its working directory; $3, if given, is more TOML for its configuration. A
@@ -96,7 +102,7 @@ start_rotor() {
   local dir="$work/$label"
   mkdir -p "$dir"
   local port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   export ROTOR_ISSUER="http://127.0.0.1:$port"
   cat >"$dir/rotor.toml" <<CONFIG
 [server]
@@ -174,7 +180,18 @@ finish_rotor sqlite
 
 start_rotor postgres "$pg_url"
 check "oauth4webapi on postgres" node "$here/oauth4webapi.mjs"
+check "console in chromium on postgres" \
+  env ROTOR_SCREENSHOTS="$work/shots-postgres" node "$here/console.mjs"
 finish_rotor postgres
+
+console_port=$(free_port)
+console_toml=$(printf '[console]\nbind = "127.0.0.1:%s"\nurl = "http://127.0.0.1:%s"' \
+  "$console_port" "$console_port")
+start_rotor console-bind "sqlite://$work/console-bind/rotor.db" "$console_toml"
+check "console on a listener of its own in chromium on sqlite" \
+  env ROTOR_SCREENSHOTS="$work/shots-console-bind" ROTOR_CONSOLE_URL="http://127.0.0.1:$console_port" \
+  node "$here/console.mjs"
+finish_rotor console-bind
 
 start_rotor dpop "sqlite://$work/dpop/rotor.db" $'[dpop]\nrequire_nonce = true'
 check "oauth4webapi DPoP with nonces on sqlite" node "$here/oauth4webapi_dpop.mjs"
