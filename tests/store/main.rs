@@ -66,6 +66,7 @@ contract!(
     a_family_is_found_by_its_refresh_token_hash,
     rotation_spends_the_token_once_and_counts,
     a_consume_whose_last_write_fails_keeps_nothing,
+    concurrent_rotations_stay_apart_when_some_of_them_fail,
     instances_beat_are_listed_while_seen_and_go,
     a_consume_cut_off_by_a_cancelled_request_is_whole_or_absent,
     rotation_stops_at_the_family_limit,
@@ -494,6 +495,52 @@ async fn a_consume_whose_last_write_fails_keeps_nothing(store: Arc<dyn Store>) {
         store.consume_refresh_token(&r).await.unwrap(),
         ConsumeOutcome::Consumed { refresh_count: 1 }
     );
+}
+
+/// Concurrent writes may run together (SQLite commits the ones queued behind one
+/// another in one transaction), yet each stays its own: one that fails keeps
+/// nothing of itself and takes nothing of the others with it.
+async fn concurrent_rotations_stay_apart_when_some_of_them_fail(store: Arc<dyn Store>) {
+    let (user, _) = seed(store.as_ref()).await;
+    let mut rotations = Vec::new();
+    for i in 0..48 {
+        let (family_id, first) = login(store.as_ref(), &user).await;
+        let (mut r, next) = rotation(&first, family_id, 0);
+        let fails = i % 3 == 1;
+        if fails {
+            // Its successor's hash is taken (by the token it spends).
+            r.successor.as_mut().unwrap().hash = first.hash();
+        }
+        rotations.push((fails, first, next, r));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (fails, first, next, r) in rotations {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let outcome = store.consume_refresh_token(&r).await;
+            (fails, first, next, r.access.jti, outcome)
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    for (fails, first, next, jti, outcome) in outcomes {
+        let access = store.find_access_token(jti).await.unwrap();
+        if fails {
+            assert!(
+                matches!(outcome, Err(StoreError::Conflict { .. })),
+                "{outcome:?}"
+            );
+            assert!(unspent(store.as_ref(), &first).await);
+            assert!(access.is_none());
+        } else {
+            assert_eq!(
+                outcome.unwrap(),
+                ConsumeOutcome::Consumed { refresh_count: 1 }
+            );
+            assert!(!unspent(store.as_ref(), &first).await);
+            assert!(unspent(store.as_ref(), &next).await);
+            assert!(access.is_some());
+        }
+    }
 }
 
 /// Polls `f` up to `polls` times, letting other tasks and threads run between

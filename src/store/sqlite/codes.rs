@@ -63,7 +63,7 @@ impl CodeStore for SqliteStore {
 
     async fn redeem_code(&self, r: &Redeem) -> StoreResult<RedeemOutcome> {
         retry_rolled_back(move || async move {
-            // One `begin immediate` transaction in one step: of concurrent redeems
+            // One step in a savepoint of a `begin immediate` transaction: of concurrent redeems
             // exactly one finds the code unspent, and a logout runs wholly before or
             // after it. The code then names this request's new family (`?3`, fresh
             // and random), which is what every later write checks for: they all
@@ -72,7 +72,7 @@ impl CodeStore for SqliteStore {
             let f = &r.family;
             // language=SQLite
             let query = sqlx::query_as(
-                r#"begin immediate;
+                r#"savepoint one_step;
                    update authorization_codes set used_at = ?2, family_id = ?3
                    where code_hash = ?1 and used_at is null and expires_at > ?2
                      and exists (select 1 from browser_sessions s
@@ -95,14 +95,14 @@ impl CodeStore for SqliteStore {
                    select coalesce(family_id = ?3, 0) as redeemed, 1 as found, used_at is not null as used,
                           family_id, expires_at <= ?2 as expired
                    from authorization_codes where code_hash = ?1;
-                   commit;"#,
+                   release one_step;"#,
             )
-            .bind(r.code.as_bytes().as_slice())
+            .bind(r.code.as_bytes().to_vec())
             .bind(ts(r.now))
             .bind(id(f.family_id))
-            .bind(&f.client_id)
+            .bind(f.client_id.clone())
             .bind(f.user_id.map(id))
-            .bind(&f.scope)
+            .bind(f.scope.clone())
             .bind(ts(f.created_at))
             .bind(f.session_id.map(id))
             .bind(f.offline)
@@ -113,11 +113,11 @@ impl CodeStore for SqliteStore {
             .bind(id(f.access.jti))
             .bind(ts(f.access.issued_at))
             .bind(ts(f.access.expires_at))
-            .bind(r.audit.kind.as_str())
-            .bind(r.audit.username.as_deref().map(capped))
-            .bind(r.audit.ip.as_deref().map(capped))
-            .bind(r.audit.outcome.as_str())
-            .bind(f.dpop_jkt.as_deref());
+            .bind(r.audit.kind.as_str().to_owned())
+            .bind(r.audit.username.as_deref().map(|v| capped(v).to_owned()))
+            .bind(r.audit.ip.as_deref().map(|v| capped(v).to_owned()))
+            .bind(r.audit.outcome.as_str().to_owned())
+            .bind(f.dpop_jkt.clone());
             let rows: Vec<RedeemStep> = self
                 .write_in_one_step(query, unique("token_families_pkey"))
                 .await?;

@@ -69,7 +69,7 @@ impl FamilyStore for SqliteStore {
 
     async fn consume_refresh_token(&self, c: &Consume) -> StoreResult<ConsumeOutcome> {
         retry_rolled_back(move || async move {
-            // One `begin immediate` transaction in one step: it holds the write lock
+            // One step in a savepoint of a `begin immediate` transaction, which holds the write lock
             // from the guarded update on, so of concurrent requests for one token
             // exactly one finds it unspent. Each write after the guarded update runs
             // only if the one before it changed its row (`changes() = 1`), so they
@@ -82,7 +82,7 @@ impl FamilyStore for SqliteStore {
             // key (?18) is refreshed only with a proof of it.
             // language=SQLite
             let query = sqlx::query_as(
-                r#"begin immediate;
+                r#"savepoint one_step;
                    insert into dpop_proofs (jti_hash, jkt, htu, expires_at)
                    select ?19, ?18, ?20, ?21 from refresh_tokens rt
                    where ?19 is not null and rt.token_hash = ?1 and rt.used_at is null
@@ -140,11 +140,11 @@ impl FamilyStore for SqliteStore {
                    join token_families f on f.id = rt.family_id
                    left join users u on u.id = f.user_id
                    where rt.token_hash = ?1;
-                   commit;"#,
+                   release one_step;"#,
             )
-            .bind(c.token.as_bytes().as_slice())
+            .bind(c.token.as_bytes().to_vec())
             .bind(ts(c.now))
-            .bind(&c.client_id)
+            .bind(c.client_id.clone())
             .bind(i64::from(c.max_refreshes))
             .bind(c.successor.is_some())
             .bind(c.successor.as_ref().map(|s| s.hash.as_bytes().to_vec()))
@@ -155,13 +155,13 @@ impl FamilyStore for SqliteStore {
             .bind(id(c.access.jti))
             .bind(ts(c.access.issued_at))
             .bind(ts(c.access.expires_at))
-            .bind(c.audit.kind.as_str())
-            .bind(c.audit.username.as_deref().map(capped))
-            .bind(c.audit.ip.as_deref().map(capped))
-            .bind(c.audit.outcome.as_str())
-            .bind(c.proof.as_ref().map(|p| p.jkt.as_str()))
+            .bind(c.audit.kind.as_str().to_owned())
+            .bind(c.audit.username.as_deref().map(|v| capped(v).to_owned()))
+            .bind(c.audit.ip.as_deref().map(|v| capped(v).to_owned()))
+            .bind(c.audit.outcome.as_str().to_owned())
+            .bind(c.proof.as_ref().map(|p| p.jkt.clone()))
             .bind(c.proof.as_ref().map(|p| p.jti_hash.as_bytes().to_vec()))
-            .bind(c.proof.as_ref().map(|p| p.htu.as_str()))
+            .bind(c.proof.as_ref().map(|p| p.htu.clone()))
             .bind(c.proof.as_ref().map(|p| ts(p.expires_at)))
             .bind(c.bind_family);
             let rows: Vec<ConsumeStep> = self

@@ -8,11 +8,12 @@
 //! write transaction begins `immediate`, so it holds the write lock from its start
 //! and never fails upgrading a read.
 //!
-//! The hot writes (a refresh, a code exchange) are one step: the whole transaction,
-//! `begin immediate` to `commit`, is one multi-statement query, so the single writer
-//! hands it to SQLite's worker thread once instead of once per statement. The write
-//! lock is held for the statements' own time, not for a round trip each
-//! ([`SqliteStore::write_in_one_step`]).
+//! The hot writes (a refresh, a code exchange) are one step: the whole write, in a
+//! savepoint, is one multi-statement query, so the single writer hands it to
+//! SQLite's worker thread once instead of once per statement. The write lock is
+//! held for the statements' own time, not for a round trip each
+//! ([`SqliteStore::write_in_one_step`]). The steps that queue up while the writer
+//! is busy commit together, in one transaction ([`group_commit`]).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -37,6 +38,7 @@ mod codes;
 mod consents;
 mod dpop;
 mod families;
+mod group_commit;
 mod instances;
 mod keys;
 mod lockout;
@@ -54,6 +56,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The one connection that writes.
     write: SqlitePool,
+    /// The one-step writes, committed in groups on `write`.
+    steps: group_commit::GroupCommit,
 }
 
 impl SqliteStore {
@@ -129,28 +133,32 @@ impl SqliteStore {
             tokio::spawn(checkpoint_beside_the_writer(checkpoints, read.clone()));
             read
         };
-        Ok(SqliteStore { read, write })
+        let steps = group_commit::GroupCommit::start(write.clone(), BUSY_TIMEOUT);
+        Ok(SqliteStore { read, write, steps })
     }
 
-    /// Wraps an existing pool, for reads and writes alike.
+    /// Wraps an existing pool, for reads and writes alike. Within a Tokio runtime:
+    /// it starts the task that commits the one-step writes.
     pub fn from_pool(pool: SqlitePool) -> SqliteStore {
         SqliteStore {
             read: pool.clone(),
+            steps: group_commit::GroupCommit::start(pool.clone(), BUSY_TIMEOUT),
             write: pool,
         }
     }
 
-    /// Runs `query` — a whole transaction, `begin immediate; …; commit;` — on the
-    /// writer as one command, and returns the rows its statements return; `failed`
-    /// sorts a driver error.
+    /// Runs `query` — one write, `savepoint one_step; …; release one_step;` — on the
+    /// writer as one command, inside the transaction of its group
+    /// ([`group_commit`]), and returns the rows its statements return once that
+    /// transaction has committed; `failed` sorts a driver error of its own
+    /// statements.
     ///
     /// Later statements see what earlier ones did through the database itself (a
     /// guard on `changes()` or on a value only this request wrote), so there is no
     /// Rust between them and nothing to wait for while the write lock is held. A
-    /// statement that fails stops the query inside its transaction, and a cancelled
-    /// request may stop it part-way: either way the transaction is rolled back when
-    /// the connection returns to the pool ([`keep_after_release`]), before anyone
-    /// else can use it.
+    /// statement that fails stops the query, and the write is rolled back to its
+    /// savepoint. The write runs to its end even when its requester goes away
+    /// meanwhile, so the connection is never left inside half a write.
     ///
     /// The statements share one list of numbered parameters (`?1` … `?N`), each
     /// using some of them. The driver also binds, in turn, each number below a
@@ -158,28 +166,18 @@ impl SqliteStore {
     /// running position in the list, and stops binding a statement when that
     /// position passes the list's end — leaving its later parameters NULL. Unused
     /// values appended to the list keep the position inside it.
-    async fn write_in_one_step<'q, T>(
+    async fn write_in_one_step<T>(
         &self,
-        query: sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>,
-        failed: impl FnOnce(sqlx::Error) -> StoreError,
+        query: group_commit::StepQuery<T>,
+        failed: impl FnOnce(sqlx::Error) -> StoreError + Send + 'static,
     ) -> StoreResult<Vec<T>>
     where
-        T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        T: Send + Unpin + 'static + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
     {
         /// More than the unused numbers of all the statements of one step together.
         const SKIPPED_NUMBERS: usize = 128;
         let query = (0..SKIPPED_NUMBERS).fold(query, |q, _| q.bind(None::<i64>));
-        let conn = self.write.acquire().await.map_err(StoreError::from_sqlx)?;
-        let mut step = OneStep {
-            conn,
-            settled: false,
-        };
-        let answer = query.fetch_all(&mut *step.conn).await;
-        step.settled = match &answer {
-            Ok(_) => true,
-            Err(_) => roll_back_sql_transaction(&mut step.conn).await,
-        };
-        answer.map_err(failed)
+        self.steps.write(query, failed).await
     }
 
     /// Begins a write transaction that holds the write lock from its first
@@ -224,8 +222,8 @@ async fn checkpoint_beside_the_writer(mut conn: SqliteConnection, open: SqlitePo
 ///
 /// A dropped driver transaction queues its rollback, and the driver counts the
 /// transaction open until that has run: only then is a round trip needed, to wait
-/// for it. A one-step write's transaction, begun in SQL, is settled by
-/// [`OneStep`] instead.
+/// for it. A group of one-step writes, whose transaction is begun in SQL, is
+/// settled by [`group_commit`] instead.
 fn keep_after_release(
     conn: &mut SqliteConnection,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
@@ -235,24 +233,6 @@ fn keep_after_release(
         }
         Ok(!conn.is_in_transaction())
     })
-}
-
-/// The writer while it runs a one-step write, whose transaction is begun in SQL
-/// and so not known to the driver. Until the step is settled — it answered, or it
-/// failed and its transaction was rolled back — the transaction may be open: a
-/// request cancelled part-way drops this early, and then the connection is closed
-/// rather than handed to the next writer inside someone else's transaction.
-struct OneStep {
-    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    settled: bool,
-}
-
-impl Drop for OneStep {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 /// Rolls back a transaction begun in SQL after one of its statements failed, and
