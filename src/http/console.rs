@@ -845,6 +845,23 @@ pub struct ClientEdit {
     pub refresh_requires_offline: bool,
     pub third_party: bool,
     pub dpop_required: bool,
+    /// The client's nonce rule (RFC 9449 §8), one of [`DPOP_NONCE_CHOICES`].
+    pub dpop_nonce: &'static str,
+}
+
+/// The choices of the edit form's DPoP nonce rule: the server's
+/// `dpop.require_nonce`, or this client's own.
+pub const DPOP_NONCE_CHOICES: [(&str, Option<bool>); 3] = [
+    ("server", None),
+    ("required", Some(true)),
+    ("not_required", Some(false)),
+];
+
+fn dpop_nonce_choice(rule: Option<bool>) -> &'static str {
+    DPOP_NONCE_CHOICES
+        .iter()
+        .find(|(_, r)| *r == rule)
+        .map_or("server", |(name, _)| name)
 }
 
 fn client_row(c: &ClientRecord) -> ClientRow {
@@ -912,6 +929,7 @@ async fn client_page(
             refresh_requires_offline: c.code_flow.refresh_requires_offline,
             third_party: c.code_flow.consent == Consent::ThirdParty,
             dpop_required: c.dpop.bound_access_tokens,
+            dpop_nonce: dpop_nonce_choice(c.dpop.require_nonce),
         },
         client: client_row(&c),
         error,
@@ -957,8 +975,21 @@ fn client_changes(form: &mut Params) -> Result<clients::ClientChanges, AdminErro
         refresh_requires_offline: bools(form, "refresh_requires_offline"),
         third_party: bools(form, "third_party"),
         dpop_bound_access_tokens: bools(form, "dpop_required"),
-        // Not on the form: the client's nonce setting stays.
-        dpop_require_nonce: None,
+        // A form without the choice leaves the client's rule as it is.
+        dpop_require_nonce: match field(form, "dpop_nonce").as_str() {
+            "" => None,
+            choice => Some(
+                DPOP_NONCE_CHOICES
+                    .iter()
+                    .find(|(name, _)| *name == choice)
+                    .map(|(_, rule)| *rule)
+                    .ok_or_else(|| {
+                        AdminError::InvalidCodeFlow(
+                            "DPoP nonces must be server, required or not_required".into(),
+                        )
+                    })?,
+            ),
+        },
         scopes: Some(field(form, "scopes")),
         redirect_uris: Some(
             field(form, "redirect_uris")

@@ -17,6 +17,7 @@ on_both_stores!(
     signing_out_ends_the_console_session_and_its_token,
     a_console_switched_off_is_not_served_but_the_admin_api_is,
     a_client_edited_in_the_console_and_its_new_secret_are_audited,
+    a_clients_dpop_nonce_rule_is_chosen_in_the_console,
     settings_changed_in_the_console_are_in_force_and_audited,
     a_password_reset_and_an_unlock_in_the_console,
     sessions_end_and_all_logins_are_revoked_from_the_console,
@@ -438,6 +439,61 @@ async fn a_client_edited_in_the_console_and_its_new_secret_are_audited(db: Db) {
         )
         .await;
     assert_eq!(console_client.status, 400, "{}", console_client.html);
+}
+
+async fn a_clients_dpop_nonce_rule_is_chosen_in_the_console(db: Db) {
+    // Arrange
+    let app = spawn_app(db).await;
+    let mut browser = admin_browser(&app).await;
+    let page = browser.get("/admin/clients/edit?client_id=app").await;
+    assert!(
+        page.html.contains(r#"<option value="server" selected>"#),
+        "{}",
+        page.html
+    );
+
+    for (choice, rule) in [
+        ("required", Some(true)),
+        ("not_required", Some(false)),
+        ("server", None),
+    ] {
+        // Act
+        let page = browser.get("/admin/clients/edit?client_id=app").await;
+        let saved = browser
+            .post(
+                "/admin/clients/edit",
+                &filled(&page, "/admin/clients/edit", &[("dpop_nonce", choice)]),
+            )
+            .await;
+
+        // Assert
+        assert_eq!(saved.status, 303, "{choice}: {}", saved.html);
+        let client = app.store.find_client("app").await.unwrap().unwrap();
+        assert_eq!(client.dpop.require_nonce, rule, "{choice}");
+        let shown = browser.get("/admin/clients/edit?client_id=app").await;
+        assert!(
+            shown
+                .html
+                .contains(&format!(r#"<option value="{choice}" selected>"#)),
+            "{choice}: {}",
+            shown.html
+        );
+    }
+    let page = browser.get("/admin/clients/edit?client_id=app").await;
+    let refused = browser
+        .post(
+            "/admin/clients/edit",
+            &filled(&page, "/admin/clients/edit", &[("dpop_nonce", "sometimes")]),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    assert!(
+        refused
+            .html
+            .contains("DPoP nonces must be server, required or not_required"),
+        "{}",
+        refused.html
+    );
 }
 
 async fn settings_changed_in_the_console_are_in_force_and_audited(db: Db) {
