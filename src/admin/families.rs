@@ -10,8 +10,7 @@ use super::{
     lists::{self, Page},
 };
 use crate::store::{
-    AuditEvent, AuditFilter, AuditKind, CreatedCursor, CreatedPage, FamilyOwner, FamilyRecord,
-    Store,
+    AuditEvent, AuditFilter, AuditKind, CreatedPage, FamilyOwner, FamilyRecord, Store,
 };
 
 /// The most chain events one answer lists.
@@ -43,12 +42,8 @@ pub async fn of_user(
     let rows = store
         .list_families(user.id, now, &lists::probe_recent(page))
         .await?;
-    Ok(lists::cut(rows, page.limit, |f| {
-        CreatedCursor {
-            created_at: f.created_at,
-            id: f.id,
-        }
-        .as_text()
+    Ok(lists::cut_recent(rows, page.limit, |f| {
+        (f.created_at, f.id)
     }))
 }
 

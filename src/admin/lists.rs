@@ -108,6 +108,19 @@ pub(crate) fn probe_recent(page: &CreatedPage) -> CreatedPage {
     }
 }
 
+/// [`cut`] for a newest-first page: the next page's `before` is the position
+/// (`created_at`, id) of the last row kept.
+pub(crate) fn cut_recent<T>(
+    rows: Vec<T>,
+    limit: u32,
+    position: impl Fn(&T) -> (time::OffsetDateTime, uuid::Uuid),
+) -> Page<T> {
+    cut(rows, limit, |row| {
+        let (created_at, id) = position(row);
+        CreatedCursor { created_at, id }.as_text()
+    })
+}
+
 /// `rows`, read with [`probe`] or [`probe_recent`], cut to `limit`, and the key
 /// of the last row kept when a row was cut.
 pub(crate) fn cut<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page<T> {

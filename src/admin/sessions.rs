@@ -8,7 +8,7 @@ use super::{
     AdminError,
     lists::{self, Page},
 };
-use crate::store::{BrowserSessionRecord, CreatedCursor, CreatedPage, Store};
+use crate::store::{BrowserSessionRecord, CreatedPage, Store};
 
 /// A session id typed by an operator or taken from a path.
 ///
@@ -46,12 +46,8 @@ pub async fn of_user(
     let rows = store
         .list_sessions(user.id, &lists::probe_recent(page))
         .await?;
-    Ok(lists::cut(rows, page.limit, |s| {
-        CreatedCursor {
-            created_at: s.created_at,
-            id: s.id,
-        }
-        .as_text()
+    Ok(lists::cut_recent(rows, page.limit, |s| {
+        (s.created_at, s.id)
     }))
 }
 

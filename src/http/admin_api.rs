@@ -797,22 +797,11 @@ async fn list_users(
 /// The `q`, `after` and `limit` of a list's query.
 fn list_query(query: Option<&str>) -> Result<admin::lists::Query, ApiError> {
     let mut q = admin::lists::Query::default();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if value.chars().any(syntax::is_control) {
-            return Err(ApiError::bad_request(format!(
-                "{name} must not contain a control character"
-            )));
-        }
-        match name.as_ref() {
-            "q" => q.q = Some(value.into_owned()),
-            "after" => q.after = Some(value.into_owned()),
-            "limit" => {
-                q.limit = Some(
-                    value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-                );
-            }
+    for (name, value) in list_params(query)? {
+        match name.as_str() {
+            "q" => q.q = Some(value),
+            "after" => q.after = Some(value),
+            "limit" => q.limit = Some(list_limit(&value)?),
             _ => {
                 return Err(ApiError::bad_request(
                     "unknown parameter; use q, after or limit",
@@ -821,6 +810,29 @@ fn list_query(query: Option<&str>) -> Result<admin::lists::Query, ApiError> {
         }
     }
     Ok(q)
+}
+
+/// The parameters of a list's query; a value with a control character is
+/// refused by its parameter's name.
+fn list_params(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(name, value)| {
+            if value.chars().any(syntax::is_control) {
+                Err(ApiError::bad_request(format!(
+                    "{name} must not contain a control character"
+                )))
+            } else {
+                Ok((name.into_owned(), value.into_owned()))
+            }
+        })
+        .collect()
+}
+
+/// A list's `limit`.
+fn list_limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::bad_request("limit must be a whole number"))
 }
 
 #[derive(Deserialize)]
@@ -1057,21 +1069,10 @@ fn user_path(username: &str, what: &str) -> String {
 /// The `before` and `limit` of a newest-first list; anything else is refused.
 fn recent_query(query: Option<&str>) -> Result<admin::lists::RecentQuery, ApiError> {
     let mut q = admin::lists::RecentQuery::default();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if value.chars().any(syntax::is_control) {
-            return Err(ApiError::bad_request(format!(
-                "{name} must not contain a control character"
-            )));
-        }
-        match name.as_ref() {
-            "before" => q.before = Some(value.into_owned()),
-            "limit" => {
-                q.limit = Some(
-                    value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-                );
-            }
+    for (name, value) in list_params(query)? {
+        match name.as_str() {
+            "before" => q.before = Some(value),
+            "limit" => q.limit = Some(list_limit(&value)?),
             _ => {
                 return Err(ApiError::bad_request(
                     "unknown parameter; use before or limit",
@@ -1366,12 +1367,7 @@ fn audit_query(query: Option<&str>) -> Result<admin::audit::Query, ApiError> {
             "outcome" => q.outcome = value,
             "since" => q.since = value,
             "before" => q.before = value,
-            "limit" => {
-                q.limit = Some(
-                    text.parse()
-                        .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-                );
-            }
+            "limit" => q.limit = Some(list_limit(&text)?),
             _ => {
                 return Err(ApiError::bad_request(
                     "unknown filter; use user, client, kind, outcome, since, before or limit",

@@ -150,11 +150,11 @@ pub fn verify(
         return Err(Invalid("the DPoP proof is too long"));
     }
     let parts: Vec<&str> = proof.split('.').collect();
-    let [header, _, _] = parts.as_slice() else {
+    let [header_part, claims_part, signature_part] = parts.as_slice() else {
         return Err(Invalid("the DPoP header must hold one JWT"));
     };
     let header: Map<String, Value> = URL_SAFE_NO_PAD
-        .decode(header)
+        .decode(header_part)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or(Invalid("the DPoP proof's header is not a JSON object"))?;
@@ -184,9 +184,6 @@ pub fn verify(
     check_key_kind(alg, jwk)?;
     let jkt = thumbprint(jwk)?;
     // Step 6: the signature, with the header's own key.
-    let [header_part, claims_part, signature_part] = parts.as_slice() else {
-        return Err(Invalid("the DPoP header must hold one JWT"));
-    };
     let signature = URL_SAFE_NO_PAD
         .decode(signature_part)
         .map_err(|_| Invalid("the DPoP proof's signature does not verify"))?;

@@ -99,14 +99,9 @@ trait Job: Send {
     /// commit; `clean` is false when the connection's transaction could not be
     /// brought back to where it was before this write.
     fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Ran>;
-    /// Answers without running: the group could not start.
+    /// Answers without running: the group could not start, or ended before its
+    /// turn.
     fn refuse(self: Box<Self>, e: StoreError);
-}
-
-impl std::fmt::Debug for dyn Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
 }
 
 /// A write that has run, and its answer once the group's outcome is known.
@@ -207,7 +202,6 @@ async fn run_groups(mut queue: mpsc::Receiver<Box<dyn Job>>, write: SqlitePool) 
         if !group.is_empty() {
             run_group(&write, std::mem::take(&mut group)).await;
         }
-        group.clear();
     }
 }
 
