@@ -2,10 +2,11 @@
 # Three `rotor serve` processes on one fresh PostgreSQL database behind nginx
 # (round-robin), all on loopback; checks through the balancer that any instance
 # serves any request, that refresh tokens are single-use across instances, that
-# reuse detection on one revokes on all, and that a SIGTERM loses no request.
+# reuse detection on one revokes on all, that DPoP proofs, nonces and bound
+# refresh tokens hold across instances, and that a SIGTERM loses no request.
 #
 # Needs: target/debug/rotor (built by `cargo test`), PostgreSQL on 127.0.0.1:5432
-# (user postgres), python3, curl; installs Debian's nginx when missing.
+# (user postgres), python3, node, curl; installs Debian's nginx when missing.
 # Stops everything it started, by PID, and drops its database. Ends with
 # "N passed, M failed".
 set -euo pipefail
@@ -115,6 +116,9 @@ password="cluster-password-$(python3 -c 'import secrets; print(secrets.token_hex
 printf '%s' "$secret" | "$ROTOR" client add cluster --secret-stdin --scopes "read write" \
   >/dev/null 2>>"$work/cli.log"
 printf '%s' "$password" | "$ROTOR" user add carol --password-stdin >/dev/null 2>>"$work/cli.log"
+# A public client whose proofs need nonces, for the DPoP checks (RFC 9449).
+"$ROTOR" client add clusterspa --public --grants password,refresh_token --scopes "read write" \
+  --dpop-nonce true >/dev/null 2>>"$work/cli.log"
 
 cat >"$work/nginx.conf" <<NGINX
 worker_processes 1;
@@ -159,8 +163,13 @@ if ! ready "http://127.0.0.1:$lb/healthz"; then
 fi
 ok "nginx balances over the three instances"
 
-# The HTTP checks, through the balancer and on each instance.
+# The HTTP checks, through the balancer and on each instance: DPoP first, while
+# all three instances are up (checks.py stops one of them).
 set +e
+node tests/cluster/dpop.mjs "http://127.0.0.1:$lb" clusterspa carol "$password" "$p1" "$p2" "$p3" \
+  | tee "$work/dpop.out"
+passed=$((passed + $(grep -c '^ok - ' "$work/dpop.out" || true)))
+failed=$((failed + $(grep -c '^FAIL - ' "$work/dpop.out" || true)))
 python3 tests/cluster/checks.py "http://127.0.0.1:$lb" cluster "$secret" carol "$password" \
   "$p1:${pids[0]}" "$p2:${pids[1]}" "$p3:${pids[2]}" | tee "$work/checks.out"
 set -e
