@@ -2,12 +2,11 @@
 //! the same way for every grant.
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{GrantContext, OAuthError, Scope, TokenType, dpop::VerifiedProof};
 use crate::{
     crypto::jwt::{AccessClaims, Confirmation},
-    store::{NewAccessToken, Subject},
+    store::{NewAccessToken, Subject, new_row_id},
 };
 
 /// A successful token response (RFC 6749 §5.1).
@@ -43,7 +42,7 @@ pub(crate) async fn mint_access_token(
 ) -> Result<MintedAccessToken, OAuthError> {
     let lifetime = ctx.settings.tokens.session_timeout.access_token_lifetime();
     let record = NewAccessToken {
-        jti: Uuid::new_v4(),
+        jti: new_row_id(),
         issued_at: now,
         expires_at: now + lifetime,
     };

@@ -8,6 +8,19 @@ use uuid::Uuid;
 
 use crate::{crypto::token::TokenHash, wire::GrantType};
 
+/// The id of a row the token endpoint creates on every grant: a token family, an
+/// access token's `jti`. A UUIDv7 (RFC 9562 §5.7): ordered by creation time, so
+/// each insert lands on the rightmost page of the primary-key index and of every
+/// index keyed by the family (its tokens', its audit events'), the pages the
+/// inserts just before it dirtied, instead of a random page of each. On SQLite,
+/// whose single writer commits a group of such writes together, that is fewer
+/// pages written per grant; on PostgreSQL, fewer pages split and read. The ids
+/// are identifiers, never secrets (tokens and codes are); the 74 random bits keep
+/// them unique across instances, and the time they carry is the `iat` beside them.
+pub fn new_row_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 /// A user as stored.
 #[derive(Clone)]
 pub struct UserRecord {
@@ -795,4 +808,20 @@ pub struct InstanceRecord {
     pub seen_at: OffsetDateTime,
     /// The key it signs access tokens with (its key cache may lag a rotation).
     pub signing_kid: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ids_sort_in_the_order_they_were_made_as_text_too() {
+        // SQLite keeps ids as hyphenated text, PostgreSQL as uuid: both orders
+        // must be the order of creation for inserts to land at the right edge.
+        let ids: Vec<Uuid> = (0..1_000).map(|_| new_row_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        assert!(texts.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+    }
 }

@@ -13,7 +13,6 @@
 //! [`CodeStore::redeem_code`]: crate::store::CodeStore::redeem_code
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::require_grant;
 use crate::{
@@ -28,7 +27,7 @@ use crate::{
     },
     store::{
         AuditKind, AuthorizationCodeRecord, NewFamily, NewRefreshToken, Outcome, Redeem,
-        RedeemOutcome, Subject,
+        RedeemOutcome, Subject, new_row_id,
     },
 };
 
@@ -124,7 +123,7 @@ pub async fn grant(
     } else {
         Some(record.session_expires_at.unwrap_or(now))
     };
-    let family_id = Uuid::new_v4();
+    let family_id = new_row_id();
     let (response, access) = response(
         access,
         refresh.as_ref().map(|rt| rt.expose().to_owned()),
@@ -263,6 +262,8 @@ async fn replayed(
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn code(challenge: Option<&str>, redirect_uri_sent: bool) -> AuthorizationCodeRecord {

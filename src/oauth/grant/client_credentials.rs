@@ -3,7 +3,6 @@
 //! refresh token is issued (§4.4.3; a client can always authenticate again).
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::require_grant;
 use crate::{
@@ -14,7 +13,7 @@ use crate::{
         scope,
         token::{mint_access_token, response},
     },
-    store::{AuditKind, NewFamily, Outcome, Subject},
+    store::{AuditKind, NewFamily, Outcome, Subject, new_row_id},
 };
 
 /// Runs the client credentials grant.
@@ -49,7 +48,7 @@ pub async fn grant(
     let (response, access) = response(access, None, &scope);
     // A family of its own, so that the token can be introspected and revoked like
     // any other; the clean-up removes it once the token has expired.
-    let family_id = Uuid::new_v4();
+    let family_id = new_row_id();
     if let Some(proof) = proof {
         dpop::record_use(ctx, client.id(), proof, now).await?;
     }

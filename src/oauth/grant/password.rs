@@ -6,7 +6,6 @@
 //! wrong passwords.
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::require_grant;
 use crate::{
@@ -20,7 +19,7 @@ use crate::{
         scope,
         token::{mint_access_token, response},
     },
-    store::{AuditKind, NewFamily, NewRefreshToken, Outcome, Subject},
+    store::{AuditKind, NewFamily, NewRefreshToken, Outcome, Subject, new_row_id},
 };
 
 /// Runs the password grant.
@@ -49,7 +48,7 @@ pub async fn grant(
         username: user.username,
     };
     let access = mint_access_token(ctx, &subject, client.id(), &scope, proof, now).await?;
-    let family_id = Uuid::new_v4();
+    let family_id = new_row_id();
     let policy = RefreshPolicy::for_client(ctx.settings, client);
     let refresh = policy.issue.then(RefreshToken::generate);
     let (response, access) = response(
