@@ -165,16 +165,23 @@ ok "nginx balances over the three instances"
 
 # The HTTP checks, through the balancer and on each instance: DPoP first, while
 # all three instances are up (checks.py stops one of them).
+# tally NAME STATUS: adds NAME's ok/FAIL lines to the counts, and one failure
+# when it exited badly without a FAIL line (it stopped before its checks ended).
+tally() {
+  local out="$work/$1.out" fails
+  fails=$(grep -c '^FAIL - ' "$out" || true)
+  passed=$((passed + $(grep -c '^ok - ' "$out" || true)))
+  failed=$((failed + fails))
+  if [[ $2 != 0 && $fails == 0 ]]; then fail "$1 exited with status $2"; fi
+}
 set +e
 node tests/cluster/dpop.mjs "http://127.0.0.1:$lb" clusterspa carol "$password" "$p1" "$p2" "$p3" \
   | tee "$work/dpop.out"
-passed=$((passed + $(grep -c '^ok - ' "$work/dpop.out" || true)))
-failed=$((failed + $(grep -c '^FAIL - ' "$work/dpop.out" || true)))
+tally dpop "${PIPESTATUS[0]}"
 python3 tests/cluster/checks.py "http://127.0.0.1:$lb" cluster "$secret" carol "$password" \
   "$p1:${pids[0]}" "$p2:${pids[1]}" "$p3:${pids[2]}" | tee "$work/checks.out"
+tally checks "${PIPESTATUS[0]}"
 set -e
-passed=$((passed + $(grep -c '^ok - ' "$work/checks.out" || true)))
-failed=$((failed + $(grep -c '^FAIL - ' "$work/checks.out" || true)))
 
 # The instance that got SIGTERM exited by itself, cleanly, within its timeout.
 victim=${pids[1]}
