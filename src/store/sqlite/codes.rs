@@ -16,28 +16,34 @@ use crate::{
 #[async_trait]
 impl CodeStore for SqliteStore {
     async fn create_code(&self, c: &NewAuthorizationCode) -> StoreResult<()> {
+        // A single sign-on stores a code and nothing else: one step of the writer's
+        // next group ([`SqliteStore::write_in_one_step`]), so that a burst of
+        // sign-ins shares commits and index pages as a burst of exchanges does.
         // language=SQLite
-        sqlx::query(
-            r#"insert into authorization_codes
+        let query = sqlx::query_as(
+            r#"savepoint one_step;
+               insert into authorization_codes
                    (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
                     code_challenge, scope, offline, created_at, expires_at, dpop_jkt)
-               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"#,
+               values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+               returning 1 as done;
+               release one_step;"#,
         )
-        .bind(c.hash.as_bytes().as_slice())
-        .bind(&c.client_id)
+        .bind(c.hash.as_bytes().to_vec())
+        .bind(c.client_id.clone())
         .bind(id(c.user_id))
         .bind(id(c.session_id))
-        .bind(&c.redirect_uri)
+        .bind(c.redirect_uri.clone())
         .bind(c.redirect_uri_sent)
-        .bind(c.code_challenge.as_deref())
-        .bind(&c.scope)
+        .bind(c.code_challenge.clone())
+        .bind(c.scope.clone())
         .bind(c.offline)
         .bind(ts(c.created_at))
         .bind(ts(c.expires_at))
-        .bind(c.dpop_jkt.as_deref())
-        .execute(&self.write)
-        .await
-        .map_err(unique("authorization_codes_pkey"))?;
+        .bind(c.dpop_jkt.clone());
+        let _: Vec<(i64,)> = self
+            .write_in_one_step(query, unique("authorization_codes_pkey"))
+            .await?;
         Ok(())
     }
 

@@ -54,16 +54,19 @@ impl SessionStore for SqliteStore {
     }
 
     async fn touch_session(&self, session: Uuid, now: OffsetDateTime) -> StoreResult<()> {
+        // Every single sign-on touches its session: a step of the writer's next
+        // group, like the code it stores next.
         // language=SQLite
-        sqlx::query(
-            r#"update browser_sessions set last_seen_at = ?2
-               where id = ?1 and last_seen_at < ?2"#,
+        let query = sqlx::query_as(
+            r#"savepoint one_step;
+               update browser_sessions set last_seen_at = ?2
+               where id = ?1 and last_seen_at < ?2;
+               select changes();
+               release one_step;"#,
         )
         .bind(id(session))
-        .bind(ts(now))
-        .execute(&self.write)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .bind(ts(now));
+        let _: Vec<(i64,)> = self.write_in_one_step(query, StoreError::from_sqlx).await?;
         Ok(())
     }
 
