@@ -3,7 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use rotor::wire::GrantType;
 use rotor::{
@@ -16,7 +22,8 @@ use rotor::{
         AuditCursor, AuditEvent, AuditFilter, AuditKind, ClientRecord, Consume, ConsumeOutcome,
         CreatedCursor, CreatedPage, FamilyOwner, KeyPage, LoginAttempt, NewAccessToken,
         NewAuthorizationCode, NewBrowserSession, NewFamily, NewRefreshToken, Outcome, ProofUse,
-        Purged, Redeem, RedeemOutcome, SettingRecord, Store, StoreError, Subject, UserRecord,
+        Purged, Redeem, RedeemOutcome, SettingRecord, SqliteStore, Store, StoreError, Subject,
+        UserRecord,
     },
 };
 use time::OffsetDateTime;
@@ -1343,6 +1350,84 @@ async fn sqlite_upgrade_keeps_every_login(pool: sqlx::SqlitePool) {
             .unwrap();
         assert_eq!(left, 0, "{table} kept rows of a deleted user");
     }
+}
+
+/// With reads and writes always in flight, SQLite never starts its WAL over by
+/// itself, and its file grows without end; rotor's checkpoints must start it over.
+/// Writers queued behind one another and readers that never pause, on a file as a
+/// server has it, write four times the length at which rotor restarts the WAL.
+#[test]
+fn sqlite_keeps_its_wal_short_under_steady_reads_and_writes() {
+    let dir = std::env::temp_dir().join(format!("rotor-wal-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wal = dir.join("rotor.db-wal");
+    let url = format!("sqlite://{}", dir.join("rotor.db").display());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (writes, longest) = runtime.block_on(async {
+        let store: Arc<dyn Store> =
+            Arc::new(rotor::store::SqliteStore::connect(&url, 16).await.unwrap());
+        store.migrate().await.unwrap();
+        let (user, _) = seed(store.as_ref()).await;
+        let (_, probe) = login(store.as_ref(), &user).await;
+        let probe = probe.hash();
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        assert!(store.find_refresh_token(&probe).await.unwrap().is_some());
+                    }
+                })
+            })
+            .collect();
+        // A rotation writes at least four pages (token, family, access token,
+        // audit event): these many make four times the restart length.
+        let most = SqliteStore::WAL_RESET_FRAMES;
+        let writes = Arc::new(AtomicI64::new(0));
+        let longest = Arc::new(AtomicU64::new(0));
+        let mut writers = Vec::new();
+        for _ in 0..16 {
+            let (family_id, mut token) = login(store.as_ref(), &user).await;
+            let (store, writes, longest, wal) =
+                (store.clone(), writes.clone(), longest.clone(), wal.clone());
+            writers.push(tokio::spawn(async move {
+                while writes.fetch_add(1, Ordering::Relaxed) < most {
+                    let (r, next) = rotation(&token, family_id, 0);
+                    assert!(matches!(
+                        store.consume_refresh_token(&r).await.unwrap(),
+                        ConsumeOutcome::Consumed { .. }
+                    ));
+                    token = next;
+                    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                    longest.fetch_max(size, Ordering::Relaxed);
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        store.close().await;
+        (
+            writes.load(Ordering::Relaxed),
+            longest.load(Ordering::Relaxed),
+        )
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Past the restart length, at most what is written between two checkpoints.
+    let bound = 2 * 4096 * u64::try_from(SqliteStore::WAL_RESET_FRAMES).unwrap();
+    assert!(
+        longest < bound,
+        "the WAL grew to {longest} bytes in {writes} rotations"
+    );
 }
 
 /// A browser session of `user`; returns its id and cookie value.

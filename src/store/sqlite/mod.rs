@@ -61,6 +61,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The WAL's length, in frames (one page each, 4 KiB by default: 64 MiB), past
+    /// which the writer starts it over (see `checkpoint_beside_the_writer`). Large
+    /// enough that under full load this happens about once a second, not at every
+    /// checkpoint; small enough that the WAL's index stays a few tables long.
+    pub const WAL_RESET_FRAMES: i64 = 16_384;
+
     /// Opens (and creates, when missing) the database file named by a
     /// `sqlite://relative/path` or `sqlite:///absolute/path` URL.
     ///
@@ -130,7 +136,11 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(failed)?;
-            tokio::spawn(checkpoint_beside_the_writer(checkpoints, read.clone()));
+            tokio::spawn(checkpoint_beside_the_writer(
+                checkpoints,
+                read.clone(),
+                write.clone(),
+            ));
             read
         };
         let steps = group_commit::GroupCommit::start(write.clone(), BUSY_TIMEOUT);
@@ -193,23 +203,79 @@ impl SqliteStore {
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long the writer waits for reads of older snapshots to end before it starts
+/// the WAL over; past it, it tries again at the next tick.
+const WAL_RESET_WAIT: Duration = Duration::from_millis(10);
+
 /// Copies the WAL's committed pages back into the database file every
-/// [`CHECKPOINT_INTERVAL`], on a connection of its own, until the store closes.
+/// [`CHECKPOINT_INTERVAL`], on a connection of its own, until the store closes,
+/// and has the writer start the WAL over when it is long.
 ///
 /// A passive checkpoint takes no write lock and waits for nobody: writes go on
-/// while it runs, and SQLite starts the WAL over from its beginning on the first
-/// write after a checkpoint that copied everything. A page written many times
-/// between two checkpoints is copied once.
-async fn checkpoint_beside_the_writer(mut conn: SqliteConnection, open: SqlitePool) {
+/// while it runs. A page written many times between two checkpoints is copied once.
+///
+/// That alone does not bound the WAL under steady traffic. SQLite starts the WAL
+/// over only when a write begins after a checkpoint copied everything *and* no
+/// reader still reads through the WAL; with reads and writes always in flight,
+/// that moment never comes: the WAL grew by gigabytes a minute in the benchmark —
+/// a disk filling up, and every read and write slower as the WAL's index grew
+/// (each page is looked up in it, one table per 4,096 frames). So once a passive
+/// checkpoint finds [`SqliteStore::WAL_RESET_FRAMES`] or more, the writer itself, in its turn
+/// between two writes, runs a `restart` checkpoint: it copies what the passive one
+/// left (the frames committed while it ran), waits up to [`WAL_RESET_WAIT`] for
+/// the reads of older snapshots to end (new reads go on meanwhile), and the next
+/// write starts the WAL from its beginning. The writes that queue up meanwhile wait
+/// for the writer, as behind any write. The file keeps its size (reused, not
+/// truncated: emptying a large file with its pages still cached took 300 ms here).
+async fn checkpoint_beside_the_writer(
+    mut conn: SqliteConnection,
+    open: SqlitePool,
+    write: SqlitePool,
+) {
     let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !open.is_closed() {
         ticks.tick().await;
-        if let Err(e) = sqlx::Executor::execute(&mut conn, "pragma wal_checkpoint(passive)").await {
+        if let Err(e) = checkpoint(&mut conn, &write).await {
             tracing::debug!(error = %e, "WAL checkpoint failed; trying again at the next tick");
         }
     }
     let _ = conn.close().await;
+}
+
+/// The row of a checkpoint: whether it was blocked, the WAL's frames, the frames
+/// copied.
+type CheckpointRow = (i64, i64, i64);
+
+/// One passive checkpoint, and a restarting one by the writer when the WAL is long.
+async fn checkpoint(conn: &mut SqliteConnection, write: &SqlitePool) -> Result<(), sqlx::Error> {
+    let (_, frames, _): CheckpointRow = sqlx::query_as("pragma wal_checkpoint(passive)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if frames < SqliteStore::WAL_RESET_FRAMES {
+        return Ok(());
+    }
+    let mut writer = write.acquire().await?;
+    let short = format!("pragma busy_timeout = {}", WAL_RESET_WAIT.as_millis());
+    sqlx::Executor::execute(&mut *writer, short.as_str()).await?;
+    let restarted: Result<CheckpointRow, _> = sqlx::query_as("pragma wal_checkpoint(restart)")
+        .fetch_one(&mut *writer)
+        .await;
+    let usual = format!("pragma busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+    if sqlx::Executor::execute(&mut *writer, usual.as_str())
+        .await
+        .is_err()
+    {
+        // A writer that would give up on a busy file after 10 ms is not put back.
+        writer.close_on_drop();
+    }
+    if restarted?.0 != 0 {
+        tracing::debug!(
+            frames,
+            "reads kept the WAL from starting over; trying again at the next tick"
+        );
+    }
+    Ok(())
 }
 
 /// Whether a connection handed back to the pool may be reused.
