@@ -9,7 +9,9 @@
 # LIMIT_SECONDS (10), PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres),
 # BENCH_SKIP_BUILD=1 to reuse target/release, BENCH_ROTOR=PATH to measure
 # another rotor binary, BENCH_PG_CONCURRENCY ("1 4 16 64") and
-# BENCH_SQLITE_CONCURRENCY ("16 64") for the refresh runs, BENCH_PARTS
+# BENCH_SQLITE_CONCURRENCY ("16 64") for the refresh runs, BENCH_CODE_STORES
+# ("postgres sqlite") for the code_exchange part, BENCH_RESULTS=FILE to keep
+# rotor-bench's JSON lines, BENCH_PARTS
 # (default "argon2 limit postgres sqlite client_credentials code_exchange
 # password browser_login dpop_refresh") to run some parts only.
 # Needs PostgreSQL with trust authentication for PGUSER on loopback, psql and
@@ -41,6 +43,9 @@ cleanup() {
         wait "$server_pid" 2>/dev/null || true
     fi
     psql -qAtX -d postgres -c "drop database if exists $pg_db" >/dev/null 2>&1 || true
+    if [ -n "${BENCH_RESULTS:-}" ] && [ -f "$results" ]; then
+        cp "$results" "$BENCH_RESULTS"
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -159,7 +164,7 @@ if part code_exchange; then
     # concurrency just before it on the same server. The exchange hashes no
     # password, so cheap argon2 as for the refresh runs.
     export ROTOR__PASSWORDS__MEMORY_KIB=64 ROTOR__PASSWORDS__ITERATIONS=1
-    for store in postgres sqlite; do
+    for store in ${BENCH_CODE_STORES:-postgres sqlite}; do
         echo "== code exchange on $store, after a refresh run" >&2
         use_store "$store"
         start_rotor

@@ -212,6 +212,13 @@ impl Tally {
             "ok": self.ok,
             "throughput": self.ok as f64 / secs,
             "errors": self.errors,
+            "mean_ms": if self.latencies_us.is_empty() {
+                0.0
+            } else {
+                self.latencies_us.iter().map(|&us| f64::from(us)).sum::<f64>()
+                    / self.latencies_us.len() as f64
+                    / 1000.0
+            },
             "p50_ms": pct(50.0),
             "p90_ms": pct(90.0),
             "p99_ms": pct(99.0),
