@@ -1,4 +1,5 @@
-//! Group commit of the one-step writes (a refresh, a code exchange).
+//! Group commit of the one-step writes (a refresh, a code exchange, a stored code,
+//! a session's last use).
 //!
 //! SQLite has one writer, and most of a small write's cost is not its statements
 //! but what surrounds them: handing the connection from one request to the next
