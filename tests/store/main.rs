@@ -1368,8 +1368,7 @@ fn sqlite_keeps_its_wal_short_under_steady_reads_and_writes() {
         .build()
         .unwrap();
     let (writes, longest) = runtime.block_on(async {
-        let store: Arc<dyn Store> =
-            Arc::new(rotor::store::SqliteStore::connect(&url, 16).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url, 16).await.unwrap());
         store.migrate().await.unwrap();
         let (user, _) = seed(store.as_ref()).await;
         let (_, probe) = login(store.as_ref(), &user).await;

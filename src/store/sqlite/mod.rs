@@ -11,10 +11,10 @@
 //! The hot writes (a refresh, a code exchange, a single sign-on's code and session
 //! touch) are one step: the whole write, in a savepoint, is one multi-statement
 //! query, so the single writer hands it to SQLite's worker thread once instead of
-//! once per statement. The write lock is
-//! held for the statements' own time, not for a round trip each
-//! ([`SqliteStore::write_in_one_step`]). The steps that queue up while the writer
-//! is busy commit together, in one transaction ([`group_commit`]).
+//! once per statement. The write lock is held for the statements' own time, not
+//! for a round trip each ([`SqliteStore::write_in_one_step`]). The steps that
+//! queue up while the writer is busy commit together, in one transaction
+//! ([`group_commit`]).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
